@@ -1,0 +1,28 @@
+//! Wire types, hashing and keys shared by every tpslab crate.
+//!
+//! Everything here is pure (no I/O): the prost messages generated from `proto/types.proto`,
+//! canonical sign-bytes for transactions and votes, SHA-256 hashing and merkle roots,
+//! addresses, and deterministic key derivation so a load generator can rebuild the genesis
+//! accounts from the same seed.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
+
+pub mod account;
+pub mod block;
+pub mod error;
+pub mod hash;
+pub mod keys;
+pub mod tx;
+pub mod vote;
+
+/// Messages generated from `proto/types.proto`.
+#[allow(missing_docs)]
+pub mod pb {
+    include!(concat!(env!("OUT_DIR"), "/tpslab.types.rs"));
+}
+
+pub use account::{Account, Address, StateView};
+pub use error::{TypesError, TypesResult};
+pub use hash::Hash;
+pub use tx::ParsedTx;

@@ -1,0 +1,29 @@
+//! Mempool limits.
+
+/// Limits and identity of a mempool.
+#[derive(Clone, Debug)]
+pub struct MempoolConfig {
+    /// Chain id every tx must carry.
+    pub chain_id: String,
+    /// Maximum number of pending txs.
+    pub max_txs: usize,
+    /// Maximum total bytes of pending txs.
+    pub max_bytes: usize,
+    /// Maximum size of one tx.
+    pub max_tx_bytes: usize,
+    /// How many recently accepted tx hashes are remembered to reject duplicates (including
+    /// txs already committed).
+    pub cache_size: usize,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig {
+            chain_id: "tpslab".into(),
+            max_txs: 50_000,
+            max_bytes: 64 << 20,
+            max_tx_bytes: 16 << 10,
+            cache_size: 200_000,
+        }
+    }
+}

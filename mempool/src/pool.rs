@@ -1,0 +1,270 @@
+//! The pending-tx pool: per-sender nonce-ordered queues under one mutex.
+
+use crate::config::MempoolConfig;
+use crate::error::CheckTxError;
+use crate::seen::SeenCache;
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tpslab_types::tx::ParsedTx;
+use tpslab_types::{Address, Hash, StateView};
+
+/// A pending tx.
+struct Entry {
+    raw: Arc<[u8]>,
+    nonce: u64,
+    cost: u64,
+}
+
+/// One sender's pending txs, contiguous nonces from the committed nonce up.
+struct SenderQueue {
+    /// Arrival order of the queue's first tx; reaping visits senders in this order.
+    first_seq: u64,
+    /// Nonce the sender's next tx must carry.
+    next_nonce: u64,
+    /// Committed balance minus the cost of the pending txs.
+    available: u64,
+    txs: VecDeque<Hash>,
+}
+
+struct Inner {
+    txs: HashMap<Hash, Entry>,
+    senders: HashMap<Address, SenderQueue>,
+    bytes: usize,
+    seq: u64,
+    seen: SeenCache,
+}
+
+/// What [`Mempool::update`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpdateStats {
+    /// Committed txs removed.
+    pub removed: usize,
+    /// Pending txs dropped because the new state made them invalid.
+    pub evicted: usize,
+    /// Txs still pending.
+    pub remaining: usize,
+}
+
+/// The mempool. Share it behind an `Arc`.
+pub struct Mempool<S> {
+    cfg: MempoolConfig,
+    state: S,
+    inner: Mutex<Inner>,
+    /// Wakes the block producer once `wake_at` txs are pending.
+    notify: Notify,
+    wake_at: AtomicUsize,
+}
+
+impl<S: StateView> Mempool<S> {
+    /// An empty mempool checking against `state`.
+    pub fn new(cfg: MempoolConfig, state: S) -> Self {
+        let seen = SeenCache::new(cfg.cache_size);
+        Mempool {
+            cfg,
+            state,
+            inner: Mutex::new(Inner {
+                txs: HashMap::new(),
+                senders: HashMap::new(),
+                bytes: 0,
+                seq: 0,
+                seen,
+            }),
+            notify: Notify::new(),
+            wake_at: AtomicUsize::new(usize::MAX),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MempoolConfig {
+        &self.cfg
+    }
+
+    /// Admits `raw` if it is a valid tx that fits; returns its hash.
+    pub fn check_tx(&self, raw: &[u8]) -> Result<Hash, CheckTxError> {
+        if raw.len() > self.cfg.max_tx_bytes {
+            return Err(CheckTxError::TooLarge {
+                size: raw.len(),
+                max: self.cfg.max_tx_bytes,
+            });
+        }
+        let tx = ParsedTx::decode(raw)?;
+        tx.check_chain_id(&self.cfg.chain_id)?;
+        // Cheap duplicate check before the expensive signature check.
+        if self.inner.lock().seen.contains(&tx.hash) {
+            return Err(CheckTxError::Duplicate { hash: tx.hash });
+        }
+        tx.verify_signature()?;
+        let len = self.insert(raw, &tx)?;
+        if len >= self.wake_at.load(Ordering::Relaxed) {
+            self.notify.notify_one();
+        }
+        Ok(tx.hash)
+    }
+
+    /// The stateful part of admission, under the lock. Returns the new pool size.
+    fn insert(&self, raw: &[u8], tx: &ParsedTx) -> Result<usize, CheckTxError> {
+        let mut g = self.inner.lock();
+        let inner = &mut *g;
+        if inner.seen.contains(&tx.hash) {
+            return Err(CheckTxError::Duplicate { hash: tx.hash });
+        }
+        if inner.txs.len() >= self.cfg.max_txs || inner.bytes + raw.len() > self.cfg.max_bytes {
+            return Err(CheckTxError::Full {
+                txs: inner.txs.len(),
+                bytes: inner.bytes,
+                max_txs: self.cfg.max_txs,
+                max_bytes: self.cfg.max_bytes,
+            });
+        }
+        let cost = tx.cost().unwrap_or(u64::MAX);
+        let (next_nonce, available) = match inner.senders.get(&tx.sender) {
+            Some(q) => (q.next_nonce, q.available),
+            None => {
+                let acc = self
+                    .state
+                    .account(&tx.sender)
+                    .map_err(|e| CheckTxError::State(e.to_string()))?;
+                (acc.nonce, acc.balance)
+            }
+        };
+        let nonce = tx.tx.nonce;
+        if nonce < next_nonce {
+            return Err(CheckTxError::NonceTooLow {
+                expected: next_nonce,
+                got: nonce,
+            });
+        }
+        if nonce > next_nonce {
+            return Err(CheckTxError::NonceTooHigh {
+                expected: next_nonce,
+                got: nonce,
+            });
+        }
+        if tx.cost().is_none() || cost > available {
+            return Err(CheckTxError::InsufficientFunds { available, cost });
+        }
+        inner.seq += 1;
+        let seq = inner.seq;
+        let q = inner.senders.entry(tx.sender).or_insert(SenderQueue {
+            first_seq: seq,
+            next_nonce,
+            available,
+            txs: VecDeque::new(),
+        });
+        q.next_nonce += 1;
+        q.available -= cost;
+        q.txs.push_back(tx.hash);
+        inner.txs.insert(
+            tx.hash,
+            Entry {
+                raw: Arc::from(raw),
+                nonce,
+                cost,
+            },
+        );
+        inner.bytes += raw.len();
+        inner.seen.insert(tx.hash);
+        Ok(inner.txs.len())
+    }
+
+    /// Up to `max_txs` txs and `max_bytes` bytes for a proposal, in a fair deterministic order:
+    /// round-robin over senders (in the order they first arrived), each sender's txs in nonce
+    /// order. Reaped txs stay pending until [`Mempool::update`] sees them committed.
+    pub fn reap(&self, max_txs: usize, max_bytes: usize) -> Vec<Arc<[u8]>> {
+        let g = self.inner.lock();
+        let mut queues: Vec<&SenderQueue> = g.senders.values().collect();
+        queues.sort_unstable_by_key(|q| q.first_seq);
+        let mut out = Vec::with_capacity(max_txs.min(g.txs.len()));
+        let mut bytes = 0usize;
+        for round in 0.. {
+            let mut any = false;
+            for q in &queues {
+                let Some(h) = q.txs.get(round) else { continue };
+                any = true;
+                let Some(e) = g.txs.get(h) else { continue };
+                if out.len() >= max_txs || bytes + e.raw.len() > max_bytes {
+                    return out;
+                }
+                bytes += e.raw.len();
+                out.push(e.raw.clone());
+            }
+            if !any {
+                break;
+            }
+        }
+        out
+    }
+
+    /// After a block commit: removes the committed txs, then rechecks every remaining sender
+    /// against the new state (nonce continuity and balance), dropping what became invalid.
+    pub fn update(&self, committed: &[Hash]) -> UpdateStats {
+        let mut g = self.inner.lock();
+        let inner = &mut *g;
+        let mut stats = UpdateStats::default();
+        for h in committed {
+            if let Some(e) = inner.txs.remove(h) {
+                inner.bytes -= e.raw.len();
+                stats.removed += 1;
+            }
+            // Committed txs stay in `seen`, so a resubmission is reported as a duplicate.
+            inner.seen.insert(*h);
+        }
+        let Inner {
+            txs,
+            senders,
+            bytes,
+            seen,
+            ..
+        } = inner;
+        senders.retain(|addr, q| {
+            q.txs.retain(|h| txs.contains_key(h));
+            let acc = match self.state.account(addr) {
+                Ok(a) => a,
+                // Keep the queue as it is; the next update rechecks it again.
+                Err(_) => return !q.txs.is_empty(),
+            };
+            q.next_nonce = acc.nonce;
+            q.available = acc.balance;
+            let mut keep = VecDeque::with_capacity(q.txs.len());
+            for h in q.txs.drain(..) {
+                let Some(e) = txs.get(&h) else { continue };
+                let valid = e.nonce == q.next_nonce && e.cost <= q.available;
+                if valid {
+                    q.next_nonce += 1;
+                    q.available -= e.cost;
+                    keep.push_back(h);
+                } else if let Some(e) = txs.remove(&h) {
+                    *bytes -= e.raw.len();
+                    seen.remove(&h);
+                    stats.evicted += 1;
+                }
+            }
+            q.txs = keep;
+            !q.txs.is_empty()
+        });
+        stats.remaining = txs.len();
+        stats
+    }
+
+    /// Number of pending txs.
+    pub fn size(&self) -> usize {
+        self.inner.lock().txs.len()
+    }
+
+    /// Total bytes of pending txs.
+    pub fn bytes(&self) -> usize {
+        self.inner.lock().bytes
+    }
+
+    /// Waits until at least `n` txs are pending (or a spurious wake-up; callers re-check).
+    pub async fn wait_for_txs(&self, n: usize) {
+        self.wake_at.store(n.max(1), Ordering::Relaxed);
+        if self.size() >= n {
+            return;
+        }
+        self.notify.notified().await;
+    }
+}

@@ -1,0 +1,166 @@
+//! Mempool admission, limits, reaping and recheck against an in-memory state.
+
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tpslab_mempool::{CheckTxError, Mempool, MempoolConfig, RejectReason};
+use tpslab_types::keys::{account_key, address_of};
+use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
+use tpslab_types::{Account, Address, StateView};
+
+#[derive(Clone, Default)]
+struct MemState(Arc<RwLock<HashMap<Address, Account>>>);
+
+impl StateView for MemState {
+    type Error = Infallible;
+    fn account(&self, addr: &Address) -> Result<Account, Infallible> {
+        Ok(self.0.read().get(addr).copied().unwrap_or_default())
+    }
+}
+
+const CHAIN: &str = "c";
+
+fn setup(cfg: MempoolConfig) -> (Mempool<MemState>, MemState) {
+    let st = MemState::default();
+    for i in 0..4 {
+        st.0.write().insert(
+            address_of(&account_key("s", i)),
+            Account {
+                balance: 100,
+                nonce: 0,
+            },
+        );
+    }
+    (Mempool::new(cfg, st.clone()), st)
+}
+
+fn cfg() -> MempoolConfig {
+    MempoolConfig {
+        chain_id: CHAIN.into(),
+        ..Default::default()
+    }
+}
+
+fn tx(from: u64, amount: u64, nonce: u64) -> Vec<u8> {
+    encode_transfer(
+        &account_key("s", from),
+        Transfer {
+            chain_id: CHAIN.into(),
+            to: address_of(&account_key("s", 9)),
+            amount,
+            nonce,
+            fee: 1,
+            payload: vec![0; 8],
+        },
+    )
+}
+
+fn reason(r: Result<tpslab_types::Hash, CheckTxError>) -> RejectReason {
+    r.expect_err("should be rejected").reason()
+}
+
+#[test]
+fn admits_valid_and_rejects_each_bad_input_with_its_reason() {
+    let (mp, _) = setup(cfg());
+    let t0 = tx(0, 10, 0);
+    assert_eq!(mp.check_tx(&t0).unwrap(), tx_hash(&t0));
+    assert_eq!(reason(mp.check_tx(&t0)), RejectReason::Duplicate);
+    assert_eq!(reason(mp.check_tx(&tx(0, 10, 0))), RejectReason::Duplicate);
+    assert_eq!(reason(mp.check_tx(&tx(0, 11, 0))), RejectReason::NonceTooLow);
+    assert_eq!(reason(mp.check_tx(&tx(0, 10, 5))), RejectReason::NonceTooHigh);
+    // 100 - 11 pending = 89 available; 89 + 1 fee does not fit.
+    assert!(matches!(
+        mp.check_tx(&tx(0, 89, 1)),
+        Err(CheckTxError::InsufficientFunds { available: 89, cost: 90 })
+    ));
+    assert_eq!(reason(mp.check_tx(&[0xde, 0xad, 0xbe, 0xef])), RejectReason::Malformed);
+    let mut bad_sig = tx(1, 1, 0);
+    let n = bad_sig.len();
+    bad_sig[n - 3] ^= 0x40;
+    assert_eq!(reason(mp.check_tx(&bad_sig)), RejectReason::BadSignature);
+    let other_chain = encode_transfer(
+        &account_key("s", 1),
+        Transfer {
+            chain_id: "other".into(),
+            to: Address::default(),
+            amount: 1,
+            nonce: 0,
+            fee: 0,
+            payload: vec![],
+        },
+    );
+    assert_eq!(reason(mp.check_tx(&other_chain)), RejectReason::WrongChainId);
+    assert_eq!(reason(mp.check_tx(&vec![0u8; 20_000])), RejectReason::TooLarge);
+    assert_eq!(mp.size(), 1);
+}
+
+#[test]
+fn capacity_in_txs_and_bytes_is_enforced() {
+    let (mp, _) = setup(MempoolConfig {
+        max_txs: 2,
+        ..cfg()
+    });
+    mp.check_tx(&tx(0, 1, 0)).unwrap();
+    mp.check_tx(&tx(0, 1, 1)).unwrap();
+    assert_eq!(reason(mp.check_tx(&tx(1, 1, 0))), RejectReason::MempoolFull);
+
+    let one = tx(0, 1, 0).len();
+    let (mp, _) = setup(MempoolConfig {
+        max_bytes: one * 2 + 1,
+        ..cfg()
+    });
+    mp.check_tx(&tx(0, 1, 0)).unwrap();
+    mp.check_tx(&tx(1, 1, 0)).unwrap();
+    assert_eq!(reason(mp.check_tx(&tx(2, 1, 0))), RejectReason::MempoolFull);
+    assert_eq!(mp.size(), 2);
+}
+
+#[test]
+fn reap_is_round_robin_over_senders_in_nonce_order_and_respects_limits() {
+    let (mp, _) = setup(cfg());
+    // Sender 0 floods first; sender 1 and 2 arrive later.
+    for n in 0..3 {
+        mp.check_tx(&tx(0, 1, n)).unwrap();
+    }
+    mp.check_tx(&tx(1, 1, 0)).unwrap();
+    mp.check_tx(&tx(2, 1, 0)).unwrap();
+    mp.check_tx(&tx(1, 1, 1)).unwrap();
+    let reaped: Vec<_> = mp.reap(100, usize::MAX).iter().map(|r| tx_hash(r)).collect();
+    let expect: Vec<_> = [tx(0, 1, 0), tx(1, 1, 0), tx(2, 1, 0), tx(0, 1, 1), tx(1, 1, 1), tx(0, 1, 2)]
+        .iter()
+        .map(|t| tx_hash(t))
+        .collect();
+    assert_eq!(reaped, expect);
+    assert_eq!(mp.reap(2, usize::MAX).len(), 2);
+    let one = tx(0, 1, 0).len();
+    assert_eq!(mp.reap(100, one * 3).len(), 3);
+    // Reaping does not remove.
+    assert_eq!(mp.size(), 6);
+}
+
+#[test]
+fn update_removes_committed_and_evicts_what_became_invalid() {
+    let (mp, st) = setup(cfg());
+    let a = tx(0, 10, 0);
+    let b = tx(0, 10, 1);
+    let c = tx(1, 50, 0);
+    for t in [&a, &b, &c] {
+        mp.check_tx(t).unwrap();
+    }
+    // Block commits `a`; meanwhile sender 1 lost funds elsewhere so `c` no longer fits.
+    {
+        let mut s = st.0.write();
+        let s0 = s.get_mut(&address_of(&account_key("s", 0))).unwrap();
+        s0.balance -= 11;
+        s0.nonce = 1;
+        s.get_mut(&address_of(&account_key("s", 1))).unwrap().balance = 10;
+    }
+    let stats = mp.update(&[tx_hash(&a)]);
+    assert_eq!((stats.removed, stats.evicted, stats.remaining), (1, 1, 1));
+    assert_eq!(mp.reap(10, usize::MAX).len(), 1);
+    // The committed tx is remembered as a duplicate; the sender continues at nonce 2.
+    assert_eq!(reason(mp.check_tx(&a)), RejectReason::Duplicate);
+    mp.check_tx(&tx(0, 1, 2)).unwrap();
+    assert_eq!(mp.bytes(), b.len() + tx(0, 1, 2).len());
+}

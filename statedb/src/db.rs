@@ -1,0 +1,260 @@
+//! The RocksDB-backed store: open, genesis, reads, and atomic block commits.
+
+use crate::app_hash::genesis_app_hash;
+use crate::error::{db_err, StateError, StateResult};
+use parking_lot::RwLock;
+use prost::Message;
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use tpslab_types::{pb, Account, Address, Hash, StateView};
+
+const CF_STATE: &str = "state";
+const CF_BLOCKS: &str = "blocks";
+const CF_META: &str = "meta";
+const META_LAST: &[u8] = b"last";
+const META_CHAIN_ID: &[u8] = b"chain_id";
+
+/// How the store is opened.
+#[derive(Clone, Debug)]
+pub struct StateDbOptions {
+    /// fsync the RocksDB WAL on every block commit (durable against power loss, not only
+    /// against a process crash).
+    pub sync_writes: bool,
+}
+
+impl Default for StateDbOptions {
+    fn default() -> Self {
+        StateDbOptions { sync_writes: true }
+    }
+}
+
+/// The last committed block, as recorded in `meta`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Committed {
+    /// Height of the last committed block (0 = only the genesis).
+    pub height: u64,
+    /// App hash after that block.
+    pub app_hash: Hash,
+    /// Its block hash (zero at genesis).
+    pub block_hash: Hash,
+    /// Its header time (genesis time at height 0).
+    pub time_unix_nanos: u64,
+}
+
+impl Committed {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(80);
+        out.extend_from_slice(&self.height.to_be_bytes());
+        out.extend_from_slice(&self.app_hash.0);
+        out.extend_from_slice(&self.block_hash.0);
+        out.extend_from_slice(&self.time_unix_nanos.to_be_bytes());
+        out
+    }
+
+    fn decode(b: &[u8]) -> StateResult<Committed> {
+        let corrupt = || StateError::Corrupt {
+            what: "meta.last",
+            reason: format!("expected 80 bytes, got {}", b.len()),
+        };
+        if b.len() != 80 {
+            return Err(corrupt());
+        }
+        let u64_at = |i: usize| -> StateResult<u64> {
+            Ok(u64::from_be_bytes(b[i..i + 8].try_into().map_err(|_| corrupt())?))
+        };
+        let hash_at = |i: usize| -> StateResult<Hash> {
+            Ok(Hash(b[i..i + 32].try_into().map_err(|_| corrupt())?))
+        };
+        Ok(Committed {
+            height: u64_at(0)?,
+            app_hash: hash_at(8)?,
+            block_hash: hash_at(40)?,
+            time_unix_nanos: u64_at(72)?,
+        })
+    }
+}
+
+/// A cheap-to-clone handle to the state database.
+#[derive(Clone)]
+pub struct StateDb {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DB,
+    write_opts: WriteOptions,
+    last: RwLock<Option<Committed>>,
+}
+
+impl StateDb {
+    /// Opens (creating if missing) the database at `path`.
+    pub fn open(path: &Path, opts: &StateDbOptions) -> StateResult<StateDb> {
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        let cfs = [CF_STATE, CF_BLOCKS, CF_META]
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(db_err("open"))?;
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(opts.sync_writes);
+        let last = match db
+            .get_cf(cf(&db, CF_META)?, META_LAST)
+            .map_err(db_err("read meta"))?
+        {
+            Some(b) => Some(Committed::decode(&b)?),
+            None => None,
+        };
+        Ok(StateDb {
+            inner: Arc::new(Inner {
+                db,
+                write_opts,
+                last: RwLock::new(last),
+            }),
+        })
+    }
+
+    /// Writes the genesis state unless the database already holds one; either way checks the
+    /// chain id and returns the last committed block (height 0 right after genesis).
+    pub fn init_genesis(
+        &self,
+        chain_id: &str,
+        genesis_time_unix_nanos: u64,
+        accounts: &BTreeMap<Address, Account>,
+    ) -> StateResult<Committed> {
+        let db = &self.inner.db;
+        if let Some(found) = db
+            .get_cf(self.cf(CF_META)?, META_CHAIN_ID)
+            .map_err(db_err("read chain id"))?
+        {
+            let found = String::from_utf8_lossy(&found).into_owned();
+            if found != chain_id {
+                return Err(StateError::WrongChain {
+                    expected: chain_id.to_string(),
+                    found,
+                });
+            }
+            return self.last_committed();
+        }
+        let committed = Committed {
+            height: 0,
+            app_hash: genesis_app_hash(accounts),
+            block_hash: Hash::ZERO,
+            time_unix_nanos: genesis_time_unix_nanos,
+        };
+        let mut batch = WriteBatch::default();
+        let state = self.cf(CF_STATE)?;
+        for (addr, acc) in accounts {
+            batch.put_cf(state, addr.0, acc.encode());
+        }
+        let meta = self.cf(CF_META)?;
+        batch.put_cf(meta, META_CHAIN_ID, chain_id.as_bytes());
+        batch.put_cf(meta, META_LAST, committed.encode());
+        db.write_opt(batch, &self.inner.write_opts)
+            .map_err(db_err("write genesis"))?;
+        *self.inner.last.write() = Some(committed);
+        Ok(committed)
+    }
+
+    /// The last committed block.
+    pub fn last_committed(&self) -> StateResult<Committed> {
+        (*self.inner.last.read()).ok_or(StateError::NotInitialised)
+    }
+
+    /// Reads an account from the committed state (default if absent).
+    pub fn get_account(&self, addr: &Address) -> StateResult<Account> {
+        let v = self
+            .inner
+            .db
+            .get_pinned_cf(self.cf(CF_STATE)?, addr.0)
+            .map_err(db_err("read account"))?;
+        match v {
+            Some(b) => Account::decode(&b).map_err(|e| StateError::Corrupt {
+                what: "account",
+                reason: e.to_string(),
+            }),
+            None => Ok(Account::default()),
+        }
+    }
+
+    /// The committed block at `height`, if any.
+    pub fn block(&self, height: u64) -> StateResult<Option<pb::BlockRecord>> {
+        let v = self
+            .inner
+            .db
+            .get_pinned_cf(self.cf(CF_BLOCKS)?, height.to_be_bytes())
+            .map_err(db_err("read block"))?;
+        match v {
+            Some(b) => pb::BlockRecord::decode(&*b)
+                .map(Some)
+                .map_err(|e| StateError::Corrupt {
+                    what: "block record",
+                    reason: e.to_string(),
+                }),
+            None => Ok(None),
+        }
+    }
+
+    /// Atomically writes a block's state changes, its record and the new meta, then makes it
+    /// the last committed block.
+    pub fn commit_block(
+        &self,
+        record: &pb::BlockRecord,
+        time_unix_nanos: u64,
+        write_set: &BTreeMap<Address, Account>,
+    ) -> StateResult<Committed> {
+        let last = self.last_committed()?;
+        let height = record.block.as_ref().and_then(|b| b.header.as_ref()).map_or(0, |h| h.height);
+        if height != last.height + 1 {
+            return Err(StateError::HeightMismatch {
+                expected: last.height + 1,
+                got: height,
+            });
+        }
+        let corrupt = |what, e: tpslab_types::TypesError| StateError::Corrupt {
+            what,
+            reason: e.to_string(),
+        };
+        let committed = Committed {
+            height,
+            app_hash: Hash::from_slice("result_app_hash", &record.result_app_hash)
+                .map_err(|e| corrupt("record.result_app_hash", e))?,
+            block_hash: Hash::from_slice("block_hash", &record.block_hash)
+                .map_err(|e| corrupt("record.block_hash", e))?,
+            time_unix_nanos,
+        };
+        let mut batch = WriteBatch::default();
+        let state = self.cf(CF_STATE)?;
+        for (addr, acc) in write_set {
+            batch.put_cf(state, addr.0, acc.encode());
+        }
+        batch.put_cf(self.cf(CF_BLOCKS)?, height.to_be_bytes(), record.encode_to_vec());
+        batch.put_cf(self.cf(CF_META)?, META_LAST, committed.encode());
+        self.inner
+            .db
+            .write_opt(batch, &self.inner.write_opts)
+            .map_err(db_err("commit block"))?;
+        *self.inner.last.write() = Some(committed);
+        Ok(committed)
+    }
+
+    fn cf(&self, name: &'static str) -> StateResult<&ColumnFamily> {
+        cf(&self.inner.db, name)
+    }
+}
+
+fn cf<'a>(db: &'a DB, name: &'static str) -> StateResult<&'a ColumnFamily> {
+    db.cf_handle(name).ok_or(StateError::Corrupt {
+        what: "column family",
+        reason: format!("{name} missing"),
+    })
+}
+
+impl StateView for StateDb {
+    type Error = StateError;
+    fn account(&self, addr: &Address) -> StateResult<Account> {
+        self.get_account(addr)
+    }
+}

@@ -1,1 +1,19 @@
+//! Block production and commit.
+//!
+//! For now one validator decides alone ([`SoloProducer`]): it cuts a block when enough txs are
+//! pending or the block interval has passed, executes it against the state DB, signs the
+//! commit, writes everything in one atomic batch, updates the mempool and announces the commit.
+//! The Tendermint BFT rounds between several validators build on the same block pipeline.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
+mod error;
+mod event;
+mod pipeline;
+mod solo;
+
+pub use error::{ConsensusError, ConsensusResult};
+pub use event::CommitEvent;
+pub use pipeline::{now_unix_nanos, BlockLimits, BlockPipeline};
+pub use solo::{SoloConfig, SoloProducer};

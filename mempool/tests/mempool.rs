@@ -67,14 +67,26 @@ fn admits_valid_and_rejects_each_bad_input_with_its_reason() {
     assert_eq!(mp.check_tx(&t0).unwrap(), tx_hash(&t0));
     assert_eq!(reason(mp.check_tx(&t0)), RejectReason::Duplicate);
     assert_eq!(reason(mp.check_tx(&tx(0, 10, 0))), RejectReason::Duplicate);
-    assert_eq!(reason(mp.check_tx(&tx(0, 11, 0))), RejectReason::NonceTooLow);
-    assert_eq!(reason(mp.check_tx(&tx(0, 10, 5))), RejectReason::NonceTooHigh);
+    assert_eq!(
+        reason(mp.check_tx(&tx(0, 11, 0))),
+        RejectReason::NonceTooLow
+    );
+    assert_eq!(
+        reason(mp.check_tx(&tx(0, 10, 5))),
+        RejectReason::NonceTooHigh
+    );
     // 100 - 11 pending = 89 available; 89 + 1 fee does not fit.
     assert!(matches!(
         mp.check_tx(&tx(0, 89, 1)),
-        Err(CheckTxError::InsufficientFunds { available: 89, cost: 90 })
+        Err(CheckTxError::InsufficientFunds {
+            available: 89,
+            cost: 90
+        })
     ));
-    assert_eq!(reason(mp.check_tx(&[0xde, 0xad, 0xbe, 0xef])), RejectReason::Malformed);
+    assert_eq!(
+        reason(mp.check_tx(&[0xde, 0xad, 0xbe, 0xef])),
+        RejectReason::Malformed
+    );
     let mut bad_sig = tx(1, 1, 0);
     let n = bad_sig.len();
     bad_sig[n - 3] ^= 0x40;
@@ -90,8 +102,14 @@ fn admits_valid_and_rejects_each_bad_input_with_its_reason() {
             payload: vec![],
         },
     );
-    assert_eq!(reason(mp.check_tx(&other_chain)), RejectReason::WrongChainId);
-    assert_eq!(reason(mp.check_tx(&vec![0u8; 20_000])), RejectReason::TooLarge);
+    assert_eq!(
+        reason(mp.check_tx(&other_chain)),
+        RejectReason::WrongChainId
+    );
+    assert_eq!(
+        reason(mp.check_tx(&vec![0u8; 20_000])),
+        RejectReason::TooLarge
+    );
     assert_eq!(mp.size(), 1);
 }
 
@@ -126,11 +144,22 @@ fn reap_is_round_robin_over_senders_in_nonce_order_and_respects_limits() {
     mp.check_tx(&tx(1, 1, 0)).unwrap();
     mp.check_tx(&tx(2, 1, 0)).unwrap();
     mp.check_tx(&tx(1, 1, 1)).unwrap();
-    let reaped: Vec<_> = mp.reap(100, usize::MAX).iter().map(|r| tx_hash(r)).collect();
-    let expect: Vec<_> = [tx(0, 1, 0), tx(1, 1, 0), tx(2, 1, 0), tx(0, 1, 1), tx(1, 1, 1), tx(0, 1, 2)]
+    let reaped: Vec<_> = mp
+        .reap(100, usize::MAX)
         .iter()
-        .map(|t| tx_hash(t))
+        .map(|r| tx_hash(r))
         .collect();
+    let expect: Vec<_> = [
+        tx(0, 1, 0),
+        tx(1, 1, 0),
+        tx(2, 1, 0),
+        tx(0, 1, 1),
+        tx(1, 1, 1),
+        tx(0, 1, 2),
+    ]
+    .iter()
+    .map(|t| tx_hash(t))
+    .collect();
     assert_eq!(reaped, expect);
     assert_eq!(mp.reap(2, usize::MAX).len(), 2);
     let one = tx(0, 1, 0).len();
@@ -154,7 +183,9 @@ fn update_removes_committed_and_evicts_what_became_invalid() {
         let s0 = s.get_mut(&address_of(&account_key("s", 0))).unwrap();
         s0.balance -= 11;
         s0.nonce = 1;
-        s.get_mut(&address_of(&account_key("s", 1))).unwrap().balance = 10;
+        s.get_mut(&address_of(&account_key("s", 1)))
+            .unwrap()
+            .balance = 10;
     }
     let stats = mp.update(&[tx_hash(&a)]);
     assert_eq!((stats.removed, stats.evicted, stats.remaining), (1, 1, 1));

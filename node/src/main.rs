@@ -1,1 +1,287 @@
-fn main() {}
+//! The `tpslab` command line.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use tpslab_node::client::{addr_from_home, connect};
+use tpslab_node::config::Config;
+use tpslab_node::genesis::Genesis;
+use tpslab_node::home::{self, Home, InitOptions};
+use tpslab_node::proto::{
+    BroadcastTxRequest, GetAccountRequest, StatusRequest, SubscribeCommitsRequest,
+};
+use tpslab_node::run::{self, Overrides};
+use tpslab_types::keys::{account_key, address_of};
+use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
+use tpslab_types::Address;
+
+/// tpslab: a Cosmos/Tendermint-style blockchain node simulator with a tuning harness.
+///
+/// Start with `tpslab init --home DIR` and `tpslab node --home DIR`, then talk to the node with
+/// `tpslab status`, `tpslab account` and `tpslab send`.
+#[derive(Parser)]
+#[command(name = "tpslab", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a single-validator home: key, genesis with funded accounts, config.toml.
+    Init(InitArgs),
+    /// Run a validator from its home directory until SIGINT/SIGTERM.
+    Node(NodeArgs),
+    /// Show a running node's height, hashes and mempool size.
+    Status(TargetArgs),
+    /// Show an account's balance and nonce.
+    Account(AccountArgs),
+    /// Sign and submit a transfer between two genesis test accounts.
+    Send(SendArgs),
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Home directory to create.
+    #[arg(long)]
+    home: PathBuf,
+    /// Chain id.
+    #[arg(long, default_value = "tpslab-local")]
+    chain_id: String,
+    /// Number of funded test accounts in the genesis.
+    #[arg(long, default_value_t = 10_000)]
+    accounts: u64,
+    /// Seed the test account keys are derived from (a load generator uses the same seed).
+    #[arg(long, default_value = "tpslab")]
+    seed: String,
+    /// Initial balance of each test account.
+    #[arg(long, default_value_t = 1_000_000_000)]
+    balance: u64,
+    /// gRPC address to write into config.toml (port 0 = pick a free port at start).
+    #[arg(long, default_value = "127.0.0.1:26657")]
+    grpc_addr: String,
+    /// Overwrite an existing home, deleting its data.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// Home directory made by `tpslab init`.
+    #[arg(long)]
+    home: PathBuf,
+    /// Override `api.grpc_addr` of config.toml.
+    #[arg(long)]
+    grpc_addr: Option<String>,
+}
+
+#[derive(Args)]
+struct TargetArgs {
+    /// Node gRPC address (host:port).
+    #[arg(long, conflicts_with = "home")]
+    target: Option<String>,
+    /// Or: the home of a running node (its address is read from grpc.addr).
+    #[arg(long)]
+    home: Option<PathBuf>,
+}
+
+impl TargetArgs {
+    fn addr(&self) -> Result<String> {
+        match (&self.target, &self.home) {
+            (Some(t), _) => Ok(t.clone()),
+            (None, Some(h)) => addr_from_home(h),
+            (None, None) => bail!("give --target ADDR or --home DIR"),
+        }
+    }
+}
+
+#[derive(Args)]
+struct AccountArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Index of a genesis test account (derived from --seed).
+    #[arg(long, conflicts_with = "address")]
+    index: Option<u64>,
+    /// Or: a 20-byte address in hex.
+    #[arg(long)]
+    address: Option<String>,
+    /// Seed of the test accounts.
+    #[arg(long, default_value = "tpslab")]
+    seed: String,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// Home of the running node (for its address and genesis: chain id, account seed).
+    #[arg(long)]
+    home: PathBuf,
+    /// Sender's test account index.
+    #[arg(long)]
+    from: u64,
+    /// Recipient's test account index.
+    #[arg(long)]
+    to: u64,
+    /// Amount to move.
+    #[arg(long)]
+    amount: u64,
+    /// Fee (burned).
+    #[arg(long, default_value_t = 1)]
+    fee: u64,
+    /// Wait until the tx is committed.
+    #[arg(long)]
+    wait: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Init(a) => init(a),
+        Cmd::Node(a) => {
+            let home = Home(a.home);
+            let cfg = run::load_config(
+                &home,
+                &Overrides {
+                    grpc_addr: a.grpc_addr,
+                },
+            )?;
+            init_tracing(&cfg.log.level);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(run::run(home, cfg))
+        }
+        Cmd::Status(a) => runtime()?.block_on(status(a)),
+        Cmd::Account(a) => runtime()?.block_on(account(a)),
+        Cmd::Send(a) => runtime()?.block_on(send(a)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn init(a: InitArgs) -> Result<()> {
+    let mut config = Config::default();
+    config.api.grpc_addr = a.grpc_addr;
+    config.moniker = "node0".into();
+    let home = Home(a.home);
+    home::init(
+        &home,
+        &InitOptions {
+            chain_id: a.chain_id,
+            accounts: a.accounts,
+            seed: a.seed,
+            balance: a.balance,
+            config,
+            force: a.force,
+        },
+    )?;
+    println!("initialised {}", home.0.display());
+    println!("  config:  {}", home.config().display());
+    println!("  genesis: {}", home.genesis().display());
+    println!("  key:     {}", home.key().display());
+    println!("run it with: tpslab node --home {}", home.0.display());
+    Ok(())
+}
+
+async fn status(a: TargetArgs) -> Result<()> {
+    let mut c = connect(&a.addr()?).await?;
+    let s = c.status(StatusRequest {}).await?.into_inner();
+    println!("chain_id:        {}", s.chain_id);
+    println!("height:          {}", s.height);
+    println!("last_block_hash: {}", hex::encode(&s.last_block_hash));
+    println!("app_hash:        {}", hex::encode(&s.app_hash));
+    println!(
+        "mempool:         {} txs, {} bytes",
+        s.mempool_txs, s.mempool_bytes
+    );
+    println!("validator:       {}", hex::encode(&s.validator));
+    println!("version:         {}", s.version);
+    Ok(())
+}
+
+async fn account(a: AccountArgs) -> Result<()> {
+    let addr = match (a.index, &a.address) {
+        (Some(i), _) => address_of(&account_key(&a.seed, i)),
+        (None, Some(h)) => {
+            let b = hex::decode(h).context("--address must be hex")?;
+            Address::from_slice("address", &b)?
+        }
+        (None, None) => bail!("give --index N or --address HEX"),
+    };
+    let mut c = connect(&a.target.addr()?).await?;
+    let acc = c
+        .get_account(GetAccountRequest {
+            address: addr.0.to_vec(),
+        })
+        .await?
+        .into_inner();
+    println!("address: {addr}");
+    println!("balance: {}", acc.balance);
+    println!("nonce:   {}", acc.nonce);
+    println!("height:  {}", acc.height);
+    Ok(())
+}
+
+async fn send(a: SendArgs) -> Result<()> {
+    let genesis = Genesis::load(&Home(a.home.clone()).genesis())?;
+    let mut c = connect(&addr_from_home(&a.home)?).await?;
+    let key = account_key(&genesis.accounts.seed, a.from);
+    let nonce = c
+        .get_account(GetAccountRequest {
+            address: address_of(&key).0.to_vec(),
+        })
+        .await?
+        .into_inner()
+        .nonce;
+    let raw = encode_transfer(
+        &key,
+        Transfer {
+            chain_id: genesis.chain_id.clone(),
+            to: address_of(&account_key(&genesis.accounts.seed, a.to)),
+            amount: a.amount,
+            nonce,
+            fee: a.fee,
+            payload: vec![],
+        },
+    );
+    let hash = tx_hash(&raw);
+    let mut commits = if a.wait {
+        Some(
+            c.subscribe_commits(SubscribeCommitsRequest {})
+                .await?
+                .into_inner(),
+        )
+    } else {
+        None
+    };
+    c.broadcast_tx(BroadcastTxRequest {
+        tx: raw.clone(),
+        id: 0,
+    })
+    .await
+    .context("tx rejected")?;
+    println!("accepted tx {hash} ({} bytes, nonce {nonce})", raw.len());
+    if let Some(stream) = commits.as_mut() {
+        while let Some(ev) = stream.message().await? {
+            if ev.tx_hashes.iter().any(|h| h.as_slice() == hash.as_bytes()) {
+                println!("committed at height {}", ev.height);
+                return Ok(());
+            }
+        }
+        bail!("commit stream ended before the tx was committed");
+    }
+    Ok(())
+}

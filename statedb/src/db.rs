@@ -62,7 +62,9 @@ impl Committed {
             return Err(corrupt());
         }
         let u64_at = |i: usize| -> StateResult<u64> {
-            Ok(u64::from_be_bytes(b[i..i + 8].try_into().map_err(|_| corrupt())?))
+            Ok(u64::from_be_bytes(
+                b[i..i + 8].try_into().map_err(|_| corrupt())?,
+            ))
         };
         let hash_at = |i: usize| -> StateResult<Hash> {
             Ok(Hash(b[i..i + 32].try_into().map_err(|_| corrupt())?))
@@ -206,7 +208,11 @@ impl StateDb {
         write_set: &BTreeMap<Address, Account>,
     ) -> StateResult<Committed> {
         let last = self.last_committed()?;
-        let height = record.block.as_ref().and_then(|b| b.header.as_ref()).map_or(0, |h| h.height);
+        let height = record
+            .block
+            .as_ref()
+            .and_then(|b| b.header.as_ref())
+            .map_or(0, |h| h.height);
         if height != last.height + 1 {
             return Err(StateError::HeightMismatch {
                 expected: last.height + 1,
@@ -230,7 +236,11 @@ impl StateDb {
         for (addr, acc) in write_set {
             batch.put_cf(state, addr.0, acc.encode());
         }
-        batch.put_cf(self.cf(CF_BLOCKS)?, height.to_be_bytes(), record.encode_to_vec());
+        batch.put_cf(
+            self.cf(CF_BLOCKS)?,
+            height.to_be_bytes(),
+            record.encode_to_vec(),
+        );
         batch.put_cf(self.cf(CF_META)?, META_LAST, committed.encode());
         self.inner
             .db

@@ -65,11 +65,7 @@ pub fn execute_block(
     Ok(out)
 }
 
-fn load(
-    db: &StateDb,
-    ws: &BTreeMap<Address, Account>,
-    addr: &Address,
-) -> StateResult<Account> {
+fn load(db: &StateDb, ws: &BTreeMap<Address, Account>, addr: &Address) -> StateResult<Account> {
     match ws.get(addr) {
         Some(a) => Ok(*a),
         None => db.get_account(addr),

@@ -13,7 +13,12 @@ const SEED: &str = "seed";
 
 fn genesis(n: u64, balance: u64) -> BTreeMap<Address, Account> {
     (0..n)
-        .map(|i| (address_of(&account_key(SEED, i)), Account { balance, nonce: 0 }))
+        .map(|i| {
+            (
+                address_of(&account_key(SEED, i)),
+                Account { balance, nonce: 0 },
+            )
+        })
         .collect()
 }
 
@@ -92,8 +97,20 @@ fn transfers_apply_and_failures_are_recorded() {
     );
     let a0 = db.get_account(&address_of(&account_key(SEED, 0))).unwrap();
     let a1 = db.get_account(&address_of(&account_key(SEED, 1))).unwrap();
-    assert_eq!(a0, Account { balance: 89, nonce: 1 });
-    assert_eq!(a1, Account { balance: 110, nonce: 0 });
+    assert_eq!(
+        a0,
+        Account {
+            balance: 89,
+            nonce: 1
+        }
+    );
+    assert_eq!(
+        a1,
+        Account {
+            balance: 110,
+            nonce: 0
+        }
+    );
 }
 
 #[test]
@@ -104,14 +121,20 @@ fn restart_recovers_height_app_hash_and_state() {
         db.init_genesis(CHAIN, 0, &genesis(2, 100)).unwrap();
         run_block(&db, vec![transfer(0, 1, 10, 0)]);
         let (h, _) = run_block(&db, vec![transfer(0, 1, 10, 1), transfer(1, 0, 3, 0)]);
-        (h, db.get_account(&address_of(&account_key(SEED, 1))).unwrap())
+        (
+            h,
+            db.get_account(&address_of(&account_key(SEED, 1))).unwrap(),
+        )
     };
     let db = open(dir.path());
     // Genesis is not re-applied over existing state.
     let last = db.init_genesis(CHAIN, 0, &genesis(2, 100)).unwrap();
     assert_eq!(last.height, 2);
     assert_eq!(last.app_hash, hash);
-    assert_eq!(db.get_account(&address_of(&account_key(SEED, 1))).unwrap(), a1);
+    assert_eq!(
+        db.get_account(&address_of(&account_key(SEED, 1))).unwrap(),
+        a1
+    );
     assert_eq!(db.block(2).unwrap().unwrap().tx_codes, vec![0, 0]);
     assert!(db.init_genesis("other-chain", 0, &genesis(2, 100)).is_err());
 }

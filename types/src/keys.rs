@@ -28,8 +28,17 @@ mod tests {
 
     #[test]
     fn derivation_is_deterministic_and_seed_dependent() {
-        assert_eq!(account_key("s", 3).to_bytes(), account_key("s", 3).to_bytes());
-        assert_ne!(account_key("s", 3).to_bytes(), account_key("s", 4).to_bytes());
-        assert_ne!(account_key("s", 3).to_bytes(), account_key("t", 3).to_bytes());
+        assert_eq!(
+            account_key("s", 3).to_bytes(),
+            account_key("s", 3).to_bytes()
+        );
+        assert_ne!(
+            account_key("s", 3).to_bytes(),
+            account_key("s", 4).to_bytes()
+        );
+        assert_ne!(
+            account_key("s", 3).to_bytes(),
+            account_key("t", 3).to_bytes()
+        );
     }
 }

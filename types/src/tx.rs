@@ -177,7 +177,10 @@ mod tests {
         p.check_chain_id("c").unwrap();
         p.verify_signature().unwrap();
         assert_eq!(p.sender, address_of(&key));
-        assert!(matches!(p.check_chain_id("d"), Err(TypesError::WrongChainId { .. })));
+        assert!(matches!(
+            p.check_chain_id("d"),
+            Err(TypesError::WrongChainId { .. })
+        ));
 
         let mut tx = sign_transfer(&key, transfer(0));
         tx.amount = 11;
@@ -187,7 +190,10 @@ mod tests {
 
     #[test]
     fn garbage_and_bad_shapes_are_errors() {
-        assert!(matches!(ParsedTx::decode(&[0xff, 0xff, 0xff]), Err(TypesError::Malformed { .. })));
+        assert!(matches!(
+            ParsedTx::decode(&[0xff, 0xff, 0xff]),
+            Err(TypesError::Malformed { .. })
+        ));
         let mut tx = sign_transfer(&account_key("s", 0), transfer(0));
         tx.to = vec![1, 2, 3];
         assert!(matches!(

@@ -1,0 +1,120 @@
+//! The synchronous block pipeline: build a block from the mempool, execute it, commit it.
+//! Kept free of async so it can run on a blocking thread and be timed from outside.
+
+use crate::error::{ConsensusError, ConsensusResult};
+use crate::event::CommitEvent;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tpslab_mempool::Mempool;
+use tpslab_statedb::{execute_block, StateDb};
+use tpslab_types::block::{block_hash, commit_hash, tx_root};
+use tpslab_types::keys::SigningKey;
+use tpslab_types::pb::{self, VoteType};
+use tpslab_types::tx::tx_hash;
+use tpslab_types::vote::{commit_sig_from_vote, VoteData};
+
+/// Size limits of one block.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockLimits {
+    /// Most txs in a block.
+    pub max_txs: usize,
+    /// Most tx bytes in a block.
+    pub max_bytes: usize,
+}
+
+/// Everything needed to turn pending txs into committed blocks.
+pub struct BlockPipeline {
+    /// Chain id.
+    pub chain_id: String,
+    /// The proposer's key; it also signs the commit.
+    pub key: SigningKey,
+    /// The state.
+    pub db: StateDb,
+    /// Where txs come from.
+    pub mempool: Arc<Mempool<StateDb>>,
+    /// Limits per block.
+    pub limits: BlockLimits,
+    /// Commit of the last block, carried by the next block as `last_commit`.
+    pub last_commit: Option<pb::Commit>,
+}
+
+/// Unix time in nanoseconds.
+pub fn now_unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl BlockPipeline {
+    /// Reaps, executes, signs and commits the next block. Either the whole block is durable
+    /// when this returns Ok, or nothing of it was written.
+    pub fn produce(&mut self) -> ConsensusResult<CommitEvent> {
+        let last = self
+            .db
+            .last_committed()
+            .map_err(|source| ConsensusError::State { height: 0, source })?;
+        let height = last.height + 1;
+        let state_err = |source| ConsensusError::State { height, source };
+        let txs: Vec<Vec<u8>> = self
+            .mempool
+            .reap(self.limits.max_txs, self.limits.max_bytes)
+            .iter()
+            .map(|t| t.to_vec())
+            .collect();
+        let header = pb::Header {
+            chain_id: self.chain_id.clone(),
+            height,
+            time_unix_nanos: now_unix_nanos().max(last.time_unix_nanos + 1),
+            prev_block_hash: last.block_hash.to_vec(),
+            tx_root: tx_root(&txs).to_vec(),
+            app_hash: last.app_hash.to_vec(),
+            proposer: self.key.verifying_key().to_bytes().to_vec(),
+            num_txs: txs.len() as u32,
+            last_commit_hash: commit_hash(self.last_commit.as_ref()).to_vec(),
+        };
+        let hash = block_hash(&header);
+        let out = execute_block(&self.db, &self.chain_id, height, &last.app_hash, &txs)
+            .map_err(state_err)?;
+        let precommit = VoteData {
+            chain_id: &self.chain_id,
+            vote_type: VoteType::Precommit,
+            height,
+            round: 0,
+            block_hash: Some(hash),
+            timestamp_unix_nanos: now_unix_nanos(),
+        }
+        .sign(&self.key);
+        let commit = pb::Commit {
+            height,
+            round: 0,
+            block_hash: hash.to_vec(),
+            signatures: vec![commit_sig_from_vote(&precommit)],
+        };
+        let block_time = header.time_unix_nanos;
+        let tx_hashes: Vec<_> = txs.iter().map(|t| tx_hash(t)).collect();
+        let record = pb::BlockRecord {
+            block: Some(pb::Block {
+                header: Some(header),
+                txs,
+                last_commit: self.last_commit.clone(),
+            }),
+            block_hash: hash.to_vec(),
+            commit: Some(commit.clone()),
+            result_app_hash: out.app_hash.to_vec(),
+            tx_codes: out.tx_codes,
+        };
+        self.db
+            .commit_block(&record, block_time, &out.write_set)
+            .map_err(state_err)?;
+        self.last_commit = Some(commit);
+        self.mempool.update(&tx_hashes);
+        Ok(CommitEvent {
+            height,
+            block_hash: hash,
+            app_hash: out.app_hash,
+            tx_hashes,
+            block_time_unix_nanos: block_time,
+            commit_time_unix_nanos: now_unix_nanos(),
+        })
+    }
+}

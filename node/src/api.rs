@@ -1,0 +1,208 @@
+//! The gRPC API (`proto/api.proto`), served by tonic.
+
+use crate::proto::node_server::Node;
+use crate::proto::{
+    Account as PbAccount, BroadcastTxRequest, BroadcastTxResponse, CommitEvent as PbCommitEvent,
+    GetAccountRequest, GetBlockRequest, StatusRequest, StatusResponse, SubscribeCommitsRequest,
+};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Code, Request, Response, Status, Streaming};
+use tpslab_consensus::CommitEvent;
+use tpslab_mempool::{CheckTxError, Mempool, RejectReason};
+use tpslab_statedb::StateDb;
+use tpslab_types::tx::tx_hash;
+use tpslab_types::{pb, Address};
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The API's view of the node.
+#[derive(Clone)]
+pub struct NodeApi {
+    /// Where broadcast txs go.
+    pub mempool: Arc<Mempool<StateDb>>,
+    /// Committed state and blocks.
+    pub db: StateDb,
+    /// Commit announcements.
+    pub commits: broadcast::Sender<Arc<CommitEvent>>,
+    /// Chain id.
+    pub chain_id: String,
+    /// This validator's public key.
+    pub validator: Vec<u8>,
+}
+
+/// The gRPC status of a CheckTx rejection (the table in `proto/api.proto`).
+pub fn status_code(e: &CheckTxError) -> Code {
+    match e.reason() {
+        RejectReason::TooLarge
+        | RejectReason::Malformed
+        | RejectReason::WrongChainId
+        | RejectReason::BadSignature => Code::InvalidArgument,
+        RejectReason::NonceTooLow
+        | RejectReason::NonceTooHigh
+        | RejectReason::InsufficientFunds => Code::FailedPrecondition,
+        RejectReason::Duplicate => Code::AlreadyExists,
+        RejectReason::MempoolFull => Code::ResourceExhausted,
+        RejectReason::Internal => Code::Internal,
+    }
+}
+
+impl NodeApi {
+    fn check(&self, req: &BroadcastTxRequest) -> BroadcastTxResponse {
+        match self.mempool.check_tx(&req.tx) {
+            Ok(hash) => BroadcastTxResponse {
+                hash: hash.to_vec(),
+                code: 0,
+                log: String::new(),
+                id: req.id,
+            },
+            Err(e) => BroadcastTxResponse {
+                hash: tx_hash(&req.tx).to_vec(),
+                code: status_code(&e) as u32,
+                log: e.to_string(),
+                id: req.id,
+            },
+        }
+    }
+}
+
+fn event_to_pb(e: &CommitEvent) -> PbCommitEvent {
+    PbCommitEvent {
+        height: e.height,
+        block_hash: e.block_hash.to_vec(),
+        app_hash: e.app_hash.to_vec(),
+        tx_hashes: e.tx_hashes.iter().map(|h| h.to_vec()).collect(),
+        block_time_unix_nanos: e.block_time_unix_nanos,
+        commit_time_unix_nanos: e.commit_time_unix_nanos,
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+#[tonic::async_trait]
+impl Node for NodeApi {
+    async fn broadcast_tx(
+        &self,
+        req: Request<BroadcastTxRequest>,
+    ) -> Result<Response<BroadcastTxResponse>, Status> {
+        let req = req.into_inner();
+        let resp = self.check(&req);
+        if resp.code == 0 {
+            Ok(Response::new(resp))
+        } else {
+            Err(Status::new(Code::from(resp.code as i32), resp.log))
+        }
+    }
+
+    type BroadcastTxStreamStream = BoxStream<BroadcastTxResponse>;
+
+    async fn broadcast_tx_stream(
+        &self,
+        req: Request<Streaming<BroadcastTxRequest>>,
+    ) -> Result<Response<Self::BroadcastTxStreamStream>, Status> {
+        let mut input = req.into_inner();
+        let (tx_out, rx_out) = mpsc::channel(1024);
+        let api = self.clone();
+        tokio::spawn(async move {
+            while let Some(item) = input.next().await {
+                let msg = match item {
+                    Ok(r) => Ok(api.check(&r)),
+                    Err(status) => Err(status),
+                };
+                let stop = msg.is_err();
+                if tx_out.send(msg).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx_out))))
+    }
+
+    type SubscribeCommitsStream = BoxStream<PbCommitEvent>;
+
+    async fn subscribe_commits(
+        &self,
+        _req: Request<SubscribeCommitsRequest>,
+    ) -> Result<Response<Self::SubscribeCommitsStream>, Status> {
+        let mut rx = self.commits.subscribe();
+        let (tx_out, rx_out) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let msg = match rx.recv().await {
+                    Ok(e) => Ok(event_to_pb(&e)),
+                    Err(broadcast::error::RecvError::Lagged(n)) => Err(Status::data_loss(format!(
+                        "subscriber fell behind and missed {n} commit events; resubscribe and \
+                         fetch the gap with GetBlock"
+                    ))),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                let stop = msg.is_err();
+                if tx_out.send(msg).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx_out))))
+    }
+
+    async fn get_account(
+        &self,
+        req: Request<GetAccountRequest>,
+    ) -> Result<Response<PbAccount>, Status> {
+        let req = req.into_inner();
+        let addr = Address::from_slice("address", &req.address)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Height first: a commit landing in between makes the account newer, never older.
+        let height = self.db.last_committed().map_err(internal)?.height;
+        let acc = self.db.get_account(&addr).map_err(internal)?;
+        Ok(Response::new(PbAccount {
+            address: req.address,
+            balance: acc.balance,
+            nonce: acc.nonce,
+            height,
+        }))
+    }
+
+    async fn get_block(
+        &self,
+        req: Request<GetBlockRequest>,
+    ) -> Result<Response<pb::BlockRecord>, Status> {
+        let last = self.db.last_committed().map_err(internal)?.height;
+        let height = match req.into_inner().height {
+            0 => last,
+            h => h,
+        };
+        if height == 0 {
+            return Err(Status::not_found("no block committed yet"));
+        }
+        match self.db.block(height).map_err(internal)? {
+            Some(b) => Ok(Response::new(b)),
+            None => Err(Status::not_found(format!(
+                "no block at height {height} (latest is {last})"
+            ))),
+        }
+    }
+
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let last = self.db.last_committed().map_err(internal)?;
+        Ok(Response::new(StatusResponse {
+            chain_id: self.chain_id.clone(),
+            height: last.height,
+            last_block_hash: last.block_hash.to_vec(),
+            app_hash: last.app_hash.to_vec(),
+            last_block_time_unix_nanos: last.time_unix_nanos,
+            mempool_txs: self.mempool.size() as u64,
+            mempool_bytes: self.mempool.bytes() as u64,
+            validator: self.validator.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }))
+    }
+}

@@ -1,0 +1,26 @@
+//! Small client helpers used by the CLI (`tpslab status`, `account`, `send`) and tests.
+
+use crate::proto::node_client::NodeClient;
+use anyhow::{Context, Result};
+use std::path::Path;
+use tonic::transport::Channel;
+
+/// Connects to a node's gRPC API at `addr` (`host:port` or a URL).
+pub async fn connect(addr: &str) -> Result<NodeClient<Channel>> {
+    let url = if addr.starts_with("http") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    NodeClient::connect(url.clone())
+        .await
+        .with_context(|| format!("cannot connect to node at {url}"))
+}
+
+/// The gRPC address a running node wrote into its home.
+pub fn addr_from_home(home: &Path) -> Result<String> {
+    let f = crate::home::Home(home.to_path_buf()).grpc_addr_file();
+    let s = std::fs::read_to_string(&f)
+        .with_context(|| format!("cannot read {} (is the node running?)", f.display()))?;
+    Ok(s.trim().to_string())
+}

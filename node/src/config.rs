@@ -1,0 +1,261 @@
+//! `config.toml`: the node's settings, with defaults, strict parsing and validation.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Why a config file was refused.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown field, or a value of the wrong type; toml's message names
+    /// the field and line.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, and where.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid config file {path}: field `{field}` {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Dotted field name, e.g. `mempool.max_txs`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The whole config file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// A human name for this node, used in logs.
+    pub moniker: String,
+    /// The gRPC API.
+    pub api: ApiConfig,
+    /// Mempool limits.
+    pub mempool: MempoolSection,
+    /// Block production.
+    pub consensus: ConsensusSection,
+    /// The state database.
+    pub storage: StorageSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+/// `[api]`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address the gRPC server binds; port 0 picks a free port (the chosen address is written
+    /// to `<home>/grpc.addr`).
+    pub grpc_addr: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            grpc_addr: "127.0.0.1:26657".into(),
+        }
+    }
+}
+
+/// `[mempool]`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolSection {
+    /// Most pending txs.
+    pub max_txs: usize,
+    /// Most pending bytes.
+    pub max_bytes: usize,
+    /// Largest accepted tx.
+    pub max_tx_bytes: usize,
+    /// Recently accepted tx hashes remembered for dedup.
+    pub cache_size: usize,
+}
+
+impl Default for MempoolSection {
+    fn default() -> Self {
+        let d = tpslab_mempool::MempoolConfig::default();
+        MempoolSection {
+            max_txs: d.max_txs,
+            max_bytes: d.max_bytes,
+            max_tx_bytes: d.max_tx_bytes,
+            cache_size: d.cache_size,
+        }
+    }
+}
+
+/// `[consensus]`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusSection {
+    /// Most txs per block; a block is cut as soon as this many are pending.
+    pub max_block_txs: usize,
+    /// Most tx bytes per block.
+    pub max_block_bytes: usize,
+    /// A block is cut this long after the previous one if any tx is pending.
+    pub block_interval_ms: u64,
+    /// Cut empty blocks every interval too.
+    pub create_empty_blocks: bool,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        ConsensusSection {
+            max_block_txs: 5_000,
+            max_block_bytes: 4 << 20,
+            block_interval_ms: 200,
+            create_empty_blocks: false,
+        }
+    }
+}
+
+impl ConsensusSection {
+    /// The block interval as a Duration.
+    pub fn block_interval(&self) -> Duration {
+        Duration::from_millis(self.block_interval_ms)
+    }
+}
+
+/// `[storage]`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// fsync the RocksDB WAL at every block commit.
+    pub sync_writes: bool,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection { sync_writes: true }
+    }
+}
+
+/// `[log]`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A tracing filter, e.g. `info` or `tpslab_consensus=debug,info`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        Config::parse(&text, &p)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: String| ConfigError::Invalid {
+            path: path.to_string(),
+            field,
+            reason,
+        };
+        if self.api.grpc_addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "api.grpc_addr",
+                format!("must be IP:PORT, got {:?}", self.api.grpc_addr),
+            ));
+        }
+        let positive: [(&'static str, usize); 6] = [
+            ("mempool.max_txs", self.mempool.max_txs),
+            ("mempool.max_bytes", self.mempool.max_bytes),
+            ("mempool.max_tx_bytes", self.mempool.max_tx_bytes),
+            ("consensus.max_block_txs", self.consensus.max_block_txs),
+            ("consensus.max_block_bytes", self.consensus.max_block_bytes),
+            (
+                "consensus.block_interval_ms",
+                self.consensus.block_interval_ms as usize,
+            ),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err(invalid(field, "must be greater than 0".into()));
+            }
+        }
+        if self.mempool.max_tx_bytes > self.consensus.max_block_bytes {
+            return Err(invalid(
+                "mempool.max_tx_bytes",
+                format!(
+                    "({}) must not exceed consensus.max_block_bytes ({}), or a valid tx could never be included",
+                    self.mempool.max_tx_bytes, self.consensus.max_block_bytes
+                ),
+            ));
+        }
+        if self.mempool.max_tx_bytes > 4 << 20 {
+            return Err(invalid(
+                "mempool.max_tx_bytes",
+                "must be at most 4 MiB (the gRPC message limit)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The file as TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_roundtrip() {
+        let c = Config::default();
+        assert_eq!(Config::parse(&c.to_toml(), "x").unwrap(), c);
+        assert_eq!(Config::parse("", "x").unwrap(), c);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::parse("[mempool]\nmax_txs = \"lots\"\n", "c.toml").unwrap_err();
+        assert!(e.to_string().contains("max_txs"), "{e}");
+        let e = Config::parse("[mempool]\nmax_txz = 5\n", "c.toml").unwrap_err();
+        assert!(e.to_string().contains("max_txz"), "{e}");
+        let e = Config::parse("[consensus]\nmax_block_txs = 0\n", "c.toml").unwrap_err();
+        assert!(e.to_string().contains("consensus.max_block_txs"), "{e}");
+        let e = Config::parse("[api]\ngrpc_addr = \"nowhere\"\n", "c.toml").unwrap_err();
+        assert!(e.to_string().contains("api.grpc_addr"), "{e}");
+        let e = Config::parse("[mempool\n", "c.toml").unwrap_err();
+        assert!(e.to_string().contains("c.toml"), "{e}");
+    }
+}

@@ -1,0 +1,19 @@
+//! The tpslab validator process: config, genesis and key files, the gRPC API, and the wiring
+//! of state DB, mempool and block producer. The `tpslab` binary is a thin CLI over this.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
+
+pub mod api;
+pub mod client;
+pub mod config;
+pub mod genesis;
+pub mod home;
+pub mod keyfile;
+pub mod run;
+
+/// Messages and client/server stubs generated from `proto/api.proto`.
+#[allow(missing_docs, clippy::all)]
+pub mod proto {
+    tonic::include_proto!("tpslab.api");
+}

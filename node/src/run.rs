@@ -1,0 +1,174 @@
+//! `tpslab node`: wires the state DB, mempool, block producer and gRPC API of one validator,
+//! and shuts them down in order on SIGINT/SIGTERM.
+
+use crate::api::NodeApi;
+use crate::config::Config;
+use crate::genesis::Genesis;
+use crate::home::{write_atomic, Home};
+use crate::keyfile;
+use crate::proto::node_server::NodeServer;
+use anyhow::{bail, Context, Result};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tpslab_consensus::{BlockLimits, BlockPipeline, SoloConfig, SoloProducer};
+use tpslab_mempool::{Mempool, MempoolConfig};
+use tpslab_statedb::{StateDb, StateDbOptions};
+use tracing::{info, warn};
+
+/// Commit events buffered per subscriber before it is told it lagged.
+const COMMIT_EVENT_BUFFER: usize = 4096;
+
+/// Command-line overrides of config values.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Replaces `api.grpc_addr`.
+    pub grpc_addr: Option<String>,
+}
+
+/// Loads the home's config, applying overrides.
+pub fn load_config(home: &Home, o: &Overrides) -> Result<Config> {
+    let mut cfg = Config::load(&home.config())?;
+    if let Some(a) = &o.grpc_addr {
+        cfg.api.grpc_addr = a.clone();
+    }
+    Ok(cfg)
+}
+
+/// Runs the validator until a shutdown signal.
+pub async fn run(home: Home, cfg: Config) -> Result<()> {
+    let genesis = Genesis::load(&home.genesis())?;
+    let key = keyfile::load(&home.key())?;
+    let pubkey = hex::encode(key.verifying_key().as_bytes());
+    if genesis.validators.len() != 1 || genesis.validators[0].pub_key != pubkey {
+        bail!(
+            "this build runs single-validator chains: genesis must list exactly this node's key {pubkey}"
+        );
+    }
+
+    let db = StateDb::open(
+        &home.data(),
+        &StateDbOptions {
+            sync_writes: cfg.storage.sync_writes,
+        },
+    )
+    .with_context(|| format!("cannot open state db {}", home.data().display()))?;
+    let accounts = genesis.account_map();
+    let last = db
+        .init_genesis(
+            &genesis.chain_id,
+            genesis.genesis_time_unix_nanos,
+            &accounts,
+        )
+        .context("cannot initialise state from genesis")?;
+    drop(accounts);
+    info!(
+        chain_id = %genesis.chain_id,
+        height = last.height,
+        app_hash = %last.app_hash,
+        "state loaded"
+    );
+    let last_commit = match last.height {
+        0 => None,
+        h => db.block(h)?.and_then(|r| r.commit),
+    };
+
+    let mempool = Arc::new(Mempool::new(
+        MempoolConfig {
+            chain_id: genesis.chain_id.clone(),
+            max_txs: cfg.mempool.max_txs,
+            max_bytes: cfg.mempool.max_bytes,
+            max_tx_bytes: cfg.mempool.max_tx_bytes,
+            cache_size: cfg.mempool.cache_size,
+        },
+        db.clone(),
+    ));
+    let (tx_commits, _) = broadcast::channel(COMMIT_EVENT_BUFFER);
+    let (tx_shutdown, rx_shutdown) = watch::channel(false);
+
+    let producer = SoloProducer::new(
+        SoloConfig {
+            max_block_txs: cfg.consensus.max_block_txs,
+            block_interval: cfg.consensus.block_interval(),
+            create_empty_blocks: cfg.consensus.create_empty_blocks,
+        },
+        BlockPipeline {
+            chain_id: genesis.chain_id.clone(),
+            key: key.clone(),
+            db: db.clone(),
+            mempool: mempool.clone(),
+            limits: BlockLimits {
+                max_txs: cfg.consensus.max_block_txs,
+                max_bytes: cfg.consensus.max_block_bytes,
+            },
+            last_commit,
+        },
+        tx_commits.clone(),
+    );
+    let mut producer_task = tokio::spawn(producer.run(rx_shutdown.clone()));
+
+    let api = NodeApi {
+        mempool,
+        db,
+        commits: tx_commits,
+        chain_id: genesis.chain_id.clone(),
+        validator: key.verifying_key().to_bytes().to_vec(),
+    };
+    let listener = TcpListener::bind(&cfg.api.grpc_addr)
+        .await
+        .with_context(|| format!("cannot bind gRPC address {}", cfg.api.grpc_addr))?;
+    let addr = listener.local_addr()?;
+    write_atomic(&home.grpc_addr_file(), &addr.to_string())?;
+    info!(%addr, "gRPC API listening");
+
+    let mut rx_server_stop = rx_shutdown.clone();
+    let server = tonic::transport::Server::builder()
+        .add_service(NodeServer::new(api))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = rx_server_stop.wait_for(|s| *s).await;
+        });
+    let mut server_task = tokio::spawn(server);
+
+    // Whichever ends first: a signal, or a component failing.
+    let outcome: Result<()> = tokio::select! {
+        sig = shutdown_signal() => { info!(signal = sig, "shutting down"); Ok(()) }
+        r = &mut producer_task => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(anyhow::Error::new(e).context("block producer failed")),
+            Err(e) => Err(anyhow::anyhow!("block producer task died: {e}")),
+        },
+        r = &mut server_task => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(anyhow::Error::new(e).context("gRPC server failed")),
+            Err(e) => Err(anyhow::anyhow!("gRPC server task died: {e}")),
+        },
+    };
+    let _ = tx_shutdown.send(true);
+    // The producer finishes the block in flight (one atomic write) before it returns.
+    if !producer_task.is_finished() {
+        match producer_task.await {
+            Ok(Err(e)) => warn!(error = %e, "block producer failed during shutdown"),
+            Err(e) => warn!(error = %e, "block producer task died during shutdown"),
+            Ok(Ok(())) => {}
+        }
+    }
+    if !server_task.is_finished() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server_task).await;
+    }
+    let _ = std::fs::remove_file(home.grpc_addr_file());
+    info!("stopped");
+    outcome
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}

@@ -1,0 +1,202 @@
+//! Test helpers: a real `tpslab node` process in a temp home on a random 127.0.0.1 port.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use tpslab_node::proto::node_client::NodeClient;
+use tpslab_node::proto::{GetAccountRequest, StatusRequest};
+use tpslab_types::keys::{account_key, address_of};
+use tpslab_types::tx::{encode_transfer, Transfer};
+
+pub const SEED: &str = "test-seed";
+pub const CHAIN: &str = "test-chain";
+pub const BALANCE: u64 = 1_000_000;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tpslab")
+}
+
+pub struct TestNode {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub addr: String,
+}
+
+impl TestNode {
+    /// `tpslab init` with `accounts` accounts, then `extra_config` appended to config.toml.
+    pub fn init(accounts: u64, extra_config: &str) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(bin())
+            .args(["init", "--home"])
+            .arg(dir.path())
+            .args([
+                "--chain-id",
+                CHAIN,
+                "--seed",
+                SEED,
+                "--grpc-addr",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--accounts",
+                &accounts.to_string(),
+                "--balance",
+                &BALANCE.to_string(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !extra_config.is_empty() {
+            let cfg = dir.path().join("config.toml");
+            let text = std::fs::read_to_string(&cfg).unwrap();
+            std::fs::write(&cfg, patch_toml(&text, extra_config)).unwrap();
+        }
+        TestNode {
+            dir,
+            child: None,
+            addr: String::new(),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts the node and waits until it serves gRPC.
+    pub async fn start(&mut self) {
+        let addr_file = self.home().join("grpc.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home().join("node.log"))
+            .unwrap();
+        let child = Command::new(bin())
+            .args(["node", "--home"])
+            .arg(self.home())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(a) = std::fs::read_to_string(&addr_file) {
+                self.addr = a.trim().to_string();
+                if let Ok(mut c) = self.try_client().await {
+                    if c.status(StatusRequest {}).await.is_ok() {
+                        return;
+                    }
+                }
+            }
+            if let Some(Some(st)) = self.child.as_mut().map(|c| c.try_wait().unwrap()) {
+                panic!("node exited early ({st}): {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node did not start: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.home().join("node.log")).unwrap_or_default()
+    }
+
+    async fn try_client(&self) -> Result<NodeClient<Channel>, tonic::transport::Error> {
+        NodeClient::connect(format!("http://{}", self.addr)).await
+    }
+
+    pub async fn client(&self) -> NodeClient<Channel> {
+        self.try_client().await.unwrap()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "node ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub async fn balance_nonce(&self, index: u64) -> (u64, u64) {
+        let a = self
+            .client()
+            .await
+            .get_account(GetAccountRequest {
+                address: address_of(&account_key(SEED, index)).0.to_vec(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (a.balance, a.nonce)
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Replaces `key = value` lines of config sections, e.g. patch "[mempool]\nmax_txs = 3".
+pub fn patch_toml(text: &str, patch: &str) -> String {
+    let mut doc: toml::Table = toml::from_str(text).unwrap();
+    let p: toml::Table = toml::from_str(patch).unwrap();
+    for (k, v) in p {
+        match (doc.get_mut(&k), v) {
+            (Some(toml::Value::Table(t)), toml::Value::Table(pv)) => t.extend(pv),
+            (_, v) => {
+                doc.insert(k, v);
+            }
+        }
+    }
+    toml::to_string(&doc).unwrap()
+}
+
+pub fn transfer(from: u64, to: u64, amount: u64, nonce: u64) -> Vec<u8> {
+    transfer_on(CHAIN, from, to, amount, nonce)
+}
+
+pub fn transfer_on(chain: &str, from: u64, to: u64, amount: u64, nonce: u64) -> Vec<u8> {
+    encode_transfer(
+        &account_key(SEED, from),
+        Transfer {
+            chain_id: chain.into(),
+            to: address_of(&account_key(SEED, to)),
+            amount,
+            nonce,
+            fee: 1,
+            payload: vec![0xab; 100],
+        },
+    )
+}
+
+pub fn home_path(n: &TestNode) -> PathBuf {
+    n.home().to_path_buf()
+}

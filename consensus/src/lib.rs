@@ -3,11 +3,13 @@
 //! For now one validator decides alone ([`SoloProducer`]): it cuts a block when enough txs are
 //! pending or the block interval has passed, executes it against the state DB, signs the
 //! commit, writes everything in one atomic batch, updates the mempool and announces the commit.
-//! The Tendermint BFT rounds between several validators build on the same block pipeline.
+//! The Tendermint BFT rounds between several validators ([`bft`], a pure state machine and its
+//! driver, unit-tested without a network) build on the same block pipeline.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
+pub mod bft;
 mod error;
 mod event;
 mod pipeline;

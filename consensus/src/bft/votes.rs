@@ -1,0 +1,184 @@
+//! Vote bookkeeping for one height: votes by round and type, power tallies per value, and
+//! equivocation detection. Pure data; the driver asks it which thresholds are met.
+
+use super::validators::ValidatorSet;
+use std::collections::{BTreeMap, HashMap};
+use tpslab_types::pb::VoteType;
+use tpslab_types::Hash;
+
+/// A vote whose signature the caller has already verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedVote {
+    /// Prevote or precommit.
+    pub vote_type: VoteType,
+    /// Height.
+    pub height: u64,
+    /// Round.
+    pub round: u32,
+    /// Block hash voted for; `None` is nil.
+    pub value: Option<Hash>,
+    /// Index of the voter in the validator set.
+    pub validator: usize,
+    /// Voter's timestamp (part of the signed bytes).
+    pub timestamp_unix_nanos: u64,
+    /// The signature, kept to build commits.
+    pub signature: Vec<u8>,
+}
+
+/// Two different votes by one validator for the same height, round and type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Equivocation {
+    /// The first vote seen.
+    pub first: SignedVote,
+    /// The conflicting one.
+    pub second: SignedVote,
+}
+
+/// What adding a vote did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddVote {
+    /// Counted.
+    Added,
+    /// Exactly this vote was already counted.
+    Duplicate,
+    /// The voter already voted differently: not counted, evidence returned.
+    Equivocation(Box<Equivocation>),
+    /// From an unknown validator or another height: ignored.
+    Ignored,
+}
+
+#[derive(Default, Clone, Debug)]
+struct Tally {
+    votes: HashMap<usize, SignedVote>,
+    by_value: HashMap<Option<Hash>, u64>,
+    total: u64,
+}
+
+/// The threshold a value reached, for the driver's rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threshold {
+    /// Nothing yet.
+    None,
+    /// +2/3 of power voted, for mixed values.
+    Any,
+    /// +2/3 for nil.
+    Nil,
+    /// +2/3 for this block.
+    Value(Hash),
+}
+
+/// All votes of one height.
+#[derive(Clone, Debug)]
+pub struct VoteKeeper {
+    height: u64,
+    rounds: BTreeMap<(u32, i32), Tally>,
+    /// Equivocations seen (each pair once).
+    pub equivocations: Vec<Equivocation>,
+}
+
+impl VoteKeeper {
+    /// Empty keeper for `height`.
+    pub fn new(height: u64) -> VoteKeeper {
+        VoteKeeper {
+            height,
+            rounds: BTreeMap::new(),
+            equivocations: Vec::new(),
+        }
+    }
+
+    /// Counts a vote.
+    pub fn add(&mut self, vals: &ValidatorSet, vote: SignedVote) -> AddVote {
+        let power = vals.power(vote.validator);
+        if vote.height != self.height || power == 0 {
+            return AddVote::Ignored;
+        }
+        let t = self
+            .rounds
+            .entry((vote.round, vote.vote_type as i32))
+            .or_default();
+        if let Some(prev) = t.votes.get(&vote.validator) {
+            if prev.value == vote.value {
+                return AddVote::Duplicate;
+            }
+            let ev = Equivocation {
+                first: prev.clone(),
+                second: vote,
+            };
+            self.equivocations.push(ev.clone());
+            return AddVote::Equivocation(Box::new(ev));
+        }
+        *t.by_value.entry(vote.value).or_default() += power;
+        t.total += power;
+        t.votes.insert(vote.validator, vote);
+        AddVote::Added
+    }
+
+    fn tally(&self, round: u32, ty: VoteType) -> Option<&Tally> {
+        self.rounds.get(&(round, ty as i32))
+    }
+
+    /// The strongest threshold reached by votes of `ty` in `round`.
+    pub fn threshold(&self, vals: &ValidatorSet, round: u32, ty: VoteType) -> Threshold {
+        let Some(t) = self.tally(round, ty) else {
+            return Threshold::None;
+        };
+        for (v, p) in &t.by_value {
+            if vals.is_quorum(*p) {
+                return match v {
+                    Some(h) => Threshold::Value(*h),
+                    None => Threshold::Nil,
+                };
+            }
+        }
+        if vals.is_quorum(t.total) {
+            Threshold::Any
+        } else {
+            Threshold::None
+        }
+    }
+
+    /// True if +2/3 of `ty` votes in `round` are for `value`.
+    pub fn has_quorum_for(
+        &self,
+        vals: &ValidatorSet,
+        round: u32,
+        ty: VoteType,
+        value: &Hash,
+    ) -> bool {
+        self.tally(round, ty)
+            .and_then(|t| t.by_value.get(&Some(*value)))
+            .is_some_and(|p| vals.is_quorum(*p))
+    }
+
+    /// The lowest round above `round` in which +1/3 of power has sent any vote (the round-skip
+    /// rule), if any.
+    pub fn skip_round(&self, vals: &ValidatorSet, round: u32) -> Option<u32> {
+        let mut per_round: BTreeMap<u32, HashMap<usize, ()>> = BTreeMap::new();
+        for ((r, _), t) in self.rounds.range((round + 1, i32::MIN)..) {
+            let e = per_round.entry(*r).or_default();
+            for v in t.votes.keys() {
+                e.insert(*v, ());
+            }
+        }
+        per_round.into_iter().find_map(|(r, voters)| {
+            let p: u64 = voters.keys().map(|v| vals.power(*v)).sum();
+            vals.is_one_third(p).then_some(r)
+        })
+    }
+
+    /// The +2/3 precommits for `value` in `round`, for a commit.
+    pub fn precommits_for(&self, round: u32, value: &Hash) -> Vec<SignedVote> {
+        let mut v: Vec<SignedVote> = self
+            .tally(round, VoteType::Precommit)
+            .map(|t| {
+                t.votes
+                    .values()
+                    .filter(|v| v.value == Some(*value))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by_key(|v| v.validator);
+        v
+    }
+}

@@ -1,0 +1,466 @@
+//! The BFT driver without a network: table-driven steps in the style of Malachite's driver
+//! tests. Four validators of power 1; at height 1 the proposer of round r is validator
+//! `(1 + r) % 4`. We are validator 0 unless a test says otherwise.
+
+use std::sync::Arc;
+use tpslab_consensus::bft::{
+    Driver, DriverInput as In, DriverOutput as Out, ProposalInput, SignedVote, Step, TimeoutKind,
+    Timeouts, Validator, ValidatorSet,
+};
+use tpslab_types::pb::VoteType;
+use tpslab_types::Hash;
+
+const H: u64 = 1;
+
+fn vals() -> Arc<ValidatorSet> {
+    Arc::new(ValidatorSet::new(
+        (0..4)
+            .map(|i| Validator {
+                pubkey: [i as u8 + 1; 32],
+                power: 1,
+            })
+            .collect(),
+    ))
+}
+
+fn driver(me: usize) -> Driver {
+    Driver::new(H, vals(), Some(me), Timeouts::default())
+}
+
+fn block(n: u8) -> Hash {
+    Hash([n; 32])
+}
+
+fn proposer(round: u32) -> usize {
+    vals().proposer(H, round)
+}
+
+fn proposal(round: u32, value: Hash, pol_round: Option<u32>) -> In {
+    In::Proposal(ProposalInput {
+        height: H,
+        round,
+        value,
+        pol_round,
+        proposer: proposer(round),
+        valid: true,
+    })
+}
+
+fn vote(ty: VoteType, round: u32, value: Option<Hash>, validator: usize) -> In {
+    In::Vote(SignedVote {
+        vote_type: ty,
+        height: H,
+        round,
+        value,
+        validator,
+        timestamp_unix_nanos: validator as u64,
+        signature: vec![validator as u8; 64],
+    })
+}
+
+fn prevote(round: u32, value: Option<Hash>, v: usize) -> In {
+    vote(VoteType::Prevote, round, value, v)
+}
+
+fn precommit(round: u32, value: Option<Hash>, v: usize) -> In {
+    vote(VoteType::Precommit, round, value, v)
+}
+
+fn our_vote(ty: VoteType, round: u32, value: Option<Hash>) -> Out {
+    Out::Vote {
+        vote_type: ty,
+        height: H,
+        round,
+        value,
+    }
+}
+
+fn timeout(kind: TimeoutKind, round: u32) -> Out {
+    Out::ScheduleTimeout {
+        kind,
+        height: H,
+        round,
+        after: Timeouts::default().duration(kind, round),
+    }
+}
+
+/// One step of a scenario: an input, the exact outputs, and where the state must be after.
+struct TestStep {
+    desc: &'static str,
+    input: In,
+    expected: Vec<Out>,
+    round: u32,
+    step: Step,
+}
+
+fn run(d: &mut Driver, steps: Vec<TestStep>) {
+    for s in steps {
+        let out = d.process(s.input);
+        let outs: Vec<Out> = out
+            .into_iter()
+            .map(|o| match o {
+                // Commit signatures are checked separately; compare the rest.
+                Out::Decide {
+                    height,
+                    round,
+                    value,
+                    ..
+                } => Out::Decide {
+                    height,
+                    round,
+                    value,
+                    precommits: vec![],
+                },
+                o => o,
+            })
+            .collect();
+        assert_eq!(outs, s.expected, "step: {}", s.desc);
+        assert_eq!(
+            (d.state().round, d.state().step),
+            (s.round, s.step),
+            "state after: {}",
+            s.desc
+        );
+    }
+}
+
+#[test]
+fn happy_path_decides_in_round_zero_with_the_commit_signatures() {
+    let me = 0;
+    assert_ne!(proposer(0), me);
+    let b = block(7);
+    let mut d = driver(me);
+    run(
+        &mut d,
+        vec![
+            TestStep {
+                desc: "start: not proposer, wait for a proposal",
+                input: In::Start,
+                expected: vec![timeout(TimeoutKind::Propose, 0)],
+                round: 0,
+                step: Step::Propose,
+            },
+            TestStep {
+                desc: "proposal: prevote it",
+                input: proposal(0, b, None),
+                expected: vec![our_vote(VoteType::Prevote, 0, Some(b))],
+                round: 0,
+                step: Step::Prevote,
+            },
+            TestStep {
+                desc: "own prevote",
+                input: prevote(0, Some(b), 0),
+                expected: vec![],
+                round: 0,
+                step: Step::Prevote,
+            },
+            TestStep {
+                desc: "second prevote",
+                input: prevote(0, Some(b), 1),
+                expected: vec![],
+                round: 0,
+                step: Step::Prevote,
+            },
+            TestStep {
+                desc: "third prevote: polka, lock and precommit",
+                input: prevote(0, Some(b), 2),
+                expected: vec![
+                    timeout(TimeoutKind::Prevote, 0),
+                    our_vote(VoteType::Precommit, 0, Some(b)),
+                ],
+                round: 0,
+                step: Step::Precommit,
+            },
+            TestStep {
+                desc: "precommits 1 and 2",
+                input: precommit(0, Some(b), 0),
+                expected: vec![],
+                round: 0,
+                step: Step::Precommit,
+            },
+            TestStep {
+                desc: "precommit 2",
+                input: precommit(0, Some(b), 1),
+                expected: vec![],
+                round: 0,
+                step: Step::Precommit,
+            },
+            TestStep {
+                desc: "third precommit: decide",
+                input: precommit(0, Some(b), 3),
+                expected: vec![Out::Decide {
+                    height: H,
+                    round: 0,
+                    value: b,
+                    precommits: vec![],
+                }],
+                round: 0,
+                step: Step::Commit,
+            },
+        ],
+    );
+    assert_eq!(d.state().locked.map(|l| (l.value, l.round)), Some((b, 0)));
+    let pcs = d.votes().precommits_for(0, &b);
+    assert_eq!(
+        pcs.iter().map(|v| v.validator).collect::<Vec<_>>(),
+        vec![0, 1, 3]
+    );
+}
+
+#[test]
+fn proposer_asks_for_a_value_then_proposes_it() {
+    let me = proposer(0);
+    let mut d = driver(me);
+    assert_eq!(
+        d.process(In::Start),
+        vec![Out::GetValue {
+            height: H,
+            round: 0
+        }]
+    );
+    assert_eq!(
+        d.process(In::ProposeValue {
+            round: 0,
+            value: block(1)
+        }),
+        vec![Out::Propose {
+            height: H,
+            round: 0,
+            value: block(1),
+            pol_round: None
+        }]
+    );
+    // Its own proposal then arrives like any other and it prevotes it.
+    assert_eq!(
+        d.process(proposal(0, block(1), None)),
+        vec![our_vote(VoteType::Prevote, 0, Some(block(1)))]
+    );
+}
+
+#[test]
+fn timeout_propose_prevotes_nil_and_polka_nil_precommits_nil() {
+    let mut d = driver(0);
+    d.process(In::Start);
+    run(
+        &mut d,
+        vec![
+            TestStep {
+                desc: "no proposal in time: prevote nil",
+                input: In::Timeout {
+                    kind: TimeoutKind::Propose,
+                    round: 0,
+                },
+                expected: vec![our_vote(VoteType::Prevote, 0, None)],
+                round: 0,
+                step: Step::Prevote,
+            },
+            TestStep {
+                desc: "nil 1",
+                input: prevote(0, None, 0),
+                expected: vec![],
+                round: 0,
+                step: Step::Prevote,
+            },
+            TestStep {
+                desc: "nil 2",
+                input: prevote(0, None, 1),
+                expected: vec![],
+                round: 0,
+                step: Step::Prevote,
+            },
+            TestStep {
+                desc: "nil 3: polka nil, precommit nil",
+                input: prevote(0, None, 2),
+                expected: vec![
+                    timeout(TimeoutKind::Prevote, 0),
+                    our_vote(VoteType::Precommit, 0, None),
+                ],
+                round: 0,
+                step: Step::Precommit,
+            },
+            TestStep {
+                desc: "stale prevote timeout does nothing",
+                input: In::Timeout {
+                    kind: TimeoutKind::Prevote,
+                    round: 0,
+                },
+                expected: vec![],
+                round: 0,
+                step: Step::Precommit,
+            },
+        ],
+    );
+    for v in 0..3 {
+        d.process(precommit(0, None, v));
+    }
+    // +2/3 precommits (for nil) scheduled the precommit timeout; when it fires, round 1 starts.
+    let out = d.process(In::Timeout {
+        kind: TimeoutKind::Precommit,
+        round: 0,
+    });
+    assert_eq!(d.state().round, 1);
+    assert!(
+        matches!(out[0], Out::ScheduleTimeout { .. } | Out::GetValue { .. }),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn locked_validator_rejects_other_value_then_unlocks_on_later_polka() {
+    let (a, b) = (block(0xa), block(0xb));
+    let mut d = driver(0);
+    d.process(In::Start);
+    // Round 0: lock on a.
+    d.process(proposal(0, a, None));
+    for v in 0..3 {
+        d.process(prevote(0, Some(a), v));
+    }
+    assert_eq!(d.state().locked.map(|l| l.value), Some(a));
+    // Precommits split; round 0 ends without decision.
+    d.process(precommit(0, Some(a), 0));
+    d.process(precommit(0, None, 1));
+    d.process(precommit(0, None, 2));
+    d.process(In::Timeout {
+        kind: TimeoutKind::Precommit,
+        round: 0,
+    });
+    assert_eq!(d.state().round, 1);
+
+    run(
+        &mut d,
+        vec![TestStep {
+            desc: "round 1: b without proof-of-lock: locked on a, prevote nil",
+            input: proposal(1, b, None),
+            expected: vec![our_vote(VoteType::Prevote, 1, None)],
+            round: 1,
+            step: Step::Prevote,
+        }],
+    );
+    // The others form a polka for b in round 1 without us; we see it (valid value b) but
+    // stay in precommit nil via timeout.
+    for v in 1..4 {
+        d.process(prevote(1, Some(b), v));
+    }
+    assert_eq!(d.state().valid.map(|v| (v.value, v.round)), Some((b, 1)));
+    d.process(precommit(1, None, 0));
+    d.process(precommit(1, None, 1));
+    d.process(precommit(1, None, 2));
+    d.process(In::Timeout {
+        kind: TimeoutKind::Precommit,
+        round: 1,
+    });
+    assert_eq!(d.state().round, 2);
+    run(
+        &mut d,
+        vec![TestStep {
+            desc: "round 2: b with POL round 1 >= locked round 0: unlock, prevote b",
+            input: proposal(2, b, Some(1)),
+            expected: vec![our_vote(VoteType::Prevote, 2, Some(b))],
+            round: 2,
+            step: Step::Prevote,
+        }],
+    );
+    for v in 0..3 {
+        d.process(prevote(2, Some(b), v));
+    }
+    assert_eq!(d.state().locked.map(|l| (l.value, l.round)), Some((b, 2)));
+    assert_eq!(d.state().step, Step::Precommit);
+}
+
+#[test]
+fn round_skip_on_one_third_of_a_higher_round() {
+    let mut d = driver(0);
+    d.process(In::Start);
+    assert!(d.process(prevote(3, None, 1)).is_empty(), "1/4 is not +1/3");
+    let out = d.process(precommit(3, None, 2));
+    assert_eq!(d.state().round, 3);
+    assert_eq!(d.state().step, Step::Propose);
+    let expected_first = if proposer(3) == 0 {
+        Out::GetValue {
+            height: H,
+            round: 3,
+        }
+    } else {
+        timeout(TimeoutKind::Propose, 3)
+    };
+    assert_eq!(out[0], expected_first);
+}
+
+#[test]
+fn duplicate_votes_count_once_and_equivocation_is_reported() {
+    let (a, b) = (block(1), block(2));
+    let mut d = driver(0);
+    d.process(In::Start);
+    d.process(proposal(0, a, None));
+    d.process(prevote(0, Some(a), 1));
+    // The same vote again changes nothing: still no polka with 2 distinct voters.
+    assert!(d.process(prevote(0, Some(a), 1)).is_empty());
+    d.process(prevote(0, Some(a), 2));
+    assert_eq!(d.state().step, Step::Prevote);
+    // Validator 2 also prevotes b in the same round: equivocation, not counted.
+    let out = d.process(prevote(0, Some(b), 2));
+    match &out[..] {
+        [Out::Equivocation(e)] => {
+            assert_eq!(e.first.validator, 2);
+            assert_eq!((e.first.value, e.second.value), (Some(a), Some(b)));
+        }
+        other => panic!("expected equivocation, got {other:?}"),
+    }
+    assert_eq!(d.votes().equivocations.len(), 1);
+    assert_eq!(d.state().step, Step::Prevote);
+}
+
+#[test]
+fn decides_on_precommits_of_an_earlier_round_and_ignores_wrong_proposer() {
+    let a = block(9);
+    let mut d = driver(0);
+    d.process(In::Start);
+    let wrong = (proposer(0) + 1) % 4;
+    let out = d.process(In::Proposal(ProposalInput {
+        height: H,
+        round: 0,
+        value: a,
+        pol_round: None,
+        proposer: wrong,
+        valid: true,
+    }));
+    assert_eq!(
+        out,
+        vec![Out::WrongProposer {
+            round: 0,
+            proposer: wrong
+        }]
+    );
+    d.process(In::Timeout {
+        kind: TimeoutKind::Propose,
+        round: 0,
+    });
+    // We move on to round 2 (round skip), then learn round 0 actually committed a.
+    d.process(prevote(2, None, 1));
+    d.process(prevote(2, None, 2));
+    assert_eq!(d.state().round, 2);
+    for v in 1..4 {
+        d.process(precommit(0, Some(a), v));
+    }
+    let out = d.process(proposal(0, a, None));
+    assert!(
+        matches!(out[..], [Out::Decide { round: 0, value, .. }] if value == a),
+        "{out:?}"
+    );
+    assert_eq!(d.state().step, Step::Commit);
+}
+
+#[test]
+fn invalid_proposal_gets_a_nil_prevote() {
+    let mut d = driver(0);
+    d.process(In::Start);
+    let out = d.process(In::Proposal(ProposalInput {
+        height: H,
+        round: 0,
+        value: block(3),
+        pol_round: None,
+        proposer: proposer(0),
+        valid: false,
+    }));
+    assert_eq!(out, vec![our_vote(VoteType::Prevote, 0, None)]);
+}

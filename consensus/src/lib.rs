@@ -13,7 +13,9 @@ pub mod bft;
 mod error;
 mod event;
 mod pipeline;
+pub mod signer;
 mod solo;
+pub mod wal;
 
 pub use error::{ConsensusError, ConsensusResult};
 pub use event::CommitEvent;

@@ -1,0 +1,121 @@
+//! The authenticated handshake.
+//!
+//! Both sides send `Hello{pubkey, nonce, chain_id}` (32 random bytes of nonce), then
+//! `Auth{signature}` where the signature covers
+//! `"tpslab/p2p-handshake/v1\0" || u32 BE len(chain_id) || chain_id || peer_nonce || own_nonce ||
+//! own_pubkey`. Signing the peer's fresh nonce proves possession of the key now (no replay);
+//! the key must belong to a genesis validator.
+
+use crate::error::{P2pError, P2pResult};
+use crate::wire::{Auth, Hello, PeerId};
+use bytes::Bytes;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use futures::{SinkExt, StreamExt};
+use prost::Message;
+use rand::RngCore;
+use std::collections::HashSet;
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+const DOMAIN: &[u8] = b"tpslab/p2p-handshake/v1\0";
+
+fn auth_bytes(chain_id: &str, peer_nonce: &[u8], own_nonce: &[u8], own_pubkey: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(DOMAIN.len() + 4 + chain_id.len() + 96);
+    b.extend_from_slice(DOMAIN);
+    b.extend_from_slice(&(chain_id.len() as u32).to_be_bytes());
+    b.extend_from_slice(chain_id.as_bytes());
+    b.extend_from_slice(peer_nonce);
+    b.extend_from_slice(own_nonce);
+    b.extend_from_slice(own_pubkey);
+    b
+}
+
+async fn recv<M: Message + Default>(
+    framed: &mut Framed<TcpStream, LengthDelimitedCodec>,
+    peer: &str,
+    what: &str,
+) -> P2pResult<M> {
+    let fail = |reason: String| P2pError::Handshake {
+        peer: peer.to_string(),
+        reason,
+    };
+    let frame = framed
+        .next()
+        .await
+        .ok_or_else(|| fail(format!("connection closed before {what}")))?
+        .map_err(|e| fail(format!("reading {what}: {e}")))?;
+    M::decode(frame).map_err(|e| fail(format!("malformed {what}: {e}")))
+}
+
+/// Runs the handshake on a fresh connection; returns the authenticated peer id.
+pub async fn handshake(
+    framed: &mut Framed<TcpStream, LengthDelimitedCodec>,
+    key: &SigningKey,
+    chain_id: &str,
+    allowed: &HashSet<PeerId>,
+    peer_addr: &str,
+) -> P2pResult<PeerId> {
+    let fail = |reason: String| P2pError::Handshake {
+        peer: peer_addr.to_string(),
+        reason,
+    };
+    let own_pub = key.verifying_key().to_bytes();
+    let mut nonce = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    let hello = Hello {
+        pubkey: own_pub.to_vec(),
+        nonce: nonce.to_vec(),
+        chain_id: chain_id.to_string(),
+    };
+    framed
+        .send(Bytes::from(hello.encode_to_vec()))
+        .await
+        .map_err(|e| fail(format!("sending hello: {e}")))?;
+    let theirs: Hello = recv(framed, peer_addr, "hello").await?;
+    if theirs.chain_id != chain_id {
+        return Err(fail(format!(
+            "chain id {:?}, expected {chain_id:?}",
+            theirs.chain_id
+        )));
+    }
+    let their_pub: [u8; 32] = theirs
+        .pubkey
+        .as_slice()
+        .try_into()
+        .map_err(|_| fail(format!("public key of {} bytes", theirs.pubkey.len())))?;
+    let peer = PeerId(their_pub);
+    if !allowed.contains(&peer) {
+        return Err(P2pError::UnknownPeer {
+            pubkey: their_pub.iter().map(|b| format!("{b:02x}")).collect(),
+        });
+    }
+    if their_pub == own_pub {
+        return Err(fail("connected to ourselves".into()));
+    }
+    if theirs.nonce.len() != 32 {
+        return Err(fail(format!("nonce of {} bytes", theirs.nonce.len())));
+    }
+    let sig = key.sign(&auth_bytes(chain_id, &theirs.nonce, &nonce, &own_pub));
+    framed
+        .send(Bytes::from(
+            Auth {
+                signature: sig.to_bytes().to_vec(),
+            }
+            .encode_to_vec(),
+        ))
+        .await
+        .map_err(|e| fail(format!("sending auth: {e}")))?;
+    let auth: Auth = recv(framed, peer_addr, "auth").await?;
+    let sig: [u8; 64] = auth
+        .signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| fail("signature of wrong length".into()))?;
+    let vk = VerifyingKey::from_bytes(&their_pub).map_err(|_| fail("invalid public key".into()))?;
+    vk.verify_strict(
+        &auth_bytes(chain_id, &nonce, &theirs.nonce, &their_pub),
+        &Signature::from_bytes(&sig),
+    )
+    .map_err(|_| fail("invalid handshake signature".into()))?;
+    Ok(peer)
+}

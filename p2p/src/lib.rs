@@ -1,0 +1,24 @@
+//! Authenticated TCP links between validators.
+//!
+//! Each connection starts with a handshake in which both sides prove they hold the ed25519 key
+//! of a validator in the genesis ([`handshake`]); connections from unknown keys are refused.
+//! After it, frames are length-delimited prost [`Envelope`]s with a maximum size, on three
+//! channels (consensus, block sync, mempool gossip) with separate bounded send queues, drained
+//! consensus-first so a flood of txs cannot starve votes. The node with the smaller public key
+//! dials, the other accepts; dialers reconnect with exponential backoff.
+//!
+//! Links are authenticated, not encrypted (CometBFT's SecretConnection also encrypts); tpslab
+//! runs on loopback or a lab network.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
+
+mod error;
+pub mod handshake;
+mod network;
+mod peer;
+mod wire;
+
+pub use error::{P2pError, P2pResult};
+pub use network::{Event, Network, NetworkConfig, PeerInfo, PeerStats};
+pub use wire::{Channel, Envelope, PeerId};

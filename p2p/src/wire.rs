@@ -1,0 +1,88 @@
+//! Frames on the wire and the channel each belongs to.
+
+use bytes::Bytes;
+use std::fmt;
+
+/// A peer's identity: its ed25519 public key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub [u8; 32]);
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", &hex_prefix(&self.0))
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", &hex_prefix(&self.0))
+    }
+}
+
+fn hex_prefix(b: &[u8]) -> String {
+    b.iter().take(6).map(|x| format!("{x:02x}")).collect()
+}
+
+/// What a frame carries; each has its own send queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Channel {
+    /// Proposals and votes: drained first.
+    Consensus = 0,
+    /// Block sync requests and responses.
+    Sync = 1,
+    /// Tx gossip: drained last, dropped first.
+    Mempool = 2,
+}
+
+impl Channel {
+    /// All channels, in drain priority order.
+    pub const ALL: [Channel; 3] = [Channel::Consensus, Channel::Sync, Channel::Mempool];
+
+    /// Channel from its wire number.
+    pub fn from_u32(n: u32) -> Option<Channel> {
+        match n {
+            0 => Some(Channel::Consensus),
+            1 => Some(Channel::Sync),
+            2 => Some(Channel::Mempool),
+            _ => None,
+        }
+    }
+
+    /// Name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Channel::Consensus => "consensus",
+            Channel::Sync => "sync",
+            Channel::Mempool => "mempool",
+        }
+    }
+}
+
+/// One frame after the handshake.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Envelope {
+    /// [`Channel`] number.
+    #[prost(uint32, tag = "1")]
+    pub channel: u32,
+    /// The channel's message, opaque to this crate.
+    #[prost(bytes = "bytes", tag = "2")]
+    pub payload: Bytes,
+}
+
+/// First handshake frame.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct Hello {
+    #[prost(bytes = "vec", tag = "1")]
+    pub pubkey: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub nonce: Vec<u8>,
+    #[prost(string, tag = "3")]
+    pub chain_id: String,
+}
+
+/// Second handshake frame: the signature over the peer's nonce.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct Auth {
+    #[prost(bytes = "vec", tag = "1")]
+    pub signature: Vec<u8>,
+}

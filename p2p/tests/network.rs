@@ -1,0 +1,190 @@
+//! Real TCP on 127.0.0.1: authenticated mesh, channels, refusal of unknown keys, disconnects
+//! on garbage and oversize frames, reconnect after a restart.
+
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use futures::SinkExt;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tpslab_p2p::handshake::handshake;
+use tpslab_p2p::{Channel, Event, Network, NetworkConfig, PeerId, PeerInfo};
+
+const CHAIN: &str = "p2p-test";
+
+fn key(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[i + 1; 32])
+}
+
+fn id(k: &SigningKey) -> PeerId {
+    PeerId(k.verifying_key().to_bytes())
+}
+
+/// Picks free ports by binding :0 and releasing them (the networks then bind them).
+fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    let ls: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap()).collect()
+}
+
+fn config(i: usize, keys: &[SigningKey], addrs: &[SocketAddr]) -> NetworkConfig {
+    let peers = (0..keys.len())
+        .filter(|&j| j != i)
+        .map(|j| PeerInfo {
+            id: id(&keys[j]),
+            addr: addrs[j],
+        })
+        .collect();
+    let mut c = NetworkConfig::new(CHAIN.into(), keys[i].clone(), addrs[i], peers);
+    c.max_frame_bytes = 64 * 1024;
+    c.max_backoff = Duration::from_millis(200);
+    c
+}
+
+async fn next_event(rx: &mut mpsc::Receiver<Event>, pred: impl Fn(&Event) -> bool) -> Event {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let e = rx.recv().await.expect("network running");
+            if pred(&e) {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("event in time")
+}
+
+async fn wait_peers(net: &Network, n: usize) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while net.peers().len() < n {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("peers connected in time");
+}
+
+#[tokio::test]
+async fn mesh_connects_and_delivers_per_channel() {
+    let keys: Vec<_> = (0..3).map(key).collect();
+    let addrs = free_addrs(3);
+    let mut nets = Vec::new();
+    for i in 0..3 {
+        nets.push(Network::start(config(i, &keys, &addrs)).await.unwrap());
+    }
+    for (n, _) in &nets {
+        wait_peers(n, 2).await;
+    }
+    let (n0, _) = &nets[0];
+    assert_eq!(
+        n0.broadcast(Channel::Consensus, Bytes::from_static(b"vote")),
+        2
+    );
+    n0.send(id(&keys[2]), Channel::Mempool, Bytes::from_static(b"tx"))
+        .await
+        .unwrap();
+    let from0 = id(&keys[0]);
+    let (_, rx2) = &mut nets[2];
+    let mut got = HashSet::new();
+    while got.len() < 2 {
+        if let Event::Message {
+            peer,
+            channel,
+            payload,
+        } = next_event(rx2, |e| matches!(e, Event::Message { .. })).await
+        {
+            assert_eq!(peer, from0);
+            got.insert((channel, payload));
+        }
+    }
+    assert!(got.contains(&(Channel::Consensus, Bytes::from_static(b"vote"))));
+    assert!(got.contains(&(Channel::Mempool, Bytes::from_static(b"tx"))));
+    let stats = nets[0].0.stats();
+    assert_eq!(stats.len(), 2);
+    assert!(stats.iter().map(|s| s.sent_msgs).sum::<u64>() >= 3);
+}
+
+/// Opens a raw authenticated connection to `addr` as `k`.
+async fn raw_peer(
+    k: &SigningKey,
+    server: &SigningKey,
+    addr: SocketAddr,
+) -> Result<Framed<TcpStream, LengthDelimitedCodec>, tpslab_p2p::P2pError> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let mut framed = Framed::new(stream, LengthDelimitedCodec::new());
+    let allowed: HashSet<_> = [id(server)].into();
+    handshake(&mut framed, k, CHAIN, &allowed, &addr.to_string()).await?;
+    Ok(framed)
+}
+
+#[tokio::test]
+async fn unknown_key_is_refused() {
+    let keys: Vec<_> = (0..2).map(key).collect();
+    let addrs = free_addrs(2);
+    let (n0, _rx) = Network::start(config(0, &keys, &addrs)).await.unwrap();
+    let stranger = key(99);
+    let r = raw_peer(&stranger, &keys[0], n0.local_addr()).await;
+    assert!(r.is_err(), "a stranger must not complete the handshake");
+    assert!(n0.peers().is_empty());
+}
+
+#[tokio::test]
+async fn garbage_and_oversize_frames_disconnect_the_sender() {
+    let keys: Vec<_> = (0..3).map(key).collect();
+    let addrs = free_addrs(3);
+    // Only node 0 runs; keys 1 and 2 act as raw (misbehaving) validators.
+    let (n0, mut rx) = Network::start(config(0, &keys, &addrs)).await.unwrap();
+
+    let mut bad = raw_peer(&keys[1], &keys[0], n0.local_addr()).await.unwrap();
+    next_event(&mut rx, |e| matches!(e, Event::PeerUp(_))).await;
+    bad.send(Bytes::from_static(&[0xff, 0xff, 0xff, 0x07]))
+        .await
+        .unwrap();
+    let Event::PeerDown { peer, reason } =
+        next_event(&mut rx, |e| matches!(e, Event::PeerDown { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(peer, id(&keys[1]));
+    assert!(reason.contains("malformed frame"), "{reason}");
+
+    let mut big = raw_peer(&keys[2], &keys[0], n0.local_addr()).await.unwrap();
+    next_event(&mut rx, |e| matches!(e, Event::PeerUp(_))).await;
+    big.send(Bytes::from(vec![0u8; 100 * 1024])).await.unwrap();
+    let Event::PeerDown { peer, reason } =
+        next_event(&mut rx, |e| matches!(e, Event::PeerDown { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(peer, id(&keys[2]));
+    assert!(reason.contains("frame size too big"), "{reason}");
+    assert!(n0.peers().is_empty());
+}
+
+#[tokio::test]
+async fn dialer_reconnects_after_peer_restart_and_disconnect_reports_reason() {
+    let keys: Vec<_> = (0..2).map(key).collect();
+    let addrs = free_addrs(2);
+    let (n0, mut rx0) = Network::start(config(0, &keys, &addrs)).await.unwrap();
+    let (n1, rx1) = Network::start(config(1, &keys, &addrs)).await.unwrap();
+    wait_peers(&n0, 1).await;
+    n1.shutdown();
+    drop(rx1);
+    next_event(&mut rx0, |e| matches!(e, Event::PeerDown { .. })).await;
+    let (n1, _rx1) = Network::start(config(1, &keys, &addrs)).await.unwrap();
+    wait_peers(&n0, 1).await;
+    wait_peers(&n1, 1).await;
+
+    n0.disconnect(id(&keys[1]), "invalid vote signature".into())
+        .await;
+    let Event::PeerDown { reason, .. } =
+        next_event(&mut rx0, |e| matches!(e, Event::PeerDown { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(reason, "invalid vote signature");
+}

@@ -13,11 +13,14 @@ pub mod bft;
 mod error;
 mod event;
 mod pipeline;
+mod reactor;
 pub mod signer;
 mod solo;
+pub mod sync;
 pub mod wal;
 
 pub use error::{ConsensusError, ConsensusResult};
 pub use event::CommitEvent;
 pub use pipeline::{now_unix_nanos, BlockLimits, BlockPipeline};
+pub use reactor::{Reactor, ReactorConfig};
 pub use solo::{SoloConfig, SoloProducer};

@@ -12,6 +12,7 @@ use tpslab_types::keys::SigningKey;
 use tpslab_types::pb::{self, VoteType};
 use tpslab_types::tx::tx_hash;
 use tpslab_types::vote::{commit_sig_from_vote, VoteData};
+use tpslab_types::Hash;
 
 /// Size limits of one block.
 #[derive(Clone, Copy, Debug)]
@@ -46,15 +47,14 @@ pub fn now_unix_nanos() -> u64 {
 }
 
 impl BlockPipeline {
-    /// Reaps, executes, signs and commits the next block. Either the whole block is durable
-    /// when this returns Ok, or nothing of it was written.
-    pub fn produce(&mut self) -> ConsensusResult<CommitEvent> {
+    /// Reaps txs and builds the next block on top of the last committed one (not executed:
+    /// the header carries the previous block's app hash, as in Tendermint).
+    pub fn build_block(&self) -> ConsensusResult<(pb::Block, Hash)> {
         let last = self
             .db
             .last_committed()
             .map_err(|source| ConsensusError::State { height: 0, source })?;
         let height = last.height + 1;
-        let state_err = |source| ConsensusError::State { height, source };
         let txs: Vec<Vec<u8>> = self
             .mempool
             .reap(self.limits.max_txs, self.limits.max_bytes)
@@ -73,31 +73,67 @@ impl BlockPipeline {
             last_commit_hash: commit_hash(self.last_commit.as_ref()).to_vec(),
         };
         let hash = block_hash(&header);
-        let out = execute_block(&self.db, &self.chain_id, height, &last.app_hash, &txs)
-            .map_err(state_err)?;
-        let precommit = VoteData {
-            chain_id: &self.chain_id,
-            vote_type: VoteType::Precommit,
-            height,
-            round: 0,
-            block_hash: Some(hash),
-            timestamp_unix_nanos: now_unix_nanos(),
-        }
-        .sign(&self.key);
-        let commit = pb::Commit {
-            height,
-            round: 0,
-            block_hash: hash.to_vec(),
-            signatures: vec![commit_sig_from_vote(&precommit)],
-        };
-        let block_time = header.time_unix_nanos;
-        let tx_hashes: Vec<_> = txs.iter().map(|t| tx_hash(t)).collect();
-        let record = pb::BlockRecord {
-            block: Some(pb::Block {
+        Ok((
+            pb::Block {
                 header: Some(header),
                 txs,
                 last_commit: self.last_commit.clone(),
-            }),
+            },
+            hash,
+        ))
+    }
+
+    /// Checks that `block` is a well-formed successor of the last committed block (height,
+    /// chain, links, tx root, counts) and returns its hash. Signatures in `last_commit` are
+    /// the caller's to check (it knows the validator set).
+    pub fn check_block(&self, block: &pb::Block) -> Result<Hash, String> {
+        let last = self.db.last_committed().map_err(|e| e.to_string())?;
+        let h = block.header.as_ref().ok_or("block without header")?;
+        let expect = |ok: bool, what: &str| if ok { Ok(()) } else { Err(what.to_string()) };
+        expect(h.chain_id == self.chain_id, "wrong chain id")?;
+        expect(h.height == last.height + 1, "wrong height")?;
+        expect(
+            h.prev_block_hash == last.block_hash.0,
+            "prev_block_hash does not link",
+        )?;
+        expect(h.app_hash == last.app_hash.0, "app_hash differs from ours")?;
+        expect(
+            h.time_unix_nanos > last.time_unix_nanos,
+            "time not after the last block",
+        )?;
+        expect(
+            h.num_txs as usize == block.txs.len(),
+            "num_txs differs from txs",
+        )?;
+        expect(block.txs.len() <= self.limits.max_txs, "too many txs")?;
+        expect(h.tx_root == tx_root(&block.txs).0, "tx_root differs")?;
+        expect(
+            h.last_commit_hash == commit_hash(block.last_commit.as_ref()).0,
+            "last_commit_hash differs",
+        )?;
+        Ok(block_hash(h))
+    }
+
+    /// Executes `block` (hash `hash`, finalised by `commit`), writes it atomically, updates
+    /// the mempool, and remembers `commit` for the next block's `last_commit`.
+    pub fn commit_block(
+        &mut self,
+        block: pb::Block,
+        hash: Hash,
+        commit: pb::Commit,
+    ) -> ConsensusResult<CommitEvent> {
+        let last = self
+            .db
+            .last_committed()
+            .map_err(|source| ConsensusError::State { height: 0, source })?;
+        let height = last.height + 1;
+        let state_err = |source| ConsensusError::State { height, source };
+        let out = execute_block(&self.db, &self.chain_id, height, &last.app_hash, &block.txs)
+            .map_err(state_err)?;
+        let block_time = block.header.as_ref().map_or(0, |h| h.time_unix_nanos);
+        let tx_hashes: Vec<_> = block.txs.iter().map(|t| tx_hash(t)).collect();
+        let record = pb::BlockRecord {
+            block: Some(block),
             block_hash: hash.to_vec(),
             commit: Some(commit.clone()),
             result_app_hash: out.app_hash.to_vec(),
@@ -116,5 +152,28 @@ impl BlockPipeline {
             block_time_unix_nanos: block_time,
             commit_time_unix_nanos: now_unix_nanos(),
         })
+    }
+
+    /// Single-validator mode: builds, self-commits (one precommit signature) and commits the
+    /// next block. Either the whole block is durable when this returns Ok, or nothing of it.
+    pub fn produce(&mut self) -> ConsensusResult<CommitEvent> {
+        let (block, hash) = self.build_block()?;
+        let height = block.header.as_ref().map_or(0, |h| h.height);
+        let precommit = VoteData {
+            chain_id: &self.chain_id,
+            vote_type: VoteType::Precommit,
+            height,
+            round: 0,
+            block_hash: Some(hash),
+            timestamp_unix_nanos: now_unix_nanos(),
+        }
+        .sign(&self.key);
+        let commit = pb::Commit {
+            height,
+            round: 0,
+            block_hash: hash.to_vec(),
+            signatures: vec![commit_sig_from_vote(&precommit)],
+        };
+        self.commit_block(block, hash, commit)
     }
 }

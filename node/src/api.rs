@@ -5,6 +5,8 @@ use crate::proto::{
     Account as PbAccount, BroadcastTxRequest, BroadcastTxResponse, CommitEvent as PbCommitEvent,
     GetAccountRequest, GetBlockRequest, StatusRequest, StatusResponse, SubscribeCommitsRequest,
 };
+use bytes::Bytes;
+use prost::Message;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
@@ -13,6 +15,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Code, Request, Response, Status, Streaming};
 use tpslab_consensus::CommitEvent;
 use tpslab_mempool::{CheckTxError, Mempool, RejectReason};
+use tpslab_p2p::{Channel, Network};
 use tpslab_statedb::StateDb;
 use tpslab_types::tx::tx_hash;
 use tpslab_types::{pb, Address};
@@ -32,6 +35,8 @@ pub struct NodeApi {
     pub chain_id: String,
     /// This validator's public key.
     pub validator: Vec<u8>,
+    /// Where accepted txs are gossiped (multi-validator chains).
+    pub gossip: Option<Network>,
 }
 
 /// The gRPC status of a CheckTx rejection (the table in `proto/api.proto`).
@@ -53,12 +58,21 @@ pub fn status_code(e: &CheckTxError) -> Code {
 impl NodeApi {
     fn check(&self, req: &BroadcastTxRequest) -> BroadcastTxResponse {
         match self.mempool.check_tx(&req.tx) {
-            Ok(hash) => BroadcastTxResponse {
-                hash: hash.to_vec(),
-                code: 0,
-                log: String::new(),
-                id: req.id,
-            },
+            Ok(hash) => {
+                if let Some(net) = &self.gossip {
+                    // One message per tx per peer: the plain path (batching is a toggle).
+                    let batch = pb::TxBatch {
+                        txs: vec![req.tx.clone()],
+                    };
+                    net.broadcast(Channel::Mempool, Bytes::from(batch.encode_to_vec()));
+                }
+                BroadcastTxResponse {
+                    hash: hash.to_vec(),
+                    code: 0,
+                    log: String::new(),
+                    id: req.id,
+                }
+            }
             Err(e) => BroadcastTxResponse {
                 hash: tx_hash(&req.tx).to_vec(),
                 code: status_code(&e) as u32,
@@ -203,6 +217,7 @@ impl Node for NodeApi {
             mempool_bytes: self.mempool.bytes() as u64,
             validator: self.validator.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            peers: self.gossip.as_ref().map_or(0, |n| n.peers().len() as u64),
         }))
     }
 }

@@ -50,6 +50,8 @@ pub struct Config {
     pub mempool: MempoolSection,
     /// Block production.
     pub consensus: ConsensusSection,
+    /// Links to the other validators.
+    pub p2p: P2pSection,
     /// The state database.
     pub storage: StorageSection,
     /// Logging.
@@ -109,8 +111,21 @@ pub struct ConsensusSection {
     pub max_block_bytes: usize,
     /// A block is cut this long after the previous one if any tx is pending.
     pub block_interval_ms: u64,
-    /// Cut empty blocks every interval too.
+    /// Cut empty blocks every interval too (single-validator mode; BFT always makes a block
+    /// per height, possibly empty).
     pub create_empty_blocks: bool,
+    /// BFT: propose timeout at round 0 (CometBFT's timeout_propose).
+    pub timeout_propose_ms: u64,
+    /// BFT: added to the propose timeout per round.
+    pub timeout_propose_delta_ms: u64,
+    /// BFT: prevote timeout at round 0.
+    pub timeout_prevote_ms: u64,
+    /// BFT: added per round.
+    pub timeout_prevote_delta_ms: u64,
+    /// BFT: precommit timeout at round 0.
+    pub timeout_precommit_ms: u64,
+    /// BFT: added per round.
+    pub timeout_precommit_delta_ms: u64,
 }
 
 impl Default for ConsensusSection {
@@ -120,6 +135,12 @@ impl Default for ConsensusSection {
             max_block_bytes: 4 << 20,
             block_interval_ms: 200,
             create_empty_blocks: false,
+            timeout_propose_ms: 3000,
+            timeout_propose_delta_ms: 500,
+            timeout_prevote_ms: 1000,
+            timeout_prevote_delta_ms: 500,
+            timeout_precommit_ms: 1000,
+            timeout_precommit_delta_ms: 500,
         }
     }
 }
@@ -128,6 +149,54 @@ impl ConsensusSection {
     /// The block interval as a Duration.
     pub fn block_interval(&self) -> Duration {
         Duration::from_millis(self.block_interval_ms)
+    }
+}
+
+/// `[p2p]`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pSection {
+    /// Address other validators connect to.
+    pub listen_addr: String,
+    /// The other validators, as `PUBKEY_HEX@IP:PORT`.
+    pub peers: Vec<String>,
+    /// Largest accepted frame; a bigger one disconnects the sender.
+    pub max_frame_bytes: usize,
+    /// Frames queued per peer and channel.
+    pub send_queue: usize,
+}
+
+impl Default for P2pSection {
+    fn default() -> Self {
+        P2pSection {
+            listen_addr: "127.0.0.1:26656".into(),
+            peers: Vec::new(),
+            max_frame_bytes: 16 << 20,
+            send_queue: 4096,
+        }
+    }
+}
+
+impl P2pSection {
+    /// Parses `peers`; the error names the entry.
+    pub fn parse_peers(&self) -> Result<Vec<([u8; 32], std::net::SocketAddr)>, String> {
+        self.peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (k, a) = p.split_once('@').ok_or_else(|| {
+                    format!("p2p.peers[{i}] must be PUBKEY_HEX@IP:PORT, got {p:?}")
+                })?;
+                let key: [u8; 32] = hex::decode(k)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| format!("p2p.peers[{i}]: public key must be 64 hex chars"))?;
+                let addr = a
+                    .parse()
+                    .map_err(|_| format!("p2p.peers[{i}]: {a:?} is not IP:PORT"))?;
+                Ok((key, addr))
+            })
+            .collect()
     }
 }
 
@@ -209,6 +278,20 @@ impl Config {
             if v == 0 {
                 return Err(invalid(field, "must be greater than 0".into()));
             }
+        }
+        if self
+            .p2p
+            .listen_addr
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            return Err(invalid(
+                "p2p.listen_addr",
+                format!("must be IP:PORT, got {:?}", self.p2p.listen_addr),
+            ));
+        }
+        if let Err(reason) = self.p2p.parse_peers() {
+            return Err(invalid("p2p.peers", reason));
         }
         if self.mempool.max_tx_bytes > self.consensus.max_block_bytes {
             return Err(invalid(

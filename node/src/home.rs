@@ -29,6 +29,10 @@ impl Home {
     pub fn data(&self) -> PathBuf {
         self.0.join("data")
     }
+    /// `cs.wal`: the consensus write-ahead log (what this validator signed).
+    pub fn wal(&self) -> PathBuf {
+        self.0.join("cs.wal")
+    }
     /// `grpc.addr`: the bound gRPC address of the running node.
     pub fn grpc_addr_file(&self) -> PathBuf {
         self.0.join("grpc.addr")

@@ -11,6 +11,7 @@ pub mod genesis;
 pub mod home;
 pub mod keyfile;
 pub mod run;
+pub mod testnet;
 
 /// Messages and client/server stubs generated from `proto/api.proto`.
 #[allow(missing_docs, clippy::all)]

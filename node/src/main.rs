@@ -11,6 +11,7 @@ use tpslab_node::proto::{
     BroadcastTxRequest, GetAccountRequest, StatusRequest, SubscribeCommitsRequest,
 };
 use tpslab_node::run::{self, Overrides};
+use tpslab_node::testnet;
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
 use tpslab_types::Address;
@@ -38,6 +39,54 @@ enum Cmd {
     Account(AccountArgs),
     /// Sign and submit a transfer between two genesis test accounts.
     Send(SendArgs),
+    /// A local multi-validator network of separate node processes.
+    #[command(subcommand)]
+    Testnet(TestnetCmd),
+}
+
+#[derive(Subcommand)]
+enum TestnetCmd {
+    /// Generate keys, a shared genesis and per-node configs (free 127.0.0.1 ports).
+    Init(TestnetInitArgs),
+    /// Start every validator as its own process and wait until all serve gRPC.
+    Up(DirArg),
+    /// Stop every validator (SIGTERM, then SIGKILL after 20 s).
+    Down(DirArg),
+    /// Height, peers and mempool size of each node.
+    Status(DirArg),
+    /// Safety audit: same block hash and app hash on every node at every common height.
+    Check(DirArg),
+}
+
+#[derive(Args)]
+struct DirArg {
+    /// The testnet directory (made by `testnet init`).
+    dir: PathBuf,
+}
+
+#[derive(Args)]
+struct TestnetInitArgs {
+    /// Number of validators.
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Chain id.
+    #[arg(long, default_value = "tpslab-testnet")]
+    chain_id: String,
+    /// Funded test accounts in the genesis.
+    #[arg(long, default_value_t = 10_000)]
+    accounts: u64,
+    /// Seed the test account keys are derived from.
+    #[arg(long, default_value = "tpslab")]
+    seed: String,
+    /// Initial balance of each test account.
+    #[arg(long, default_value_t = 1_000_000_000)]
+    balance: u64,
+    /// Pause after each commit, ms (CometBFT's timeout_commit).
+    #[arg(long, default_value_t = 200)]
+    block_interval_ms: u64,
 }
 
 #[derive(Args)]
@@ -153,6 +202,66 @@ fn main() -> Result<()> {
         Cmd::Status(a) => runtime()?.block_on(status(a)),
         Cmd::Account(a) => runtime()?.block_on(account(a)),
         Cmd::Send(a) => runtime()?.block_on(send(a)),
+        Cmd::Testnet(t) => testnet_cmd(t),
+    }
+}
+
+fn testnet_cmd(t: TestnetCmd) -> Result<()> {
+    match t {
+        TestnetCmd::Init(a) => {
+            let mut config = Config::default();
+            config.consensus.block_interval_ms = a.block_interval_ms;
+            let file = testnet::init(&testnet::TestnetInit {
+                validators: a.validators,
+                out: a.out.clone(),
+                chain_id: a.chain_id,
+                accounts: a.accounts,
+                seed: a.seed,
+                balance: a.balance,
+                config,
+            })?;
+            for n in &file.nodes {
+                println!(
+                    "{}  grpc {}  p2p {}  home {}",
+                    n.name,
+                    n.grpc_addr,
+                    n.p2p_addr,
+                    n.home.display()
+                );
+            }
+            println!("start it with: tpslab testnet up {}", a.out.display());
+            Ok(())
+        }
+        TestnetCmd::Up(d) => {
+            let exe = std::env::current_exe()?;
+            let file = runtime()?.block_on(testnet::up(
+                &d.dir,
+                &exe,
+                std::time::Duration::from_secs(60),
+            ))?;
+            println!("{} validators up", file.nodes.len());
+            Ok(())
+        }
+        TestnetCmd::Down(d) => testnet::down(&d.dir),
+        TestnetCmd::Status(d) => {
+            println!(
+                "{:<8} {:>8} {:>6} {:>10}",
+                "node", "height", "peers", "mempool"
+            );
+            for s in runtime()?.block_on(testnet::status(&d.dir))? {
+                let h = s.height.map_or("down".to_string(), |h| h.to_string());
+                println!(
+                    "{:<8} {:>8} {:>6} {:>10}",
+                    s.name, h, s.peers, s.mempool_txs
+                );
+            }
+            Ok(())
+        }
+        TestnetCmd::Check(d) => {
+            let h = runtime()?.block_on(testnet::check(&d.dir))?;
+            println!("ok: all reachable nodes agree on block and app hash at heights 1..={h}");
+            Ok(())
+        }
     }
 }
 
@@ -169,6 +278,7 @@ fn init_tracing(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 

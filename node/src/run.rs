@@ -10,11 +10,18 @@ use crate::proto::node_server::NodeServer;
 use anyhow::{bail, Context, Result};
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::TcpListenerStream;
-use tpslab_consensus::{BlockLimits, BlockPipeline, SoloConfig, SoloProducer};
+use tpslab_consensus::bft::{Timeouts, Validator, ValidatorSet};
+use tpslab_consensus::signer::PrivValidator;
+use tpslab_consensus::{
+    BlockLimits, BlockPipeline, CommitEvent, Reactor, ReactorConfig, SoloConfig, SoloProducer,
+};
 use tpslab_mempool::{Mempool, MempoolConfig};
+use tpslab_p2p::{Event, Network, NetworkConfig, PeerId, PeerInfo};
 use tpslab_statedb::{StateDb, StateDbOptions};
+use tpslab_types::keys::SigningKey;
 use tracing::{info, warn};
 
 /// Commit events buffered per subscriber before it is told it lagged.
@@ -41,11 +48,10 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
     let genesis = Genesis::load(&home.genesis())?;
     let key = keyfile::load(&home.key())?;
     let pubkey = hex::encode(key.verifying_key().as_bytes());
-    if genesis.validators.len() != 1 || genesis.validators[0].pub_key != pubkey {
-        bail!(
-            "this build runs single-validator chains: genesis must list exactly this node's key {pubkey}"
-        );
+    if !genesis.validators.iter().any(|v| v.pub_key == pubkey) {
+        bail!("this node's key {pubkey} is not a validator in the genesis");
     }
+    let solo = genesis.validators.len() == 1;
 
     let db = StateDb::open(
         &home.data(),
@@ -87,26 +93,43 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
     let (tx_commits, _) = broadcast::channel(COMMIT_EVENT_BUFFER);
     let (tx_shutdown, rx_shutdown) = watch::channel(false);
 
-    let producer = SoloProducer::new(
-        SoloConfig {
-            max_block_txs: cfg.consensus.max_block_txs,
-            block_interval: cfg.consensus.block_interval(),
-            create_empty_blocks: cfg.consensus.create_empty_blocks,
+    let pipeline = BlockPipeline {
+        chain_id: genesis.chain_id.clone(),
+        key: key.clone(),
+        db: db.clone(),
+        mempool: mempool.clone(),
+        limits: BlockLimits {
+            max_txs: cfg.consensus.max_block_txs,
+            max_bytes: cfg.consensus.max_block_bytes,
         },
-        BlockPipeline {
-            chain_id: genesis.chain_id.clone(),
-            key: key.clone(),
-            db: db.clone(),
-            mempool: mempool.clone(),
-            limits: BlockLimits {
-                max_txs: cfg.consensus.max_block_txs,
-                max_bytes: cfg.consensus.max_block_bytes,
+        last_commit,
+    };
+    let (mut producer_task, gossip) = if solo {
+        let producer = SoloProducer::new(
+            SoloConfig {
+                max_block_txs: cfg.consensus.max_block_txs,
+                block_interval: cfg.consensus.block_interval(),
+                create_empty_blocks: cfg.consensus.create_empty_blocks,
             },
-            last_commit,
-        },
-        tx_commits.clone(),
-    );
-    let mut producer_task = tokio::spawn(producer.run(rx_shutdown.clone()));
+            pipeline,
+            tx_commits.clone(),
+        );
+        (tokio::spawn(producer.run(rx_shutdown.clone())), None)
+    } else {
+        let (reactor, net, rx_net) = start_bft(
+            &home,
+            &cfg,
+            &genesis,
+            key.clone(),
+            pipeline,
+            tx_commits.clone(),
+        )
+        .await?;
+        (
+            tokio::spawn(reactor.run(rx_net, rx_shutdown.clone())),
+            Some(net),
+        )
+    };
 
     let api = NodeApi {
         mempool,
@@ -114,6 +137,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         commits: tx_commits,
         chain_id: genesis.chain_id.clone(),
         validator: key.verifying_key().to_bytes().to_vec(),
+        gossip: gossip.clone(),
     };
     let listener = TcpListener::bind(&cfg.api.grpc_addr)
         .await
@@ -156,9 +180,85 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
     if !server_task.is_finished() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server_task).await;
     }
+    if let Some(net) = &gossip {
+        net.shutdown();
+    }
     let _ = std::fs::remove_file(home.grpc_addr_file());
     info!("stopped");
     outcome
+}
+
+/// Starts the p2p network and the BFT reactor of a multi-validator chain.
+async fn start_bft(
+    home: &Home,
+    cfg: &Config,
+    genesis: &Genesis,
+    key: SigningKey,
+    pipeline: BlockPipeline,
+    tx_commits: broadcast::Sender<Arc<CommitEvent>>,
+) -> Result<(Reactor, Network, mpsc::Receiver<Event>)> {
+    let vals = Arc::new(ValidatorSet::new(
+        genesis
+            .validators
+            .iter()
+            .map(|v| {
+                let mut pubkey = [0u8; 32];
+                // Validated when the genesis was loaded.
+                if let Ok(b) = hex::decode(&v.pub_key) {
+                    if b.len() == 32 {
+                        pubkey.copy_from_slice(&b);
+                    }
+                }
+                Validator {
+                    pubkey,
+                    power: v.power,
+                }
+            })
+            .collect(),
+    ));
+    let me = key.verifying_key().to_bytes();
+    let peers = cfg
+        .p2p
+        .parse_peers()
+        .map_err(anyhow::Error::msg)?
+        .into_iter()
+        .filter(|(k, _)| *k != me)
+        .map(|(k, addr)| PeerInfo {
+            id: PeerId(k),
+            addr,
+        })
+        .collect();
+    let listen = cfg.p2p.listen_addr.parse().context("p2p.listen_addr")?;
+    let mut ncfg = NetworkConfig::new(genesis.chain_id.clone(), key.clone(), listen, peers);
+    ncfg.max_frame_bytes = cfg.p2p.max_frame_bytes;
+    ncfg.queue_capacity = cfg.p2p.send_queue;
+    let (net, rx_net) = Network::start(ncfg)
+        .await
+        .with_context(|| format!("cannot start p2p on {}", cfg.p2p.listen_addr))?;
+    info!(addr = %net.local_addr(), "p2p listening");
+    let signer = PrivValidator::open(key, genesis.chain_id.clone(), &home.wal())
+        .context("cannot open the consensus wal")?;
+    let c = &cfg.consensus;
+    let ms = std::time::Duration::from_millis;
+    let reactor = Reactor::new(
+        ReactorConfig {
+            timeouts: Timeouts {
+                propose: ms(c.timeout_propose_ms),
+                propose_delta: ms(c.timeout_propose_delta_ms),
+                prevote: ms(c.timeout_prevote_ms),
+                prevote_delta: ms(c.timeout_prevote_delta_ms),
+                precommit: ms(c.timeout_precommit_ms),
+                precommit_delta: ms(c.timeout_precommit_delta_ms),
+            },
+            commit_pause: c.block_interval(),
+        },
+        vals,
+        signer,
+        pipeline,
+        net.clone(),
+        tx_commits,
+    )?;
+    Ok((reactor, net, rx_net))
 }
 
 async fn shutdown_signal() -> &'static str {

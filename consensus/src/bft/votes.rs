@@ -166,6 +166,11 @@ impl VoteKeeper {
         })
     }
 
+    /// Every counted vote of this height (for re-gossip to peers that missed them).
+    pub fn all_votes(&self) -> impl Iterator<Item = &SignedVote> {
+        self.rounds.values().flat_map(|t| t.votes.values())
+    }
+
     /// The +2/3 precommits for `value` in `round`, for a commit.
     pub fn precommits_for(&self, round: u32, value: &Hash) -> Vec<SignedVote> {
         let mut v: Vec<SignedVote> = self

@@ -1,0 +1,84 @@
+//! Block sync: a validator that fell behind (restarted, partitioned) fetches committed blocks
+//! with their commits from a peer, verifies each commit against the validator set, and
+//! executes them. Peers announce their height every [`STATUS_INTERVAL`].
+
+use crate::bft::commit::verify_commit;
+use crate::bft::ValidatorSet;
+use crate::error::ConsensusResult;
+use crate::event::CommitEvent;
+use crate::pipeline::BlockPipeline;
+use std::time::Duration;
+use tpslab_statedb::StateDb;
+use tpslab_types::pb;
+use tpslab_types::Hash;
+
+/// How often each node announces its committed height.
+pub const STATUS_INTERVAL: Duration = Duration::from_millis(500);
+/// Most blocks asked for at once.
+pub const MAX_BLOCKS_PER_REQUEST: u64 = 64;
+/// Most bytes of blocks in one response (well under the frame limit).
+const MAX_RESPONSE_BYTES: usize = 8 << 20;
+
+/// Answers a request from our store (in order, stopping at the first missing block).
+pub fn serve(db: &StateDb, req: &pb::SyncRequest) -> pb::SyncResponse {
+    let to = req
+        .to_height
+        .min(req.from_height.saturating_add(MAX_BLOCKS_PER_REQUEST - 1));
+    let mut blocks = Vec::new();
+    let mut bytes = 0usize;
+    for h in req.from_height.max(1)..=to {
+        let Ok(Some(rec)) = db.block(h) else { break };
+        bytes += prost::Message::encoded_len(&rec);
+        if !blocks.is_empty() && bytes > MAX_RESPONSE_BYTES {
+            break;
+        }
+        blocks.push(rec);
+    }
+    pb::SyncResponse { blocks }
+}
+
+/// Verifies and commits the records that extend our chain, in order. Returns the commit
+/// events; stops at the first record that does not verify (the error says why).
+pub fn apply(
+    pipeline: &mut BlockPipeline,
+    vals: &ValidatorSet,
+    records: Vec<pb::BlockRecord>,
+) -> (Vec<CommitEvent>, Option<String>) {
+    let mut events = Vec::new();
+    for rec in records {
+        match apply_one(pipeline, vals, rec) {
+            Ok(Some(ev)) => events.push(ev),
+            Ok(None) => {}
+            Err(e) => return (events, Some(e)),
+        }
+    }
+    (events, None)
+}
+
+fn apply_one(
+    pipeline: &mut BlockPipeline,
+    vals: &ValidatorSet,
+    rec: pb::BlockRecord,
+) -> Result<Option<CommitEvent>, String> {
+    let next = pipeline
+        .db
+        .last_committed()
+        .map_err(|e| e.to_string())?
+        .height
+        + 1;
+    let block = rec.block.ok_or("sync record without block")?;
+    let height = block.header.as_ref().map_or(0, |h| h.height);
+    if height != next {
+        return Ok(None); // already have it, or a gap: skip
+    }
+    let hash = pipeline.check_block(&block)?;
+    let claimed = Hash::from_slice("block_hash", &rec.block_hash).map_err(|e| e.to_string())?;
+    if hash != claimed {
+        return Err(format!("block {height}: hash does not match its header"));
+    }
+    let commit = rec.commit.ok_or("sync record without commit")?;
+    verify_commit(&pipeline.chain_id, vals, height, &hash, &commit)
+        .map_err(|e| format!("block {height}: {e}"))?;
+    let ev: ConsensusResult<CommitEvent> = pipeline.commit_block(block, hash, commit);
+    ev.map(Some).map_err(|e| e.to_string())
+}

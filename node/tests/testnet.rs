@@ -1,0 +1,240 @@
+//! A real 4-validator testnet of separate processes on 127.0.0.1: txs committed on every node
+//! with identical hashes, the chain going on with 1 of 4 down, halting (without forking) with
+//! 2 of 4 down and resuming when one returns, and SIGKILLed validators catching up by block
+//! sync, with the safety audit (`tpslab testnet check`) passing at the end.
+
+mod common;
+
+use common::*;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_stream::StreamExt;
+use tpslab_node::proto::node_client::NodeClient;
+use tpslab_node::proto::{BroadcastTxRequest, StatusRequest, SubscribeCommitsRequest};
+use tpslab_node::testnet::TestnetFile;
+use tpslab_types::tx::tx_hash;
+
+/// Stops the testnet however the test ends.
+struct Down(PathBuf);
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = Command::new(bin())
+            .args(["testnet", "down"])
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn tpslab(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(bin()).args(args).arg(dir).output().unwrap()
+}
+
+fn read_file(dir: &Path) -> TestnetFile {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("testnet.json")).unwrap()).unwrap()
+}
+
+async fn client(addr: &str) -> NodeClient<tonic::transport::Channel> {
+    NodeClient::connect(format!("http://{addr}")).await.unwrap()
+}
+
+async fn height(addr: &str) -> Option<u64> {
+    let mut c = NodeClient::connect(format!("http://{addr}")).await.ok()?;
+    Some(c.status(StatusRequest {}).await.ok()?.into_inner().height)
+}
+
+fn kill9(home: &Path) {
+    let pid = std::fs::read_to_string(home.join("node.pid")).unwrap();
+    Command::new("kill")
+        .args(["-KILL", pid.trim()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+/// Starts a node as its own process group, like `testnet up` does; `testnet down` (the Down
+/// guard) stops it by pid, and the test process never reaps it.
+#[allow(clippy::zombie_processes)]
+fn restart(home: &Path) {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(home.join("node.log"))
+        .unwrap();
+    let child = Command::new(bin())
+        .args(["node", "--home"])
+        .arg(home)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::fs::write(home.join("node.pid"), child.id().to_string()).unwrap();
+}
+
+/// Submits transfers (sender i sends to i+1) spread over `addrs`, returns their hashes.
+async fn submit(addrs: &[String], senders: std::ops::Range<u64>, nonce: u64) -> HashSet<Vec<u8>> {
+    let mut hashes = HashSet::new();
+    for s in senders {
+        let raw = transfer(s, s + 1, 7, nonce);
+        hashes.insert(tx_hash(&raw).to_vec());
+        let addr = &addrs[(s as usize) % addrs.len()];
+        client(addr)
+            .await
+            .broadcast_tx(BroadcastTxRequest { tx: raw, id: s })
+            .await
+            .unwrap();
+    }
+    hashes
+}
+
+type Commits = tonic::Streaming<tpslab_node::proto::CommitEvent>;
+
+/// Subscribe before submitting, so no commit can slip by unseen.
+async fn subscribe(addr: &str) -> Commits {
+    client(addr)
+        .await
+        .subscribe_commits(SubscribeCommitsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn wait_committed(
+    mut sub: Commits,
+    mut want: HashSet<Vec<u8>>,
+    timeout: Duration,
+    what: &str,
+) {
+    let r = tokio::time::timeout(timeout, async {
+        while !want.is_empty() {
+            let ev = sub.next().await.unwrap().unwrap();
+            for h in &ev.tx_hashes {
+                want.remove(h);
+            }
+        }
+    })
+    .await;
+    assert!(
+        r.is_ok(),
+        "{what}: {} txs not committed in {timeout:?}",
+        want.len()
+    );
+}
+
+async fn wait_height(addr: &str, at_least: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while height(addr).await.unwrap_or(0) < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "{addr} did not reach height {at_least}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let out = Command::new(bin())
+        .args([
+            "testnet",
+            "init",
+            "--validators",
+            "4",
+            "--accounts",
+            "200",
+            "--seed",
+            SEED,
+        ])
+        .args(["--chain-id", CHAIN, "--block-interval-ms", "50", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = read_file(&dir);
+    for n in &file.nodes {
+        let cfg = n.home.join("config.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let fast = "[consensus]\ntimeout_propose_ms = 1000\ntimeout_prevote_ms = 300\n\
+                    timeout_precommit_ms = 300\n";
+        std::fs::write(&cfg, patch_toml(&text, fast)).unwrap();
+    }
+    let _down = Down(dir.clone());
+    let up = tpslab(&["testnet", "up"], &dir);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let addrs: Vec<String> = file.nodes.iter().map(|n| n.grpc_addr.clone()).collect();
+
+    // All four commit submitted txs; every node has the same state.
+    let sub = subscribe(&addrs[0]).await;
+    let batch = submit(&addrs, 0..40, 0).await;
+    wait_committed(sub, batch, Duration::from_secs(60), "all up").await;
+    let check = tpslab(&["testnet", "check"], &dir);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // One validator SIGKILLed while txs are in flight: the other three go on.
+    let sub = subscribe(&addrs[0]).await;
+    let batch = submit(&addrs[..3], 40..60, 0).await;
+    kill9(&file.nodes[3].home);
+    wait_committed(sub, batch, Duration::from_secs(60), "1 of 4 down").await;
+
+    // A second one down: no quorum, no commits (and no fork).
+    kill9(&file.nodes[2].home);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let halted_at = height(&addrs[0]).await.unwrap();
+    let sub = subscribe(&addrs[0]).await;
+    let pending = submit(&addrs[..2], 60..70, 0).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        height(&addrs[0]).await.unwrap(),
+        halted_at,
+        "committed without quorum"
+    );
+    assert_eq!(height(&addrs[1]).await.unwrap(), halted_at);
+
+    // One returns: it catches up by block sync, quorum is back, the pending txs commit.
+    restart(&file.nodes[2].home);
+    wait_committed(sub, pending, Duration::from_secs(60), "quorum back").await;
+    // The other returns and catches up too.
+    restart(&file.nodes[3].home);
+    let tip = height(&addrs[0]).await.unwrap();
+    wait_height(&addrs[3], tip, Duration::from_secs(60)).await;
+
+    let check = tpslab(&["testnet", "check"], &dir);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(said.contains("agree"), "{said}");
+    // Nothing acknowledged as committed is missing on the node that was down longest.
+    for s in [0u64, 45, 65] {
+        let a = tpslab_types::keys::address_of(&tpslab_types::keys::account_key(SEED, s));
+        let acc = client(&addrs[3])
+            .await
+            .get_account(tpslab_node::proto::GetAccountRequest {
+                address: a.0.to_vec(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(acc.nonce, 1, "account {s} on node3");
+    }
+    let status = tpslab(&["testnet", "status"], &dir);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("node3"));
+}

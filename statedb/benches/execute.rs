@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
                 }
             },
             |rec| db.commit_block(&rec, 0, &out.write_set).expect("commit"),
-            BatchSize::SmallInput,
+            BatchSize::PerIteration,
         )
     });
     g.finish();

@@ -12,6 +12,7 @@
 pub mod bft;
 mod error;
 mod event;
+pub mod metrics;
 mod pipeline;
 mod reactor;
 pub mod signer;

@@ -3,6 +3,7 @@
 
 use crate::error::{ConsensusError, ConsensusResult};
 use crate::event::CommitEvent;
+use crate::metrics::ConsensusMetrics;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tpslab_mempool::Mempool;
@@ -37,6 +38,8 @@ pub struct BlockPipeline {
     pub limits: BlockLimits,
     /// Commit of the last block, carried by the next block as `last_commit`.
     pub last_commit: Option<pb::Commit>,
+    /// Where commits are counted and timed.
+    pub metrics: ConsensusMetrics,
 }
 
 /// Unix time in nanoseconds.
@@ -127,6 +130,7 @@ impl BlockPipeline {
             .last_committed()
             .map_err(|source| ConsensusError::State { height: 0, source })?;
         let height = last.height + 1;
+        let started = std::time::Instant::now();
         let state_err = |source| ConsensusError::State { height, source };
         let out = execute_block(&self.db, &self.chain_id, height, &last.app_hash, &block.txs)
             .map_err(state_err)?;
@@ -143,6 +147,8 @@ impl BlockPipeline {
             .commit_block(&record, block_time, &out.write_set)
             .map_err(state_err)?;
         self.last_commit = Some(commit);
+        self.metrics
+            .on_commit(height, tx_hashes.len(), started.elapsed().as_secs_f64());
         self.mempool.update(&tx_hashes);
         Ok(CommitEvent {
             height,

@@ -11,7 +11,7 @@ use crate::bft::{
 use crate::error::{ConsensusError, ConsensusResult};
 use crate::event::CommitEvent;
 use crate::pipeline::{now_unix_nanos, BlockPipeline};
-use crate::signer::PrivValidator;
+use crate::signer::{PrivValidator, SignError};
 use bytes::Bytes;
 use prost::Message;
 use std::collections::HashMap;
@@ -56,8 +56,22 @@ pub struct Reactor {
     tx_timeouts: mpsc::Sender<(u64, TimeoutKind, u32)>,
     rx_timeouts: mpsc::Receiver<(u64, TimeoutKind, u32)>,
     tx_ingest: mpsc::Sender<Bytes>,
+    /// The step we are in and since when (for step duration metrics).
+    step_since: (crate::bft::Step, std::time::Instant),
     /// When we last asked a peer for blocks (one request in flight at a time).
     sync_asked: Option<std::time::Instant>,
+}
+
+/// A refusal of the double-sign guard is the guard working (typically after a restart, for a
+/// step signed before the crash): log it and sign nothing. Only a WAL failure is fatal.
+fn refused(e: SignError) -> Result<(), SignError> {
+    match e {
+        SignError::DoubleSign { .. } | SignError::Stale { .. } => {
+            warn!(error = %e, "not signing");
+            Ok(())
+        }
+        e => Err(e),
+    }
 }
 
 fn sync_frame(msg: SyncMsg) -> Bytes {
@@ -112,6 +126,7 @@ impl Reactor {
             rx_timeouts,
             tx_ingest,
             sync_asked: None,
+            step_since: (crate::bft::Step::Unstarted, std::time::Instant::now()),
         })
     }
 
@@ -124,6 +139,7 @@ impl Reactor {
         info!(height = self.height, validator = ?self.me, "consensus started");
         let out = self.driver.process(DriverInput::Start);
         self.perform(out).await?;
+        self.replay_own_votes().await?;
         let mut status_tick = tokio::time::interval(crate::sync::STATUS_INTERVAL);
         let mut last_tick_height = 0;
         loop {
@@ -391,13 +407,35 @@ impl Reactor {
         self.net.broadcast(Channel::Consensus, bytes);
     }
 
+    /// Observes the time spent in the step just left, if the step changed.
+    fn note_step(&mut self) {
+        use crate::bft::Step;
+        let now_step = self.driver.state().step;
+        let (step, since) = self.step_since;
+        if now_step != step {
+            let name = match step {
+                Step::Propose => Some("propose"),
+                Step::Prevote => Some("prevote"),
+                Step::Precommit => Some("precommit"),
+                _ => None,
+            };
+            if let Some(n) = name {
+                self.pipeline
+                    .metrics
+                    .on_step(n, since.elapsed().as_secs_f64());
+            }
+            self.step_since = (now_step, std::time::Instant::now());
+        }
+    }
+
     /// Performs driver outputs, including the inputs they feed back (own proposals and votes).
     async fn perform(&mut self, mut queue: Vec<DriverOutput>) -> ConsensusResult<()> {
-        let sign_err = |e: crate::signer::SignError| ConsensusError::Task {
+        let sign_err = |e: SignError| ConsensusError::Task {
             height: 0,
             reason: e.to_string(),
         };
         while !queue.is_empty() {
+            self.note_step();
             let mut next = Vec::new();
             for o in queue {
                 match o {
@@ -419,10 +457,20 @@ impl Reactor {
                             warn!(height, round, "asked to propose an unknown block");
                             continue;
                         };
-                        let (ts, sig) = self
-                            .signer
-                            .sign_proposal(height, round, pol_round, value, now_unix_nanos())
-                            .map_err(sign_err)?;
+                        let signed = self.signer.sign_proposal(
+                            height,
+                            round,
+                            pol_round,
+                            value,
+                            now_unix_nanos(),
+                        );
+                        let (ts, sig) = match signed {
+                            Ok(s) => s,
+                            Err(e) => {
+                                refused(e).map_err(sign_err)?;
+                                continue;
+                            }
+                        };
                         let proposal = pb::Proposal {
                             height,
                             round,
@@ -454,10 +502,20 @@ impl Reactor {
                         round,
                         value,
                     } => {
-                        let vote = self
-                            .signer
-                            .sign_vote(vote_type, height, round, value, now_unix_nanos())
-                            .map_err(sign_err)?;
+                        let signed = self.signer.sign_vote(
+                            vote_type,
+                            height,
+                            round,
+                            value,
+                            now_unix_nanos(),
+                        );
+                        let vote = match signed {
+                            Ok(v) => v,
+                            Err(e) => {
+                                refused(e).map_err(sign_err)?;
+                                continue;
+                            }
+                        };
                         self.broadcast(Msg::Vote(vote.clone()));
                         if let Some(me) = self.me {
                             next.extend(self.driver.process(DriverInput::Vote(SignedVote {
@@ -489,6 +547,7 @@ impl Reactor {
                         value,
                         precommits,
                     } => {
+                        self.pipeline.metrics.rounds.set(round as i64);
                         self.decide(height, round, value, &precommits).await?;
                         return Ok(());
                     }
@@ -508,6 +567,7 @@ impl Reactor {
             }
             queue = next;
         }
+        self.note_step();
         Ok(())
     }
 
@@ -541,6 +601,31 @@ impl Reactor {
         }
         tokio::time::sleep(self.cfg.commit_pause).await;
         self.start_height(height + 1).await
+    }
+
+    /// Feeds the votes this validator signed at the current height before a restart (from the
+    /// WAL) back into the driver, so its vote count matches what peers saw.
+    async fn replay_own_votes(&mut self) -> ConsensusResult<()> {
+        let Some(me) = self.me else { return Ok(()) };
+        for e in self.signer.signed_at(self.height) {
+            let vote_type = match e.step {
+                crate::wal::step::PREVOTE => VoteType::Prevote,
+                crate::wal::step::PRECOMMIT => VoteType::Precommit,
+                _ => continue,
+            };
+            let value = Hash::from_slice("wal.value", &e.value).ok();
+            let out = self.driver.process(DriverInput::Vote(SignedVote {
+                vote_type,
+                height: e.height,
+                round: e.round,
+                value,
+                validator: me,
+                timestamp_unix_nanos: e.timestamp_unix_nanos,
+                signature: e.signature,
+            }));
+            Box::pin(self.perform(out)).await?;
+        }
+        Ok(())
     }
 
     /// Moves consensus to `height` (after a commit or a sync) and replays buffered messages.

@@ -196,6 +196,14 @@ impl PrivValidator {
         Ok((entry.timestamp_unix_nanos, entry.signature))
     }
 
+    /// What this validator signed at `height` (from the WAL, so also before a restart).
+    pub fn signed_at(&self, height: u64) -> Vec<WalEntry> {
+        self.signed
+            .range((height, 0, 0)..(height + 1, 0, 0))
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
     /// Forgets (and drops from the WAL) everything below `height`, once it is committed.
     pub fn prune_below(&mut self, height: u64) -> Result<(), SignError> {
         let keep = self.signed.split_off(&(height, 0, 0));

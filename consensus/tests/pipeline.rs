@@ -45,6 +45,7 @@ fn node(dir: &std::path::Path, max_txs: usize) -> BlockPipeline {
             max_bytes: 1 << 20,
         },
         last_commit: None,
+        metrics: Default::default(),
     }
 }
 

@@ -10,9 +10,11 @@
 
 mod config;
 mod error;
+mod metrics;
 mod pool;
 mod seen;
 
 pub use config::MempoolConfig;
 pub use error::{CheckTxError, RejectReason};
+pub use metrics::MempoolMetrics;
 pub use pool::{Mempool, UpdateStats};

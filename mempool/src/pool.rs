@@ -1,7 +1,8 @@
 //! The pending-tx pool: per-sender nonce-ordered queues under one mutex.
 
 use crate::config::MempoolConfig;
-use crate::error::CheckTxError;
+use crate::error::{CheckTxError, RejectReason};
+use crate::metrics::MempoolMetrics;
 use crate::seen::SeenCache;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -56,6 +57,7 @@ pub struct Mempool<S> {
     /// Wakes the block producer once `wake_at` txs are pending.
     notify: Notify,
     wake_at: AtomicUsize,
+    metrics: MempoolMetrics,
 }
 
 impl<S: StateView> Mempool<S> {
@@ -74,6 +76,7 @@ impl<S: StateView> Mempool<S> {
             }),
             notify: Notify::new(),
             wake_at: AtomicUsize::new(usize::MAX),
+            metrics: MempoolMetrics::default(),
         }
     }
 
@@ -82,8 +85,24 @@ impl<S: StateView> Mempool<S> {
         &self.cfg
     }
 
+    /// The mempool's metrics.
+    pub fn metrics(&self) -> &MempoolMetrics {
+        &self.metrics
+    }
+
     /// Admits `raw` if it is a valid tx that fits; returns its hash.
     pub fn check_tx(&self, raw: &[u8]) -> Result<Hash, CheckTxError> {
+        let r = self.check_tx_inner(raw);
+        if let Err(e) = &r {
+            self.metrics.failed_txs.inc();
+            if e.reason() == RejectReason::Duplicate {
+                self.metrics.already_received_txs.inc();
+            }
+        }
+        r
+    }
+
+    fn check_tx_inner(&self, raw: &[u8]) -> Result<Hash, CheckTxError> {
         if raw.len() > self.cfg.max_tx_bytes {
             return Err(CheckTxError::TooLarge {
                 size: raw.len(),
@@ -167,6 +186,7 @@ impl<S: StateView> Mempool<S> {
         );
         inner.bytes += raw.len();
         inner.seen.insert(tx.hash);
+        self.metrics.size.set(inner.txs.len() as i64);
         Ok(inner.txs.len())
     }
 
@@ -246,6 +266,7 @@ impl<S: StateView> Mempool<S> {
             !q.txs.is_empty()
         });
         stats.remaining = txs.len();
+        self.metrics.size.set(txs.len() as i64);
         stats
     }
 

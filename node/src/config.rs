@@ -65,12 +65,16 @@ pub struct ApiConfig {
     /// Address the gRPC server binds; port 0 picks a free port (the chosen address is written
     /// to `<home>/grpc.addr`).
     pub grpc_addr: String,
+    /// Address of the HTTP server with `GET /metrics` (Prometheus text); port 0 picks a free
+    /// port (written to `<home>/metrics.addr`).
+    pub metrics_addr: String,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             grpc_addr: "127.0.0.1:26657".into(),
+            metrics_addr: "127.0.0.1:26660".into(),
         }
     }
 }
@@ -257,11 +261,15 @@ impl Config {
             field,
             reason,
         };
-        if self.api.grpc_addr.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid(
-                "api.grpc_addr",
-                format!("must be IP:PORT, got {:?}", self.api.grpc_addr),
-            ));
+        let addrs: [(&'static str, &str); 3] = [
+            ("api.grpc_addr", &self.api.grpc_addr),
+            ("api.metrics_addr", &self.api.metrics_addr),
+            ("p2p.listen_addr", &self.p2p.listen_addr),
+        ];
+        for (field, a) in addrs {
+            if a.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid(field, format!("must be IP:PORT, got {a:?}")));
+            }
         }
         let positive: [(&'static str, usize); 6] = [
             ("mempool.max_txs", self.mempool.max_txs),
@@ -278,17 +286,6 @@ impl Config {
             if v == 0 {
                 return Err(invalid(field, "must be greater than 0".into()));
             }
-        }
-        if self
-            .p2p
-            .listen_addr
-            .parse::<std::net::SocketAddr>()
-            .is_err()
-        {
-            return Err(invalid(
-                "p2p.listen_addr",
-                format!("must be IP:PORT, got {:?}", self.p2p.listen_addr),
-            ));
         }
         if let Err(reason) = self.p2p.parse_peers() {
             return Err(invalid("p2p.peers", reason));

@@ -33,6 +33,10 @@ impl Home {
     pub fn wal(&self) -> PathBuf {
         self.0.join("cs.wal")
     }
+    /// `metrics.addr`: the bound metrics (HTTP) address of the running node.
+    pub fn metrics_addr_file(&self) -> PathBuf {
+        self.0.join("metrics.addr")
+    }
     /// `grpc.addr`: the bound gRPC address of the running node.
     pub fn grpc_addr_file(&self) -> PathBuf {
         self.0.join("grpc.addr")

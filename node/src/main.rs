@@ -109,6 +109,9 @@ struct InitArgs {
     /// gRPC address to write into config.toml (port 0 = pick a free port at start).
     #[arg(long, default_value = "127.0.0.1:26657")]
     grpc_addr: String,
+    /// Metrics (HTTP) address to write into config.toml (port 0 = pick a free port at start).
+    #[arg(long, default_value = "127.0.0.1:26660")]
+    metrics_addr: String,
     /// Overwrite an existing home, deleting its data.
     #[arg(long)]
     force: bool,
@@ -285,6 +288,7 @@ fn init_tracing(level: &str) {
 fn init(a: InitArgs) -> Result<()> {
     let mut config = Config::default();
     config.api.grpc_addr = a.grpc_addr;
+    config.api.metrics_addr = a.metrics_addr;
     config.moniker = "node0".into();
     let home = Home(a.home);
     home::init(

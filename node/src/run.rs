@@ -8,12 +8,14 @@ use crate::home::{write_atomic, Home};
 use crate::keyfile;
 use crate::proto::node_server::NodeServer;
 use anyhow::{bail, Context, Result};
+use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tpslab_consensus::bft::{Timeouts, Validator, ValidatorSet};
+use tpslab_consensus::metrics::ConsensusMetrics;
 use tpslab_consensus::signer::PrivValidator;
 use tpslab_consensus::{
     BlockLimits, BlockPipeline, CommitEvent, Reactor, ReactorConfig, SoloConfig, SoloProducer,
@@ -93,6 +95,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
     let (tx_commits, _) = broadcast::channel(COMMIT_EVENT_BUFFER);
     let (tx_shutdown, rx_shutdown) = watch::channel(false);
 
+    let consensus_metrics = ConsensusMetrics::default();
     let pipeline = BlockPipeline {
         chain_id: genesis.chain_id.clone(),
         key: key.clone(),
@@ -103,6 +106,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
             max_bytes: cfg.consensus.max_block_bytes,
         },
         last_commit,
+        metrics: consensus_metrics.clone(),
     };
     let (mut producer_task, gossip) = if solo {
         let producer = SoloProducer::new(
@@ -146,6 +150,15 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
     write_atomic(&home.grpc_addr_file(), &addr.to_string())?;
     info!(%addr, "gRPC API listening");
 
+    let mut registry = Registry::default();
+    consensus_metrics.register(&mut registry);
+    api.mempool.metrics().register(&mut registry);
+    if let Some(net) = &gossip {
+        net.metrics().register(&mut registry);
+    }
+    let metrics_task =
+        serve_metrics(&home, &cfg.api.metrics_addr, registry, rx_shutdown.clone()).await?;
+
     let mut rx_server_stop = rx_shutdown.clone();
     let server = tonic::transport::Server::builder()
         .add_service(NodeServer::new(api))
@@ -183,9 +196,58 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
     if let Some(net) = &gossip {
         net.shutdown();
     }
+    metrics_task.abort();
+    let _ = std::fs::remove_file(home.metrics_addr_file());
     let _ = std::fs::remove_file(home.grpc_addr_file());
     info!("stopped");
     outcome
+}
+
+/// Serves `GET /metrics` (Prometheus text) on `addr`; the bound address goes to
+/// `<home>/metrics.addr`.
+async fn serve_metrics(
+    home: &Home,
+    addr: &str,
+    registry: Registry,
+    mut rx_stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let registry = Arc::new(registry);
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut text = String::new();
+                if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+                    text = "# metrics encoding failed\n".into();
+                }
+                (
+                    [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    text,
+                )
+            }
+        }),
+    );
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind metrics address {addr}"))?;
+    let bound = listener.local_addr()?;
+    write_atomic(&home.metrics_addr_file(), &bound.to_string())?;
+    info!(addr = %bound, "metrics on http://{bound}/metrics");
+    let server = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(tonic::service::Routes::from(router))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = rx_stop.wait_for(|s| *s).await;
+        });
+    Ok(tokio::spawn(async move {
+        if let Err(e) = server.await {
+            warn!(error = %e, "metrics server failed");
+        }
+    }))
 }
 
 /// Starts the p2p network and the BFT reactor of a multi-validator chain.

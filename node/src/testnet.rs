@@ -39,6 +39,8 @@ pub struct TestnetNode {
     pub grpc_addr: String,
     /// p2p address.
     pub p2p_addr: String,
+    /// Metrics (HTTP) address.
+    pub metrics_addr: String,
 }
 
 /// Options of `testnet init`.
@@ -95,6 +97,7 @@ pub fn init(o: &TestnetInit) -> Result<TestnetFile> {
             home: o.out.join(format!("node{i}")),
             grpc_addr: format!("127.0.0.1:{}", free_port()?),
             p2p_addr: format!("127.0.0.1:{}", free_port()?),
+            metrics_addr: format!("127.0.0.1:{}", free_port()?),
         });
     }
     let genesis = Genesis {
@@ -134,6 +137,7 @@ pub fn init(o: &TestnetInit) -> Result<TestnetFile> {
         let mut cfg = o.config.clone();
         cfg.moniker = n.name.clone();
         cfg.api.grpc_addr = n.grpc_addr.clone();
+        cfg.api.metrics_addr = n.metrics_addr.clone();
         cfg.p2p.listen_addr = n.p2p_addr.clone();
         cfg.p2p.peers = peers
             .iter()

@@ -123,21 +123,95 @@ async fn wait_committed(
     );
 }
 
-async fn wait_height(addr: &str, at_least: u64, timeout: Duration) {
+async fn wait_height(addr: &str, home: &Path, at_least: u64, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while height(addr).await.unwrap_or(0) < at_least {
-        assert!(
-            Instant::now() < deadline,
-            "{addr} did not reach height {at_least}"
-        );
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(home.join("node.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "{addr} did not reach height {at_least} (at {:?}); log tail:\n{}",
+                height(addr).await,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
+/// Plain HTTP/1.1 GET, enough for /metrics.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr.trim()).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}
+
+/// Connects to `target`'s p2p port as the validator whose home is `as_home`, sends a vote with
+/// a corrupted signature, and expects the connection to be closed.
+async fn invalid_vote_gets_disconnected(
+    as_home: &Path,
+    target: &tpslab_node::testnet::TestnetNode,
+) {
+    use futures::SinkExt;
+    use prost::Message;
+    let key = tpslab_node::keyfile::load(&as_home.join("priv_validator_key.json")).unwrap();
+    let target_key =
+        tpslab_node::keyfile::load(&target.home.join("priv_validator_key.json")).unwrap();
+    let stream = tokio::net::TcpStream::connect(&target.p2p_addr)
+        .await
+        .unwrap();
+    let mut framed =
+        tokio_util::codec::Framed::new(stream, tokio_util::codec::LengthDelimitedCodec::new());
+    let allowed = [tpslab_p2p::PeerId(target_key.verifying_key().to_bytes())].into();
+    tpslab_p2p::handshake::handshake(&mut framed, &key, CHAIN, &allowed, &target.p2p_addr)
+        .await
+        .unwrap();
+    let h = height(&target.grpc_addr).await.unwrap() + 1;
+    let mut vote = tpslab_types::vote::VoteData {
+        chain_id: CHAIN,
+        vote_type: tpslab_types::pb::VoteType::Prevote,
+        height: h,
+        round: 0,
+        block_hash: None,
+        timestamp_unix_nanos: 1,
+    }
+    .sign(&key);
+    vote.signature[10] ^= 0xff;
+    let msg = tpslab_types::pb::ConsensusMessage {
+        msg: Some(tpslab_types::pb::consensus_message::Msg::Vote(vote)),
+    };
+    let env = tpslab_p2p::Envelope {
+        channel: tpslab_p2p::Channel::Consensus as u32,
+        payload: msg.encode_to_vec().into(),
+    };
+    framed
+        .send(bytes::Bytes::from(env.encode_to_vec()))
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(_)) = futures::StreamExt::next(&mut framed).await {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "connection not closed after an invalid vote"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("net");
+    // Kept on failure for the node logs; removed at the end of a passing run.
+    let tmp = tempfile::tempdir().unwrap().keep();
+    let dir = tmp.join("net");
+    eprintln!("testnet dir: {}", dir.display());
     let out = Command::new(bin())
         .args([
             "testnet",
@@ -192,6 +266,44 @@ async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
     kill9(&file.nodes[3].home);
     wait_committed(sub, batch, Duration::from_secs(60), "1 of 4 down").await;
 
+    // A validator that signs a vote badly is disconnected with the reason logged; consensus
+    // goes on. (node3 is down, so its key can be used to connect as it.)
+    invalid_vote_gets_disconnected(&file.nodes[3].home, &file.nodes[0]).await;
+    let sub = subscribe(&addrs[0]).await;
+    let batch = submit(&addrs[..3], 80..85, 0).await;
+    wait_committed(sub, batch, Duration::from_secs(60), "after a bad vote").await;
+    assert!(
+        std::fs::read_to_string(file.nodes[0].home.join("node.log"))
+            .unwrap()
+            .contains("invalid vote signature"),
+        "disconnect reason logged"
+    );
+
+    // Metrics with CometBFT-like names.
+    let metrics = http_get(
+        &std::fs::read_to_string(file.nodes[0].home.join("metrics.addr")).unwrap(),
+        "/metrics",
+    );
+    for name in [
+        "consensus_height ",
+        "consensus_rounds ",
+        "consensus_block_interval_seconds_count",
+        "consensus_step_duration_seconds_count{step=\"prevote\"}",
+        "consensus_total_txs ",
+        "mempool_size ",
+        "mempool_failed_txs_total",
+        "mempool_already_received_txs_total",
+        "p2p_peers 2",
+        "p2p_message_send_bytes_total",
+        "p2p_message_receive_bytes_total",
+        "state_block_processing_time_count",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
+    }
+
     // A second one down: no quorum, no commits (and no fork).
     kill9(&file.nodes[2].home);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -212,7 +324,7 @@ async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
     // The other returns and catches up too.
     restart(&file.nodes[3].home);
     let tip = height(&addrs[0]).await.unwrap();
-    wait_height(&addrs[3], tip, Duration::from_secs(60)).await;
+    wait_height(&addrs[3], &file.nodes[3].home, tip, Duration::from_secs(60)).await;
 
     let check = tpslab(&["testnet", "check"], &dir);
     assert!(
@@ -237,4 +349,6 @@ async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
     }
     let status = tpslab(&["testnet", "status"], &dir);
     assert!(String::from_utf8_lossy(&status.stdout).contains("node3"));
+    drop(_down);
+    let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -15,10 +15,12 @@
 
 mod error;
 pub mod handshake;
+mod metrics;
 mod network;
 mod peer;
 mod wire;
 
 pub use error::{P2pError, P2pResult};
+pub use metrics::P2pMetrics;
 pub use network::{Event, Network, NetworkConfig, PeerInfo, PeerStats};
 pub use wire::{Channel, Envelope, PeerId};

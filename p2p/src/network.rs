@@ -2,6 +2,7 @@
 
 use crate::error::{P2pError, P2pResult};
 use crate::handshake::handshake;
+use crate::metrics::P2pMetrics;
 use crate::peer::{self, PeerHandle};
 use crate::wire::{Channel, PeerId};
 use bytes::Bytes;
@@ -116,6 +117,7 @@ pub(crate) struct Shared {
     peers: Mutex<HashMap<PeerId, PeerHandle>>,
     pub tx_events: mpsc::Sender<Event>,
     next_conn: AtomicU64,
+    pub metrics: P2pMetrics,
     /// Wakes a peer's dialer when the peer disconnects.
     down: HashMap<PeerId, Arc<Notify>>,
 }
@@ -134,6 +136,7 @@ impl Shared {
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let handle = peer::spawn(framed, peer, conn_id, self.clone());
         peers.insert(peer, handle);
+        self.metrics.peers.set(peers.len() as i64);
         drop(peers);
         info!(%peer, "peer connected");
         let _ = self.tx_events.try_send(Event::PeerUp(peer));
@@ -155,6 +158,7 @@ impl Shared {
     }
 
     async fn peer_down(&self, peer: PeerId, reason: String) {
+        self.metrics.peers.set(self.peers.lock().len() as i64);
         warn!(%peer, %reason, "peer disconnected");
         if let Some(n) = self.down.get(&peer) {
             n.notify_one();
@@ -276,6 +280,7 @@ impl Network {
             peers: Mutex::new(HashMap::new()),
             tx_events,
             next_conn: AtomicU64::new(0),
+            metrics: P2pMetrics::default(),
             cfg,
         });
         let mut tasks = JoinSet::new();
@@ -314,6 +319,11 @@ impl Network {
         self.local_addr
     }
 
+    /// Traffic metrics (network-wide, across reconnects).
+    pub fn metrics(&self) -> &P2pMetrics {
+        &self.shared.metrics
+    }
+
     /// Our id.
     pub fn me(&self) -> PeerId {
         self.shared.me
@@ -344,6 +354,7 @@ impl Network {
         q.try_send(payload).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
                 c.dropped.fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.dropped.inc();
                 P2pError::QueueFull {
                     peer: peer.to_string(),
                     channel: channel.name(),

@@ -48,7 +48,7 @@ pub(crate) fn spawn(
         let (sink, stream) = framed.split();
         let reason = tokio::select! {
             r = read_loop(stream, peer, &shared, &c) => r,
-            r = write_loop(sink, [rx_c, rx_s, rx_m], &c) => r,
+            r = write_loop(sink, [rx_c, rx_s, rx_m], &c, &shared) => r,
         };
         shared.peer_ended(peer, conn_id, reason).await;
     });
@@ -74,6 +74,7 @@ async fn read_loop(
         };
         c.recv_bytes
             .fetch_add(frame.len() as u64 + 4, Ordering::Relaxed);
+        shared.metrics.recv_bytes.inc_by(frame.len() as u64 + 4);
         c.recv_msgs.fetch_add(1, Ordering::Relaxed);
         let env = match Envelope::decode(frame.freeze()) {
             Ok(e) => e,
@@ -98,6 +99,7 @@ async fn write_loop(
     mut sink: futures::stream::SplitSink<Framed<TcpStream, LengthDelimitedCodec>, Bytes>,
     queues: [mpsc::Receiver<Bytes>; 3],
     c: &Counters,
+    shared: &Shared,
 ) -> String {
     let [mut rx_c, mut rx_s, mut rx_m] = queues;
     loop {
@@ -119,6 +121,7 @@ async fn write_loop(
             return format!("write error: {e}");
         }
         c.sent_bytes.fetch_add(n, Ordering::Relaxed);
+        shared.metrics.send_bytes.inc_by(n);
         c.sent_msgs.fetch_add(1, Ordering::Relaxed);
     }
 }

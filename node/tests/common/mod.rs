@@ -38,6 +38,8 @@ impl TestNode {
                 SEED,
                 "--grpc-addr",
                 "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
             ])
             .args([
                 "--accounts",

@@ -1,0 +1,33 @@
+//! Mempool metrics (CometBFT names).
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Counters and gauges the mempool keeps up to date.
+#[derive(Clone, Debug, Default)]
+pub struct MempoolMetrics {
+    /// Pending txs.
+    pub size: Gauge,
+    /// Txs rejected by CheckTx (any reason).
+    pub failed_txs: Counter,
+    /// Txs rejected because they were already pending or recently committed.
+    pub already_received_txs: Counter,
+}
+
+impl MempoolMetrics {
+    /// Adds the metrics to `r`.
+    pub fn register(&self, r: &mut Registry) {
+        r.register("mempool_size", "Number of pending txs", self.size.clone());
+        r.register(
+            "mempool_failed_txs",
+            "Txs rejected by CheckTx",
+            self.failed_txs.clone(),
+        );
+        r.register(
+            "mempool_already_received_txs",
+            "Txs rejected as duplicates",
+            self.already_received_txs.clone(),
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! p2p metrics (CometBFT names).
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Network-wide traffic, kept across disconnects.
+#[derive(Clone, Debug, Default)]
+pub struct P2pMetrics {
+    /// Connected peers.
+    pub peers: Gauge,
+    /// Bytes written to peers (frames with length prefix).
+    pub send_bytes: Counter,
+    /// Bytes read from peers.
+    pub recv_bytes: Counter,
+    /// Frames dropped because a peer's queue was full.
+    pub dropped: Counter,
+}
+
+impl P2pMetrics {
+    /// Adds the metrics to `r`.
+    pub fn register(&self, r: &mut Registry) {
+        r.register("p2p_peers", "Connected peers", self.peers.clone());
+        r.register(
+            "p2p_message_send_bytes",
+            "Bytes sent to peers",
+            self.send_bytes.clone(),
+        );
+        r.register(
+            "p2p_message_receive_bytes",
+            "Bytes received from peers",
+            self.recv_bytes.clone(),
+        );
+        r.register(
+            "p2p_send_queue_dropped",
+            "Frames dropped on a full send queue",
+            self.dropped.clone(),
+        );
+    }
+}

@@ -22,6 +22,8 @@ pub struct ConsensusMetrics {
     pub height: Gauge,
     /// Round in which the last block was decided (0 = first try).
     pub rounds: Gauge,
+    /// Round the validator is in now.
+    pub round: Gauge,
     /// Time between consecutive commits.
     pub block_interval: Histogram,
     /// Time spent in each step (propose, prevote, precommit).
@@ -39,6 +41,7 @@ impl Default for ConsensusMetrics {
         ConsensusMetrics {
             height: Gauge::default(),
             rounds: Gauge::default(),
+            round: Gauge::default(),
             block_interval: seconds_histogram(),
             step_duration: Family::new_with_constructor(seconds_histogram),
             total_txs: Gauge::default(),
@@ -56,6 +59,7 @@ impl ConsensusMetrics {
             "Height of the last committed block",
             self.height.clone(),
         );
+        r.register("consensus_round", "Current round", self.round.clone());
         r.register(
             "consensus_rounds",
             "Round of the last decision",

@@ -411,6 +411,10 @@ impl Reactor {
     fn note_step(&mut self) {
         use crate::bft::Step;
         let now_step = self.driver.state().step;
+        self.pipeline
+            .metrics
+            .round
+            .set(i64::from(self.driver.state().round));
         let (step, since) = self.step_since;
         if now_step != step {
             let name = match step {

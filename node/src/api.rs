@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Code, Request, Response, Status, Streaming};
+use tpslab_consensus::metrics::ConsensusMetrics;
 use tpslab_consensus::CommitEvent;
 use tpslab_mempool::{CheckTxError, Mempool, RejectReason};
 use tpslab_p2p::{Channel, Network};
@@ -35,6 +36,8 @@ pub struct NodeApi {
     pub chain_id: String,
     /// This validator's public key.
     pub validator: Vec<u8>,
+    /// Consensus metrics (the current round is read from them).
+    pub consensus: ConsensusMetrics,
     /// Where accepted txs are gossiped (multi-validator chains).
     pub gossip: Option<Network>,
 }
@@ -218,6 +221,7 @@ impl Node for NodeApi {
             validator: self.validator.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             peers: self.gossip.as_ref().map_or(0, |n| n.peers().len() as u64),
+            round: u32::try_from(self.consensus.round.get()).unwrap_or(0),
         }))
     }
 }

@@ -248,14 +248,14 @@ fn testnet_cmd(t: TestnetCmd) -> Result<()> {
         TestnetCmd::Down(d) => testnet::down(&d.dir),
         TestnetCmd::Status(d) => {
             println!(
-                "{:<8} {:>8} {:>6} {:>10}",
-                "node", "height", "peers", "mempool"
+                "{:<8} {:>8} {:>6} {:>6} {:>10}",
+                "node", "height", "round", "peers", "mempool"
             );
             for s in runtime()?.block_on(testnet::status(&d.dir))? {
                 let h = s.height.map_or("down".to_string(), |h| h.to_string());
                 println!(
-                    "{:<8} {:>8} {:>6} {:>10}",
-                    s.name, h, s.peers, s.mempool_txs
+                    "{:<8} {:>8} {:>6} {:>6} {:>10}",
+                    s.name, h, s.round, s.peers, s.mempool_txs
                 );
             }
             Ok(())

@@ -142,6 +142,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         chain_id: genesis.chain_id.clone(),
         validator: key.verifying_key().to_bytes().to_vec(),
         gossip: gossip.clone(),
+        consensus: consensus_metrics.clone(),
     };
     let listener = TcpListener::bind(&cfg.api.grpc_addr)
         .await

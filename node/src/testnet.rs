@@ -270,6 +270,8 @@ pub struct NodeStatus {
     pub name: String,
     /// Height, or None if unreachable.
     pub height: Option<u64>,
+    /// Consensus round.
+    pub round: u32,
     /// Connected peers.
     pub peers: u64,
     /// Pending txs.
@@ -292,6 +294,7 @@ pub async fn status(dir: &Path) -> Result<Vec<NodeStatus>> {
         out.push(NodeStatus {
             name: n.name.clone(),
             height: s.as_ref().map(|s| s.height),
+            round: s.as_ref().map_or(0, |s| s.round),
             peers: s.as_ref().map_or(0, |s| s.peers),
             mempool_txs: s.as_ref().map_or(0, |s| s.mempool_txs),
         });

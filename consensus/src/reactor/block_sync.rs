@@ -1,0 +1,67 @@
+//! The reactor's side of block sync: announce heights, serve and request blocks, apply them.
+
+use super::*;
+
+impl Reactor {
+    pub(super) async fn on_sync(
+        &mut self,
+        peer: PeerId,
+        m: pb::SyncMessage,
+    ) -> ConsensusResult<()> {
+        let committed = self.height - 1;
+        match m.msg {
+            Some(SyncMsg::Status(s)) => {
+                let stale = self
+                    .sync_asked
+                    .is_none_or(|t| t.elapsed() > Duration::from_secs(2));
+                if s.height > committed && stale {
+                    let req = pb::SyncRequest {
+                        from_height: committed + 1,
+                        to_height: s.height,
+                    };
+                    if self
+                        .net
+                        .try_send(peer, Channel::Sync, sync_frame(SyncMsg::Request(req)))
+                        .is_ok()
+                    {
+                        self.sync_asked = Some(std::time::Instant::now());
+                    }
+                }
+            }
+            Some(SyncMsg::Request(req)) => {
+                let db = self.pipeline.db.clone();
+                let resp = tokio::task::block_in_place(|| crate::sync::serve(&db, &req));
+                let _ = self
+                    .net
+                    .try_send(peer, Channel::Sync, sync_frame(SyncMsg::Response(resp)));
+            }
+            Some(SyncMsg::Response(resp)) => {
+                self.sync_asked = None;
+                let vals = self.vals.clone();
+                let pipeline = &mut self.pipeline;
+                let (events, err) = tokio::task::block_in_place(|| {
+                    crate::sync::apply(pipeline, &vals, resp.blocks)
+                });
+                if let Some(e) = err {
+                    self.net
+                        .disconnect(peer, format!("bad block sync response: {e}"))
+                        .await;
+                }
+                if let Some(last) = events.last() {
+                    info!(
+                        from = committed + 1,
+                        to = last.height,
+                        "caught up by block sync"
+                    );
+                    let next = last.height + 1;
+                    for ev in events {
+                        let _ = self.tx_commits.send(Arc::new(ev));
+                    }
+                    self.start_height(next).await?;
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,256 @@
+//! The BFT reactor: the actor that runs Tendermint consensus for a multi-validator chain. It
+//! verifies proposals and votes arriving from the p2p network, feeds them to the pure
+//! [`Driver`], and performs its outputs: build and sign proposals, sign votes (WAL first),
+//! broadcast, schedule timeouts, and on a decision execute and commit the block.
+
+use crate::bft::commit::{build_commit, verify_commit};
+use crate::bft::{
+    Driver, DriverInput, DriverOutput, ProposalInput, SignedVote, TimeoutKind, Timeouts,
+    ValidatorSet,
+};
+use crate::error::{ConsensusError, ConsensusResult};
+use crate::event::CommitEvent;
+use crate::pipeline::{now_unix_nanos, BlockPipeline};
+use crate::signer::{PrivValidator, SignError};
+use bytes::Bytes;
+use prost::Message;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch};
+use tpslab_p2p::{Channel, Event, Network, PeerId};
+use tpslab_types::pb::{self, consensus_message::Msg, sync_message::Msg as SyncMsg, VoteType};
+use tpslab_types::vote::{
+    verify_proposal_signature, verify_vote_signature, ProposalData, VoteData,
+};
+use tpslab_types::Hash;
+use tracing::{debug, info, warn};
+
+mod block_sync;
+mod perform;
+mod verify;
+
+/// Settings of the reactor.
+#[derive(Clone, Debug)]
+pub struct ReactorConfig {
+    /// Round timeouts.
+    pub timeouts: Timeouts,
+    /// Pause after a commit before the next height starts (CometBFT's timeout_commit), so txs
+    /// can gather for the next block.
+    pub commit_pause: Duration,
+}
+
+/// Runs consensus for one validator.
+pub struct Reactor {
+    cfg: ReactorConfig,
+    vals: Arc<ValidatorSet>,
+    me: Option<usize>,
+    signer: PrivValidator,
+    pipeline: BlockPipeline,
+    net: Network,
+    tx_commits: broadcast::Sender<Arc<CommitEvent>>,
+    driver: Driver,
+    height: u64,
+    /// Candidate blocks of the current height, by hash.
+    blocks: HashMap<Hash, pb::Block>,
+    /// Proposals seen at the current height, by round (for re-gossip).
+    proposals_seen: HashMap<u32, pb::Proposal>,
+    /// Messages for the next height, replayed when it starts.
+    future: Vec<(PeerId, pb::ConsensusMessage)>,
+    tx_timeouts: mpsc::Sender<(u64, TimeoutKind, u32)>,
+    rx_timeouts: mpsc::Receiver<(u64, TimeoutKind, u32)>,
+    tx_ingest: mpsc::Sender<Bytes>,
+    /// The step we are in and since when (for step duration metrics).
+    step_since: (crate::bft::Step, std::time::Instant),
+    /// When we last asked a peer for blocks (one request in flight at a time).
+    sync_asked: Option<std::time::Instant>,
+}
+
+/// A refusal of the double-sign guard is the guard working (typically after a restart, for a
+/// step signed before the crash): log it and sign nothing. Only a WAL failure is fatal.
+fn refused(e: SignError) -> Result<(), SignError> {
+    match e {
+        SignError::DoubleSign { .. } | SignError::Stale { .. } => {
+            warn!(error = %e, "not signing");
+            Ok(())
+        }
+        e => Err(e),
+    }
+}
+
+fn sync_frame(msg: SyncMsg) -> Bytes {
+    Bytes::from(pb::SyncMessage { msg: Some(msg) }.encode_to_vec())
+}
+
+impl Reactor {
+    /// A reactor starting at the height after the last committed block.
+    pub fn new(
+        cfg: ReactorConfig,
+        vals: Arc<ValidatorSet>,
+        signer: PrivValidator,
+        pipeline: BlockPipeline,
+        net: Network,
+        tx_commits: broadcast::Sender<Arc<CommitEvent>>,
+    ) -> ConsensusResult<Reactor> {
+        let height = pipeline
+            .db
+            .last_committed()
+            .map_err(|source| ConsensusError::State { height: 0, source })?
+            .height
+            + 1;
+        let me = vals.index_of(&signer.pubkey());
+        let (tx_timeouts, rx_timeouts) = mpsc::channel(1024);
+        // Txs gossiped by peers are checked off the consensus task (signature checks are slow).
+        let (tx_ingest, mut rx_ingest) = mpsc::channel::<Bytes>(4096);
+        let mempool = pipeline.mempool.clone();
+        tokio::spawn(async move {
+            while let Some(payload) = rx_ingest.recv().await {
+                if let Ok(batch) = pb::TxBatch::decode(payload) {
+                    for tx in batch.txs {
+                        // Duplicates and txs this node already has are expected; not errors.
+                        let _ = mempool.check_tx(&tx);
+                    }
+                }
+            }
+        });
+        Ok(Reactor {
+            driver: Driver::new(height, vals.clone(), me, cfg.timeouts),
+            cfg,
+            vals,
+            me,
+            signer,
+            pipeline,
+            net,
+            tx_commits,
+            height,
+            blocks: HashMap::new(),
+            proposals_seen: HashMap::new(),
+            future: Vec::new(),
+            tx_timeouts,
+            rx_timeouts,
+            tx_ingest,
+            sync_asked: None,
+            step_since: (crate::bft::Step::Unstarted, std::time::Instant::now()),
+        })
+    }
+
+    /// Runs until `shutdown` turns true. A block being committed is finished first.
+    pub async fn run(
+        mut self,
+        mut rx_net: mpsc::Receiver<Event>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> ConsensusResult<()> {
+        info!(height = self.height, validator = ?self.me, "consensus started");
+        let out = self.driver.process(DriverInput::Start);
+        self.perform(out).await?;
+        self.replay_own_votes().await?;
+        let mut status_tick = tokio::time::interval(crate::sync::STATUS_INTERVAL);
+        let mut last_tick_height = 0;
+        loop {
+            tokio::select! {
+                _ = status_tick.tick() => {
+                    let msg = SyncMsg::Status(pb::SyncStatus { height: self.height - 1 });
+                    self.net.broadcast(Channel::Sync, sync_frame(msg));
+                    // No progress for a whole interval: messages may have been lost (a peer
+                    // was down or not yet connected); send everything of this height again.
+                    if last_tick_height == self.height {
+                        self.regossip();
+                    }
+                    last_tick_height = self.height;
+                }
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() { info!("consensus stopped"); return Ok(()); }
+                }
+                Some((h, kind, round)) = self.rx_timeouts.recv() => {
+                    if h == self.height {
+                        let out = self.driver.process(DriverInput::Timeout { kind, round });
+                        self.perform(out).await?;
+                    }
+                }
+                ev = rx_net.recv() => match ev {
+                    Some(Event::Message { peer, channel: Channel::Consensus, payload }) => {
+                        match pb::ConsensusMessage::decode(payload) {
+                            Ok(m) => self.on_message(peer, m).await?,
+                            Err(e) => self.net.disconnect(peer, format!("malformed consensus message: {e}")).await,
+                        }
+                    }
+                    Some(Event::Message { channel: Channel::Mempool, payload, .. }) => {
+                        let _ = self.tx_ingest.try_send(payload);
+                    }
+                    Some(Event::Message { peer, channel: Channel::Sync, payload }) => {
+                        match pb::SyncMessage::decode(payload) {
+                            Ok(m) => self.on_sync(peer, m).await?,
+                            Err(e) => self.net.disconnect(peer, format!("malformed sync message: {e}")).await,
+                        }
+                    }
+                    Some(Event::PeerUp(p)) => debug!(peer = %p, "peer up"),
+                    Some(Event::PeerDown { peer, reason }) => debug!(%peer, %reason, "peer down"),
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+
+    async fn on_message(&mut self, peer: PeerId, m: pb::ConsensusMessage) -> ConsensusResult<()> {
+        let height = match &m.msg {
+            Some(Msg::Proposal(p)) => p.height,
+            Some(Msg::Vote(v)) => v.height,
+            None => return Ok(()),
+        };
+        if height == self.height + 1 {
+            if self.future.len() < 10_000 {
+                self.future.push((peer, m));
+            }
+            return Ok(());
+        }
+        if height != self.height {
+            return Ok(());
+        }
+        let input = match m.msg {
+            Some(Msg::Proposal(p)) => match self.check_proposal(p) {
+                Ok(i) => i,
+                Err(reason) => {
+                    self.net.disconnect(peer, reason).await;
+                    return Ok(());
+                }
+            },
+            Some(Msg::Vote(v)) => match self.check_vote(&v) {
+                Ok(i) => i,
+                Err(reason) => {
+                    self.net.disconnect(peer, reason).await;
+                    return Ok(());
+                }
+            },
+            None => return Ok(()),
+        };
+        let out = self.driver.process(input);
+        self.perform(out).await
+    }
+
+    /// Re-broadcasts every proposal and vote seen at the current height, so validators that
+    /// missed them (restarted, reconnected) can reach the same polkas and commits.
+    fn regossip(&self) {
+        for p in self.proposals_seen.values() {
+            self.broadcast(Msg::Proposal(p.clone()));
+        }
+        for v in self.driver.votes().all_votes() {
+            let Some(val) = self.vals.get(v.validator) else {
+                continue;
+            };
+            self.broadcast(Msg::Vote(pb::Vote {
+                vote_type: v.vote_type as i32,
+                height: v.height,
+                round: v.round,
+                block_hash: v.value.map(|h| h.to_vec()).unwrap_or_default(),
+                timestamp_unix_nanos: v.timestamp_unix_nanos,
+                validator: val.pubkey.to_vec(),
+                signature: v.signature.clone(),
+            }));
+        }
+    }
+
+    fn broadcast(&self, msg: Msg) {
+        let bytes = Bytes::from(pb::ConsensusMessage { msg: Some(msg) }.encode_to_vec());
+        self.net.broadcast(Channel::Consensus, bytes);
+    }
+}

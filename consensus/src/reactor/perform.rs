@@ -1,0 +1,245 @@
+//! Performing the driver's outputs: build and sign proposals, sign votes (WAL first),
+//! broadcast, schedule timeouts, and commit decided blocks.
+
+use super::*;
+
+impl Reactor {
+    /// Observes the time spent in the step just left, if the step changed.
+    pub(super) fn note_step(&mut self) {
+        use crate::bft::Step;
+        let now_step = self.driver.state().step;
+        self.pipeline
+            .metrics
+            .round
+            .set(i64::from(self.driver.state().round));
+        let (step, since) = self.step_since;
+        if now_step != step {
+            let name = match step {
+                Step::Propose => Some("propose"),
+                Step::Prevote => Some("prevote"),
+                Step::Precommit => Some("precommit"),
+                _ => None,
+            };
+            if let Some(n) = name {
+                self.pipeline
+                    .metrics
+                    .on_step(n, since.elapsed().as_secs_f64());
+            }
+            self.step_since = (now_step, std::time::Instant::now());
+        }
+    }
+
+    /// Performs driver outputs, including the inputs they feed back (own proposals and votes).
+    pub(super) async fn perform(&mut self, mut queue: Vec<DriverOutput>) -> ConsensusResult<()> {
+        let sign_err = |e: SignError| ConsensusError::Task {
+            height: 0,
+            reason: e.to_string(),
+        };
+        while !queue.is_empty() {
+            self.note_step();
+            let mut next = Vec::new();
+            for o in queue {
+                match o {
+                    DriverOutput::GetValue { round, .. } => {
+                        let (block, hash) = self.pipeline.build_block()?;
+                        self.blocks.insert(hash, block);
+                        next.extend(
+                            self.driver
+                                .process(DriverInput::ProposeValue { round, value: hash }),
+                        );
+                    }
+                    DriverOutput::Propose {
+                        height,
+                        round,
+                        value,
+                        pol_round,
+                    } => {
+                        let Some(block) = self.blocks.get(&value).cloned() else {
+                            warn!(height, round, "asked to propose an unknown block");
+                            continue;
+                        };
+                        let signed = self.signer.sign_proposal(
+                            height,
+                            round,
+                            pol_round,
+                            value,
+                            now_unix_nanos(),
+                        );
+                        let (ts, sig) = match signed {
+                            Ok(s) => s,
+                            Err(e) => {
+                                refused(e).map_err(sign_err)?;
+                                continue;
+                            }
+                        };
+                        let proposal = pb::Proposal {
+                            height,
+                            round,
+                            pol_round: pol_round.map_or(-1, i64::from),
+                            block: Some(block),
+                            block_hash: value.to_vec(),
+                            timestamp_unix_nanos: ts,
+                            proposer: self.signer.pubkey().to_vec(),
+                            signature: sig,
+                        };
+                        self.proposals_seen.insert(round, proposal.clone());
+                        self.broadcast(Msg::Proposal(proposal));
+                        if let Some(me) = self.me {
+                            next.extend(self.driver.process(DriverInput::Proposal(
+                                ProposalInput {
+                                    height,
+                                    round,
+                                    value,
+                                    pol_round,
+                                    proposer: me,
+                                    valid: true,
+                                },
+                            )));
+                        }
+                    }
+                    DriverOutput::Vote {
+                        vote_type,
+                        height,
+                        round,
+                        value,
+                    } => {
+                        let signed = self.signer.sign_vote(
+                            vote_type,
+                            height,
+                            round,
+                            value,
+                            now_unix_nanos(),
+                        );
+                        let vote = match signed {
+                            Ok(v) => v,
+                            Err(e) => {
+                                refused(e).map_err(sign_err)?;
+                                continue;
+                            }
+                        };
+                        self.broadcast(Msg::Vote(vote.clone()));
+                        if let Some(me) = self.me {
+                            next.extend(self.driver.process(DriverInput::Vote(SignedVote {
+                                vote_type,
+                                height,
+                                round,
+                                value,
+                                validator: me,
+                                timestamp_unix_nanos: vote.timestamp_unix_nanos,
+                                signature: vote.signature,
+                            })));
+                        }
+                    }
+                    DriverOutput::ScheduleTimeout {
+                        kind,
+                        height,
+                        round,
+                        after,
+                    } => {
+                        let tx = self.tx_timeouts.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(after).await;
+                            let _ = tx.send((height, kind, round)).await;
+                        });
+                    }
+                    DriverOutput::Decide {
+                        height,
+                        round,
+                        value,
+                        precommits,
+                    } => {
+                        self.pipeline.metrics.rounds.set(round as i64);
+                        self.decide(height, round, value, &precommits).await?;
+                        return Ok(());
+                    }
+                    DriverOutput::Equivocation(e) => warn!(
+                        validator = e.first.validator,
+                        height = e.first.height,
+                        round = e.first.round,
+                        "equivocation: validator signed two different votes"
+                    ),
+                    DriverOutput::WrongProposer { round, proposer } => {
+                        warn!(
+                            round,
+                            proposer, "proposal from a validator that is not the proposer"
+                        )
+                    }
+                }
+            }
+            queue = next;
+        }
+        self.note_step();
+        Ok(())
+    }
+
+    pub(super) async fn decide(
+        &mut self,
+        height: u64,
+        round: u32,
+        value: Hash,
+        precommits: &[SignedVote],
+    ) -> ConsensusResult<()> {
+        let Some(block) = self.blocks.remove(&value) else {
+            return Err(ConsensusError::Task {
+                height,
+                reason: "decided a block we do not have".into(),
+            });
+        };
+        let commit = build_commit(&self.vals, height, round, &value, precommits);
+        // Execution and the synced write block this worker; consensus has nothing else to do
+        // until the block is durable.
+        let pipeline = &mut self.pipeline;
+        let event = tokio::task::block_in_place(|| pipeline.commit_block(block, value, commit))?;
+        debug!(
+            height,
+            round,
+            txs = event.tx_hashes.len(),
+            "committed block"
+        );
+        let _ = self.tx_commits.send(Arc::new(event));
+        if let Err(e) = self.signer.prune_below(height) {
+            warn!(error = %e, "could not prune the consensus wal");
+        }
+        tokio::time::sleep(self.cfg.commit_pause).await;
+        self.start_height(height + 1).await
+    }
+
+    /// Feeds the votes this validator signed at the current height before a restart (from the
+    /// WAL) back into the driver, so its vote count matches what peers saw.
+    pub(super) async fn replay_own_votes(&mut self) -> ConsensusResult<()> {
+        let Some(me) = self.me else { return Ok(()) };
+        for e in self.signer.signed_at(self.height) {
+            let vote_type = match e.step {
+                crate::wal::step::PREVOTE => VoteType::Prevote,
+                crate::wal::step::PRECOMMIT => VoteType::Precommit,
+                _ => continue,
+            };
+            let value = Hash::from_slice("wal.value", &e.value).ok();
+            let out = self.driver.process(DriverInput::Vote(SignedVote {
+                vote_type,
+                height: e.height,
+                round: e.round,
+                value,
+                validator: me,
+                timestamp_unix_nanos: e.timestamp_unix_nanos,
+                signature: e.signature,
+            }));
+            Box::pin(self.perform(out)).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves consensus to `height` (after a commit or a sync) and replays buffered messages.
+    pub(super) async fn start_height(&mut self, height: u64) -> ConsensusResult<()> {
+        self.height = height;
+        self.blocks.clear();
+        self.proposals_seen.clear();
+        self.driver = Driver::new(self.height, self.vals.clone(), self.me, self.cfg.timeouts);
+        let out = self.driver.process(DriverInput::Start);
+        Box::pin(self.perform(out)).await?;
+        for (peer, m) in std::mem::take(&mut self.future) {
+            Box::pin(self.on_message(peer, m)).await?;
+        }
+        Ok(())
+    }
+}

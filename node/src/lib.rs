@@ -1,5 +1,5 @@
 //! The tpslab validator process: config, genesis and key files, the gRPC API, and the wiring
-//! of state DB, mempool and block producer. The `tpslab` binary is a thin CLI over this.
+//! of state DB, mempool and consensus. The `tpslab` binary (`cli/`) is a thin CLI over this.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]

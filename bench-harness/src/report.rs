@@ -18,7 +18,7 @@ pub struct LoadReport {
     pub rejected: BTreeMap<String, u64>,
     /// Txs sent more than 10 ms after their intended time (the generator fell behind).
     pub sent_late: u64,
-    /// Window txs seen committed.
+    /// Txs sent in the window and seen committed (possibly after it, within the drain time).
     pub committed: u64,
     /// Every generated tx seen committed, warm-up included (for cross-checks with the chain).
     pub committed_including_warmup: u64,
@@ -26,7 +26,8 @@ pub struct LoadReport {
     pub blocks: u64,
     /// Achieved send rate, tx/s.
     pub send_rate: f64,
-    /// Committed txs per second of window.
+    /// Commits that happened inside the window (any generated tx) per second: the throughput
+    /// the chain sustained, which falls below the offered rate once it saturates.
     pub committed_tps: f64,
     /// Latency from intended send time to commit, milliseconds.
     pub latency_ms: Percentiles,

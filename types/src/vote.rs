@@ -63,18 +63,31 @@ pub fn verify_vote_signature(
     validator: &[u8],
     signature: &[u8],
 ) -> TypesResult<()> {
-    let pk: [u8; 32] = validator.try_into().map_err(|_| TypesError::BadLength {
-        field: "vote.validator",
+    verify_ed25519(
+        ("vote.validator", validator),
+        ("vote.signature", signature),
+        &data.sign_bytes(),
+    )
+}
+
+/// Checks key and signature lengths (naming the fields) and verifies strictly.
+fn verify_ed25519(
+    (key_field, key): (&'static str, &[u8]),
+    (sig_field, signature): (&'static str, &[u8]),
+    msg: &[u8],
+) -> TypesResult<()> {
+    let pk: [u8; 32] = key.try_into().map_err(|_| TypesError::BadLength {
+        field: key_field,
         expected: 32,
-        got: validator.len(),
+        got: key.len(),
     })?;
     let sig: [u8; 64] = signature.try_into().map_err(|_| TypesError::BadLength {
-        field: "vote.signature",
+        field: sig_field,
         expected: 64,
         got: signature.len(),
     })?;
     let pk = VerifyingKey::from_bytes(&pk).map_err(|_| TypesError::BadPublicKey)?;
-    pk.verify_strict(&data.sign_bytes(), &Signature::from_bytes(&sig))
+    pk.verify_strict(msg, &Signature::from_bytes(&sig))
         .map_err(|_| TypesError::BadSignature)
 }
 
@@ -195,17 +208,9 @@ pub fn verify_proposal_signature(
     signer: &[u8],
     signature: &[u8],
 ) -> TypesResult<()> {
-    let pk: [u8; 32] = signer.try_into().map_err(|_| TypesError::BadLength {
-        field: "proposal.proposer",
-        expected: 32,
-        got: signer.len(),
-    })?;
-    let sig: [u8; 64] = signature.try_into().map_err(|_| TypesError::BadLength {
-        field: "proposal.signature",
-        expected: 64,
-        got: signature.len(),
-    })?;
-    let pk = VerifyingKey::from_bytes(&pk).map_err(|_| TypesError::BadPublicKey)?;
-    pk.verify_strict(&data.sign_bytes(), &Signature::from_bytes(&sig))
-        .map_err(|_| TypesError::BadSignature)
+    verify_ed25519(
+        ("proposal.proposer", signer),
+        ("proposal.signature", signature),
+        &data.sign_bytes(),
+    )
 }

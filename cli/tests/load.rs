@@ -116,46 +116,7 @@ async fn full_mempool_is_reported_by_reason() {
 async fn testnet_counts_match_every_node() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let out = Command::new(bin())
-        .args([
-            "testnet",
-            "init",
-            "--validators",
-            "4",
-            "--accounts",
-            "300",
-            "--seed",
-            SEED,
-        ])
-        .args(["--chain-id", CHAIN, "--block-interval-ms", "50", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    struct Down<'a>(&'a Path);
-    impl Drop for Down<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new(bin())
-                .args(["testnet", "down"])
-                .arg(self.0)
-                .status();
-        }
-    }
-    let _down = Down(&dir);
-    let up = Command::new(bin())
-        .args(["testnet", "up"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let net = TestNet::up(dir.clone(), 4, 300, "");
     let json = tmp.path().join("report.json");
     let r = load(
         &[
@@ -173,12 +134,10 @@ async fn testnet_counts_match_every_node() {
         &json,
     );
     assert_eq!(r["committed"], 100, "{r}");
-    let file: tpslab_node::testnet::TestnetFile =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("testnet.json")).unwrap()).unwrap();
     let want = r["committed_including_warmup"].as_u64().unwrap();
     assert_eq!(want, 150);
     // Every validator's chain holds exactly the generated txs (commits reach all of them).
-    for n in &file.nodes {
+    for n in &net.file.nodes {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let got = txs_on_chain(&n.grpc_addr).await;
@@ -193,11 +152,7 @@ async fn testnet_counts_match_every_node() {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
-    let check = Command::new(bin())
-        .args(["testnet", "check"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let check = net.run(&["testnet", "check"]);
     assert!(
         check.status.success(),
         "{}",

@@ -7,33 +7,13 @@ mod common;
 
 use common::*;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
 use tpslab_node::proto::node_client::NodeClient;
 use tpslab_node::proto::{BroadcastTxRequest, StatusRequest, SubscribeCommitsRequest};
-use tpslab_node::testnet::TestnetFile;
 use tpslab_types::tx::tx_hash;
-
-/// Stops the testnet however the test ends.
-struct Down(PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = Command::new(bin())
-            .args(["testnet", "down"])
-            .arg(&self.0)
-            .status();
-    }
-}
-
-fn tpslab(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(bin()).args(args).arg(dir).output().unwrap()
-}
-
-fn read_file(dir: &Path) -> TestnetFile {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("testnet.json")).unwrap()).unwrap()
-}
 
 async fn client(addr: &str) -> NodeClient<tonic::transport::Channel> {
     NodeClient::connect(format!("http://{addr}")).await.unwrap()
@@ -53,7 +33,7 @@ fn kill9(home: &Path) {
     std::thread::sleep(Duration::from_millis(200));
 }
 
-/// Starts a node as its own process group, like `testnet up` does; `testnet down` (the Down
+/// Starts a node as its own process group, like `testnet up` does; `testnet down` (the TestNet
 /// guard) stops it by pid, and the test process never reaps it.
 #[allow(clippy::zombie_processes)]
 fn restart(home: &Path) {
@@ -212,48 +192,17 @@ async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
     let tmp = tempfile::tempdir().unwrap().keep();
     let dir = tmp.join("net");
     eprintln!("testnet dir: {}", dir.display());
-    let out = Command::new(bin())
-        .args([
-            "testnet",
-            "init",
-            "--validators",
-            "4",
-            "--accounts",
-            "200",
-            "--seed",
-            SEED,
-        ])
-        .args(["--chain-id", CHAIN, "--block-interval-ms", "50", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let file = read_file(&dir);
-    for n in &file.nodes {
-        let cfg = n.home.join("config.toml");
-        let text = std::fs::read_to_string(&cfg).unwrap();
-        let fast = "[consensus]\ntimeout_propose_ms = 1000\ntimeout_prevote_ms = 300\n\
-                    timeout_precommit_ms = 300\n";
-        std::fs::write(&cfg, patch_toml(&text, fast)).unwrap();
-    }
-    let _down = Down(dir.clone());
-    let up = tpslab(&["testnet", "up"], &dir);
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let fast = "[consensus]\ntimeout_propose_ms = 1000\ntimeout_prevote_ms = 300\n\
+                timeout_precommit_ms = 300\n";
+    let net = TestNet::up(dir.clone(), 4, 200, fast);
+    let file = net.file.clone();
     let addrs: Vec<String> = file.nodes.iter().map(|n| n.grpc_addr.clone()).collect();
 
     // All four commit submitted txs; every node has the same state.
     let sub = subscribe(&addrs[0]).await;
     let batch = submit(&addrs, 0..40, 0).await;
     wait_committed(sub, batch, Duration::from_secs(60), "all up").await;
-    let check = tpslab(&["testnet", "check"], &dir);
+    let check = net.run(&["testnet", "check"]);
     assert!(
         check.status.success(),
         "{}",
@@ -326,7 +275,7 @@ async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
     let tip = height(&addrs[0]).await.unwrap();
     wait_height(&addrs[3], &file.nodes[3].home, tip, Duration::from_secs(60)).await;
 
-    let check = tpslab(&["testnet", "check"], &dir);
+    let check = net.run(&["testnet", "check"]);
     assert!(
         check.status.success(),
         "{}",
@@ -347,8 +296,8 @@ async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
             .into_inner();
         assert_eq!(acc.nonce, 1, "account {s} on node3");
     }
-    let status = tpslab(&["testnet", "status"], &dir);
+    let status = net.run(&["testnet", "status"]);
     assert!(String::from_utf8_lossy(&status.stdout).contains("node3"));
-    drop(_down);
+    drop(net);
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -199,6 +199,61 @@ pub fn transfer_on(chain: &str, from: u64, to: u64, amount: u64, nonce: u64) -> 
     )
 }
 
-pub fn home_path(n: &TestNode) -> PathBuf {
-    n.home().to_path_buf()
+/// A `tpslab testnet` (fast 50 ms block interval) in `dir`, stopped with `testnet down` however
+/// the test ends.
+pub struct TestNet {
+    pub dir: PathBuf,
+    pub file: tpslab_node::testnet::TestnetFile,
+}
+
+impl TestNet {
+    /// `testnet init` with `validators` and `accounts` (test seed and chain id), `patch` merged
+    /// into every node's config.toml, then `testnet up`.
+    pub fn up(dir: PathBuf, validators: usize, accounts: u64, patch: &str) -> TestNet {
+        let out = Command::new(bin())
+            .args(["testnet", "init", "--validators", &validators.to_string()])
+            .args(["--accounts", &accounts.to_string(), "--seed", SEED])
+            .args(["--chain-id", CHAIN, "--block-interval-ms", "50", "--out"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file: tpslab_node::testnet::TestnetFile =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("testnet.json")).unwrap())
+                .unwrap();
+        if !patch.is_empty() {
+            for n in &file.nodes {
+                let cfg = n.home.join("config.toml");
+                let text = std::fs::read_to_string(&cfg).unwrap();
+                std::fs::write(&cfg, patch_toml(&text, patch)).unwrap();
+            }
+        }
+        let net = TestNet { dir, file };
+        let up = net.run(&["testnet", "up"]);
+        assert!(
+            up.status.success(),
+            "{}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        net
+    }
+
+    /// `tpslab <args> <dir>`.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .args(args)
+            .arg(&self.dir)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        let _ = self.run(&["testnet", "down"]);
+    }
 }

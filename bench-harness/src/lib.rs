@@ -1,12 +1,22 @@
-//! The load generator (`tpslab load`): pre-signed transfers sent at a constant rate (open
-//! loop), commits tracked through SubscribeCommits on every target, latency measured from each
-//! tx's intended send time (coordinated-omission safe) into an HDR histogram.
+//! The load generator and benchmark harness (`tpslab load`, `tpslab bench`).
 //!
-//! It talks to nodes only through their gRPC API, as a user's tool would.
+//! Txs are made before the measured window (signed in parallel for the transfer workload),
+//! then sent open loop (constant rate, latency from each tx's intended send time, so
+//! coordinated omission cannot hide a stall) or closed loop (fixed concurrency). Commits are
+//! tracked through SubscribeCommits on every target; latencies go into an HDR histogram. CPU,
+//! RSS and /metrics of the nodes are sampled during the window. `saturate` steps the rate up
+//! until the chain stops keeping up (the CometBFT QA method); `sink` is an accept-everything
+//! node for measuring the generator itself.
+//!
+//! It talks to nodes only through their gRPC API and /metrics, as a user's tool would.
 
 pub mod load;
+pub mod monitor;
+mod progress;
 pub mod report;
+pub mod saturate;
+pub mod sink;
 pub mod txsource;
 
-pub use load::{run, LoadConfig};
+pub use load::{run, LoadConfig, Mode};
 pub use report::LoadReport;

@@ -1,13 +1,25 @@
-//! The run's results: counts, rates and latency percentiles; a table and JSON.
+//! The run's results: counts, rates, latency percentiles and resource use; a table and JSON.
 
-use serde::Serialize;
+use crate::monitor::NodeResources;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Everything a load run measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct LoadReport {
-    /// Offered rate, tx/s.
-    pub target_rate: u64,
+    /// `transfer` or `kvstore`.
+    pub workload: String,
+    /// `open` (constant rate) or `closed` (fixed concurrency).
+    pub mode: String,
+    /// Offered rate, tx/s (open loop).
+    pub target_rate: Option<u64>,
+    /// Txs in flight (closed loop).
+    pub concurrency: Option<usize>,
+    /// Approximate size of each tx, bytes.
+    pub tx_size: usize,
+    /// Number of nodes the load was spread over.
+    pub targets: usize,
     /// Measured window, seconds (warm-up excluded).
     pub duration_secs: f64,
     /// Txs sent in the window.
@@ -18,6 +30,8 @@ pub struct LoadReport {
     pub rejected: BTreeMap<String, u64>,
     /// Txs sent more than 10 ms after their intended time (the generator fell behind).
     pub sent_late: u64,
+    /// The closed loop used every pre-made tx before the window ended.
+    pub ran_out_of_txs: bool,
     /// Txs sent in the window and seen committed (possibly after it, within the drain time).
     pub committed: u64,
     /// Every generated tx seen committed, warm-up included (for cross-checks with the chain).
@@ -29,12 +43,15 @@ pub struct LoadReport {
     /// Commits that happened inside the window (any generated tx) per second: the throughput
     /// the chain sustained, which falls below the offered rate once it saturates.
     pub committed_tps: f64,
-    /// Latency from intended send time to commit, milliseconds.
+    /// Latency to commit, milliseconds: from the intended send time (open loop) or the actual
+    /// send (closed loop).
     pub latency_ms: Percentiles,
+    /// Each watched node's CPU, memory and consensus figures over the window.
+    pub resources: Vec<NodeResources>,
 }
 
 /// Latency percentiles, milliseconds.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Percentiles {
     /// Median.
     pub p50: f64,
@@ -52,16 +69,47 @@ pub struct Percentiles {
     pub mean: f64,
 }
 
+impl Percentiles {
+    /// Percentiles of a histogram of microseconds (all zero when empty).
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Percentiles {
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+        }
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}
+
 impl LoadReport {
-    /// A human summary table.
+    /// A human summary: the Caliper-like table, rejections by reason, then resource use.
     pub fn table(&self) -> String {
         let l = &self.latency_ms;
-        let mut s = String::new();
+        let offered = match (self.target_rate, self.concurrency) {
+            (Some(r), _) => format!("{r}/s"),
+            (None, Some(c)) => format!("{c} in flight"),
+            _ => "-".into(),
+        };
+        let mut s = format!(
+            "{} workload, {} loop, ~{} B txs, {} target(s), {:.0} s window\n\n",
+            self.workload, self.mode, self.tx_size, self.targets, self.duration_secs
+        );
         s.push_str(&format!(
             "| offered | sent | accepted | rejected | late | committed | send/s | committed TPS | P50 ms | P90 ms | P99 ms | P99.9 ms | max ms |\n\
              |---|---|---|---|---|---|---|---|---|---|---|---|---|\n\
              | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
-            self.target_rate,
+            offered,
             self.sent,
             self.accepted,
             self.rejected.values().sum::<u64>(),
@@ -77,6 +125,25 @@ impl LoadReport {
         ));
         for (reason, n) in &self.rejected {
             s.push_str(&format!("rejected {n}: {reason}\n"));
+        }
+        if self.ran_out_of_txs {
+            s.push_str("note: the closed loop used every pre-made tx before the window ended (raise --max-txs)\n");
+        }
+        if !self.resources.is_empty() {
+            s.push_str(
+                "\n| node | CPU % | RSS MiB (peak) | blocks | max round | mempool (peak) |\n|---|---|---|---|---|---|\n",
+            );
+            for r in &self.resources {
+                s.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} |\n",
+                    r.name,
+                    r.cpu_pct.map_or("-".into(), |v| format!("{v:.0}")),
+                    r.rss_peak_mib.map_or("-".into(), |v| format!("{v:.0}")),
+                    opt(r.blocks),
+                    opt(r.max_round),
+                    opt(r.mempool_peak),
+                ));
+            }
         }
         s
     }

@@ -1,5 +1,8 @@
-//! Pre-signed transfers from the genesis test accounts. Signing happens before the measured
-//! window, in parallel on every core, so signing cost never pollutes the measurement.
+//! The txs a run sends, made before the measured window so their cost never pollutes it.
+//!
+//! `transfer`: signed transfers from the genesis test accounts, signed in parallel on every
+//! core. `kvstore`: unsigned `key=value` writes with a per-run key prefix, so repeated runs
+//! against one chain never collide with earlier txs.
 
 use anyhow::{Context, Result};
 use tpslab_node::client::connect;
@@ -7,15 +10,55 @@ use tpslab_node::genesis::Genesis;
 use tpslab_node::proto::GetAccountRequest;
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, Transfer};
+use tpslab_types::App;
 
-/// `n` signed transfers: sender `i % senders` at its next nonces, to the next account.
-/// `tx_size` pads the payload so each encoded tx is about that many bytes.
-pub async fn presign(
+/// A transfer without payload encodes to about this many bytes.
+const TRANSFER_OVERHEAD: usize = 140;
+
+/// The txs of a run, in send order, and how senders map onto them.
+pub struct TxSet {
+    /// Encoded txs.
+    pub txs: Vec<Vec<u8>>,
+    /// Number of distinct senders; tx `i` is from sender `i % senders` (1 for kvstore). A
+    /// sender's txs must reach one node in nonce order, so the generator sends all of one
+    /// sender's txs to the same target.
+    pub senders: u64,
+}
+
+/// Makes `n` txs of `workload`, each about `tx_size` bytes.
+pub async fn make(
+    workload: App,
     genesis: &Genesis,
     target: &str,
     n: u64,
     tx_size: usize,
-) -> Result<Vec<Vec<u8>>> {
+) -> Result<TxSet> {
+    match workload {
+        App::Transfer => presign(genesis, target, n, tx_size).await,
+        App::KvStore => Ok(TxSet {
+            txs: kv_txs(n, tx_size),
+            senders: 1,
+        }),
+    }
+}
+
+/// `n` kvstore txs `r<run>-<i>=<padding>` of `tx_size` bytes (or just the key if longer).
+pub fn kv_txs(n: u64, tx_size: usize) -> Vec<Vec<u8>> {
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    (0..n)
+        .map(|i| {
+            let mut tx = format!("r{run:x}-{i}=").into_bytes();
+            let pad = tx_size.saturating_sub(tx.len());
+            tx.resize(tx.len() + pad, b'v');
+            tx
+        })
+        .collect()
+}
+
+/// `n` signed transfers: sender `i % senders` at its next nonces, to the next account.
+async fn presign(genesis: &Genesis, target: &str, n: u64, tx_size: usize) -> Result<TxSet> {
     let senders = genesis.accounts.count.min(n).max(1);
     let keys: Vec<_> = (0..senders)
         .map(|i| account_key(&genesis.accounts.seed, i))
@@ -33,12 +76,11 @@ pub async fn presign(
             .into_inner();
         nonces.push(acc.nonce);
     }
-    // A transfer without payload encodes to about 140 bytes.
-    let payload = tx_size.saturating_sub(140);
+    let payload = tx_size.saturating_sub(TRANSFER_OVERHEAD);
     let threads = std::thread::available_parallelism().map_or(2, |p| p.get());
     let chunk = (n as usize).div_ceil(threads).max(1);
     let chain = genesis.chain_id.clone();
-    let out: Vec<Vec<u8>> = std::thread::scope(|s| {
+    let txs: Vec<Vec<u8>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n as usize)
             .step_by(chunk)
             .map(|start| {
@@ -68,5 +110,19 @@ pub async fn presign(
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    Ok(out)
+    Ok(TxSet { txs, senders })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_txs_have_the_size_and_are_distinct() {
+        let txs = kv_txs(1000, 512);
+        assert!(txs.iter().all(|t| t.len() == 512));
+        let set: std::collections::HashSet<_> = txs.iter().collect();
+        assert_eq!(set.len(), 1000);
+        assert!(tpslab_types::app::parse_kv(&txs[0]).is_ok());
+    }
 }

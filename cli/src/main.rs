@@ -14,7 +14,9 @@ use tpslab_node::run::{self, Overrides};
 use tpslab_node::testnet;
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
-use tpslab_types::Address;
+use tpslab_types::{Address, App};
+
+mod load_cmd;
 
 /// tpslab: a Cosmos/Tendermint-style blockchain node simulator with a tuning harness.
 ///
@@ -39,9 +41,13 @@ enum Cmd {
     Account(AccountArgs),
     /// Sign and submit a transfer between two genesis test accounts.
     Send(SendArgs),
-    /// Load-test nodes: pre-signed transfers at a constant rate, latency from intended send
-    /// time to commit (open loop), committed TPS and percentiles.
-    Load(LoadArgs),
+    /// Load-test nodes: pre-made txs at a constant rate (open loop, latency from each tx's
+    /// intended send time) or at fixed concurrency (closed loop); committed TPS, latency
+    /// percentiles, and CPU/RSS of the validators.
+    Load(load_cmd::LoadArgs),
+    /// Benchmarks built on the load generator.
+    #[command(subcommand)]
+    Bench(load_cmd::BenchCmd),
     /// A local multi-validator network of separate node processes.
     #[command(subcommand)]
     Testnet(TestnetCmd),
@@ -59,58 +65,6 @@ enum TestnetCmd {
     Status(DirArg),
     /// Safety audit: same block hash and app hash on every node at every common height.
     Check(DirArg),
-}
-
-#[derive(Args)]
-struct LoadArgs {
-    /// Node gRPC addresses, comma-separated; load is spread over them.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        conflicts_with = "testnet",
-        required_unless_present = "testnet"
-    )]
-    target: Vec<String>,
-    /// Genesis of the chain (for chain id and the test account seed); required with --target.
-    #[arg(long, conflicts_with = "testnet", required_unless_present = "testnet")]
-    genesis: Option<PathBuf>,
-    /// Or: every validator of a testnet made by `tpslab testnet init`.
-    #[arg(long)]
-    testnet: Option<PathBuf>,
-    /// Offered rate, tx/s (open loop: each tx has an intended send time).
-    #[arg(long, default_value_t = 1000)]
-    rate: u64,
-    /// Measured window, e.g. 30s, 500ms, 2m.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    duration: std::time::Duration,
-    /// Sent before the window and not measured.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    warmup: std::time::Duration,
-    /// Approximate size of each tx in bytes (payload padding).
-    #[arg(long, default_value_t = 250)]
-    tx_size: usize,
-    /// After the last send, wait this long for outstanding commits.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    drain: std::time::Duration,
-    /// Write the full report as JSON here.
-    #[arg(long)]
-    json: Option<PathBuf>,
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {s:?} (try 30s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" => v * 60.0,
-        _ => return Err(format!("bad duration unit in {s:?} (ms, s or m)")),
-    };
-    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(Args)]
@@ -142,6 +96,9 @@ struct TestnetInitArgs {
     /// Pause after each commit, ms (CometBFT's timeout_commit).
     #[arg(long, default_value_t = 200)]
     block_interval_ms: u64,
+    /// The app every validator runs: transfer or kvstore.
+    #[arg(long, default_value = "transfer")]
+    app: App,
 }
 
 #[derive(Args)]
@@ -170,6 +127,9 @@ struct InitArgs {
     /// Overwrite an existing home, deleting its data.
     #[arg(long)]
     force: bool,
+    /// The app the node runs: transfer or kvstore.
+    #[arg(long, default_value = "transfer")]
+    app: App,
 }
 
 #[derive(Args)]
@@ -261,7 +221,8 @@ fn main() -> Result<()> {
         Cmd::Account(a) => runtime()?.block_on(account(a)),
         Cmd::Send(a) => runtime()?.block_on(send(a)),
         Cmd::Testnet(t) => testnet_cmd(t),
-        Cmd::Load(a) => runtime_mt()?.block_on(load(a)),
+        Cmd::Load(a) => runtime_mt()?.block_on(load_cmd::load(a)),
+        Cmd::Bench(b) => runtime_mt()?.block_on(load_cmd::bench(b)),
     }
 }
 
@@ -270,6 +231,7 @@ fn testnet_cmd(t: TestnetCmd) -> Result<()> {
         TestnetCmd::Init(a) => {
             let mut config = Config::default();
             config.consensus.block_interval_ms = a.block_interval_ms;
+            config.app = a.app;
             let file = testnet::init(&testnet::TestnetInit {
                 validators: a.validators,
                 out: a.out.clone(),
@@ -330,42 +292,6 @@ fn runtime_mt() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-async fn load(a: LoadArgs) -> Result<()> {
-    let (targets, genesis) = match &a.testnet {
-        Some(dir) => {
-            let file: testnet::TestnetFile = serde_json::from_str(
-                &std::fs::read_to_string(dir.join("testnet.json"))
-                    .with_context(|| format!("cannot read {}/testnet.json", dir.display()))?,
-            )?;
-            let g = Genesis::load(&file.nodes[0].home.join("genesis.json"))?;
-            (file.nodes.iter().map(|n| n.grpc_addr.clone()).collect(), g)
-        }
-        None => {
-            let g = a
-                .genesis
-                .as_ref()
-                .context("--genesis is required with --target")?;
-            (a.target.clone(), Genesis::load(g)?)
-        }
-    };
-    let report = tpslab_bench::run(&tpslab_bench::LoadConfig {
-        targets,
-        genesis,
-        rate: a.rate,
-        duration: a.duration,
-        warmup: a.warmup,
-        tx_size: a.tx_size,
-        drain: a.drain,
-    })
-    .await?;
-    print!("{}", report.table());
-    if let Some(p) = &a.json {
-        std::fs::write(p, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    Ok(())
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -388,6 +314,7 @@ fn init(a: InitArgs) -> Result<()> {
     config.api.grpc_addr = a.grpc_addr;
     config.api.metrics_addr = a.metrics_addr;
     config.moniker = "node0".into();
+    config.app = a.app;
     let home = Home(a.home);
     home::init(
         &home,

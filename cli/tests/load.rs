@@ -136,6 +136,14 @@ async fn testnet_counts_match_every_node() {
     assert_eq!(r["committed"], 100, "{r}");
     let want = r["committed_including_warmup"].as_u64().unwrap();
     assert_eq!(want, 150);
+    // Every validator was watched: CPU and RSS from /proc, blocks from its /metrics.
+    let res = r["resources"].as_array().unwrap();
+    assert_eq!(res.len(), 4, "{r}");
+    for n in res {
+        assert!(n["cpu_pct"].as_f64().unwrap() > 0.0, "{n}");
+        assert!(n["rss_peak_mib"].as_f64().unwrap() > 1.0, "{n}");
+        assert!(n["blocks"].is_u64(), "{n}");
+    }
     // Every validator's chain holds exactly the generated txs (commits reach all of them).
     for n in &net.file.nodes {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -158,4 +166,88 @@ async fn testnet_counts_match_every_node() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kvstore_open_and_closed_loop_counts_match_the_chain() {
+    let mut node = TestNode::init(
+        10,
+        "app = \"kvstore\"\n[consensus]\nblock_interval_ms = 50\n",
+    );
+    node.start().await;
+    let json = node.home().join("report.json");
+    // No --genesis: kvstore txs are unsigned, and the workload is the node's app.
+    let common = [
+        "--target",
+        &node.addr,
+        "--tx-size",
+        "512",
+        "--duration",
+        "2s",
+        "--warmup",
+        "500ms",
+        "--drain",
+        "60s",
+    ];
+    let open = load(&[&common[..], &["--rate", "200"]].concat(), &json);
+    assert_eq!(open["workload"], "kvstore", "{open}");
+    assert_eq!(open["mode"], "open");
+    assert_eq!(open["committed"], 400, "{open}");
+    let closed = load(&[&common[..], &["--concurrency", "16"]].concat(), &json);
+    assert_eq!(closed["mode"], "closed", "{closed}");
+    assert_eq!(closed["concurrency"], 16);
+    assert!(closed["committed"].as_u64().unwrap() > 16, "{closed}");
+    assert_eq!(closed["committed"], closed["sent"], "{closed}");
+    let on_chain = txs_on_chain(&node.addr).await;
+    assert_eq!(
+        open["committed_including_warmup"].as_u64().unwrap()
+            + closed["committed_including_warmup"].as_u64().unwrap(),
+        on_chain
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturate_runs_steps_against_a_node() {
+    let mut node = TestNode::init(
+        10,
+        "app = \"kvstore\"\n[consensus]\nblock_interval_ms = 50\n",
+    );
+    node.start().await;
+    let json = node.home().join("saturate.json");
+    let out = Command::new(bin())
+        .args(["bench", "saturate", "--target", &node.addr])
+        .args(["--start-rate", "100", "--factor", "2", "--max-rate", "200"])
+        .args(["--duration", "1s", "--warmup", "500ms", "--drain", "10s"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("saturation point: "), "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{r}");
+    assert_eq!(steps[1]["rate"], 200);
+    assert_eq!(steps[1]["report"]["committed"], 200, "{r}");
+}
+
+#[test]
+fn generator_reports_its_own_send_rate() {
+    let out = Command::new(bin())
+        .args(["bench", "generator", "--rate", "2000", "--duration", "1s"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("generator maximum send rate: "), "{stdout}");
 }

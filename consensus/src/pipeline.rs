@@ -13,7 +13,7 @@ use tpslab_types::keys::SigningKey;
 use tpslab_types::pb::{self, VoteType};
 use tpslab_types::tx::tx_hash;
 use tpslab_types::vote::{commit_sig_from_vote, VoteData};
-use tpslab_types::Hash;
+use tpslab_types::{App, Hash};
 
 /// Size limits of one block.
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +26,8 @@ pub struct BlockLimits {
 
 /// Everything needed to turn pending txs into committed blocks.
 pub struct BlockPipeline {
+    /// The state machine blocks are executed with.
+    pub app: App,
     /// Chain id.
     pub chain_id: String,
     /// The proposer's key; it also signs the commit.
@@ -132,8 +134,15 @@ impl BlockPipeline {
         let height = last.height + 1;
         let started = std::time::Instant::now();
         let state_err = |source| ConsensusError::State { height, source };
-        let out = execute_block(&self.db, &self.chain_id, height, &last.app_hash, &block.txs)
-            .map_err(state_err)?;
+        let out = execute_block(
+            &self.db,
+            self.app,
+            &self.chain_id,
+            height,
+            &last.app_hash,
+            &block.txs,
+        )
+        .map_err(state_err)?;
         let block_time = block.header.as_ref().map_or(0, |h| h.time_unix_nanos);
         let tx_hashes: Vec<_> = block.txs.iter().map(|t| tx_hash(t)).collect();
         let record = pb::BlockRecord {

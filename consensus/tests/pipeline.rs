@@ -10,7 +10,7 @@ use tpslab_statedb::{StateDb, StateDbOptions};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, Transfer};
 use tpslab_types::vote::{commit_sig_data, verify_vote_signature};
-use tpslab_types::{Account, Hash};
+use tpslab_types::{Account, App, Hash};
 
 const CHAIN: &str = "c";
 
@@ -27,7 +27,7 @@ fn node(dir: &std::path::Path, max_txs: usize) -> BlockPipeline {
             )
         })
         .collect();
-    db.init_genesis(CHAIN, 0, &genesis).unwrap();
+    db.init_genesis(App::Transfer, CHAIN, 0, &genesis).unwrap();
     let mempool = Arc::new(Mempool::new(
         MempoolConfig {
             chain_id: CHAIN.into(),
@@ -36,6 +36,7 @@ fn node(dir: &std::path::Path, max_txs: usize) -> BlockPipeline {
         db.clone(),
     ));
     BlockPipeline {
+        app: App::Transfer,
         chain_id: CHAIN.into(),
         key: account_key("validator", 0),
         db,

@@ -1,4 +1,5 @@
-//! The pending-tx pool: per-sender nonce-ordered queues under one mutex.
+//! The pending-tx pool: per-sender nonce-ordered queues (transfer app) or one arrival-order
+//! queue (kvstore app), under one mutex.
 
 use crate::config::MempoolConfig;
 use crate::error::{CheckTxError, RejectReason};
@@ -9,8 +10,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
-use tpslab_types::tx::ParsedTx;
-use tpslab_types::{Address, Hash, StateView};
+use tpslab_types::app::parse_kv;
+use tpslab_types::tx::{tx_hash, ParsedTx};
+use tpslab_types::{Address, App, Hash, StateView};
 
 /// A pending tx.
 struct Entry {
@@ -33,6 +35,8 @@ struct SenderQueue {
 struct Inner {
     txs: HashMap<Hash, Entry>,
     senders: HashMap<Address, SenderQueue>,
+    /// kvstore txs in arrival order (they have no sender or nonce).
+    fifo: VecDeque<Hash>,
     bytes: usize,
     seq: u64,
     seen: SeenCache,
@@ -70,6 +74,7 @@ impl<S: StateView> Mempool<S> {
             inner: Mutex::new(Inner {
                 txs: HashMap::new(),
                 senders: HashMap::new(),
+                fifo: VecDeque::new(),
                 bytes: 0,
                 seq: 0,
                 seen,
@@ -109,6 +114,9 @@ impl<S: StateView> Mempool<S> {
                 max: self.cfg.max_tx_bytes,
             });
         }
+        if self.cfg.app == App::KvStore {
+            return self.check_kv(raw);
+        }
         let tx = ParsedTx::decode(raw)?;
         tx.check_chain_id(&self.cfg.chain_id)?;
         // Cheap duplicate check before the expensive signature check.
@@ -123,14 +131,39 @@ impl<S: StateView> Mempool<S> {
         Ok(tx.hash)
     }
 
-    /// The stateful part of admission, under the lock. Returns the new pool size.
-    fn insert(&self, raw: &[u8], tx: &ParsedTx) -> Result<usize, CheckTxError> {
-        let mut g = self.inner.lock();
-        let inner = &mut *g;
-        if inner.seen.contains(&tx.hash) {
-            return Err(CheckTxError::Duplicate { hash: tx.hash });
+    /// Admission of a kvstore tx: well-formed, new, and room for it.
+    fn check_kv(&self, raw: &[u8]) -> Result<Hash, CheckTxError> {
+        parse_kv(raw)?;
+        let hash = tx_hash(raw);
+        let len = {
+            let mut g = self.inner.lock();
+            let inner = &mut *g;
+            if inner.seen.contains(&hash) {
+                return Err(CheckTxError::Duplicate { hash });
+            }
+            self.check_room(inner, raw.len())?;
+            inner.fifo.push_back(hash);
+            inner.txs.insert(
+                hash,
+                Entry {
+                    raw: Arc::from(raw),
+                    nonce: 0,
+                    cost: 0,
+                },
+            );
+            inner.bytes += raw.len();
+            inner.seen.insert(hash);
+            self.metrics.size.set(inner.txs.len() as i64);
+            inner.txs.len()
+        };
+        if len >= self.wake_at.load(Ordering::Relaxed) {
+            self.notify.notify_one();
         }
-        if inner.txs.len() >= self.cfg.max_txs || inner.bytes + raw.len() > self.cfg.max_bytes {
+        Ok(hash)
+    }
+
+    fn check_room(&self, inner: &Inner, size: usize) -> Result<(), CheckTxError> {
+        if inner.txs.len() >= self.cfg.max_txs || inner.bytes + size > self.cfg.max_bytes {
             return Err(CheckTxError::Full {
                 txs: inner.txs.len(),
                 bytes: inner.bytes,
@@ -138,6 +171,17 @@ impl<S: StateView> Mempool<S> {
                 max_bytes: self.cfg.max_bytes,
             });
         }
+        Ok(())
+    }
+
+    /// The stateful part of admission, under the lock. Returns the new pool size.
+    fn insert(&self, raw: &[u8], tx: &ParsedTx) -> Result<usize, CheckTxError> {
+        let mut g = self.inner.lock();
+        let inner = &mut *g;
+        if inner.seen.contains(&tx.hash) {
+            return Err(CheckTxError::Duplicate { hash: tx.hash });
+        }
+        self.check_room(inner, raw.len())?;
         let cost = tx.cost().unwrap_or(u64::MAX);
         let (next_nonce, available) = match inner.senders.get(&tx.sender) {
             Some(q) => (q.next_nonce, q.available),
@@ -192,9 +236,22 @@ impl<S: StateView> Mempool<S> {
 
     /// Up to `max_txs` txs and `max_bytes` bytes for a proposal, in a fair deterministic order:
     /// round-robin over senders (in the order they first arrived), each sender's txs in nonce
-    /// order. Reaped txs stay pending until [`Mempool::update`] sees them committed.
+    /// order; kvstore txs in arrival order. Reaped txs stay pending until [`Mempool::update`]
+    /// sees them committed.
     pub fn reap(&self, max_txs: usize, max_bytes: usize) -> Vec<Arc<[u8]>> {
         let g = self.inner.lock();
+        if self.cfg.app == App::KvStore {
+            let mut out = Vec::with_capacity(max_txs.min(g.fifo.len()));
+            let mut bytes = 0usize;
+            for e in g.fifo.iter().filter_map(|h| g.txs.get(h)) {
+                if out.len() >= max_txs || bytes + e.raw.len() > max_bytes {
+                    break;
+                }
+                bytes += e.raw.len();
+                out.push(e.raw.clone());
+            }
+            return out;
+        }
         let mut queues: Vec<&SenderQueue> = g.senders.values().collect();
         queues.sort_unstable_by_key(|q| q.first_seq);
         let mut out = Vec::with_capacity(max_txs.min(g.txs.len()));
@@ -235,10 +292,12 @@ impl<S: StateView> Mempool<S> {
         let Inner {
             txs,
             senders,
+            fifo,
             bytes,
             seen,
             ..
         } = inner;
+        fifo.retain(|h| txs.contains_key(h));
         senders.retain(|addr, q| {
             q.txs.retain(|h| txs.contains_key(h));
             let acc = match self.state.account(addr) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tpslab_mempool::{CheckTxError, Mempool, MempoolConfig, RejectReason};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
-use tpslab_types::{Account, Address, StateView};
+use tpslab_types::{Account, Address, App, StateView};
 
 #[derive(Clone, Default)]
 struct MemState(Arc<RwLock<HashMap<Address, Account>>>);
@@ -194,4 +194,30 @@ fn update_removes_committed_and_evicts_what_became_invalid() {
     assert_eq!(reason(mp.check_tx(&a)), RejectReason::Duplicate);
     mp.check_tx(&tx(0, 1, 2)).unwrap();
     assert_eq!(mp.bytes(), b.len() + tx(0, 1, 2).len());
+}
+
+#[test]
+fn kvstore_txs_are_admitted_in_arrival_order() {
+    let (mp, _) = setup(MempoolConfig {
+        app: App::KvStore,
+        max_txs: 3,
+        ..cfg()
+    });
+    let a = mp.check_tx(b"k1=v").unwrap();
+    mp.check_tx(b"k0=v").unwrap();
+    mp.check_tx(b"lonely").unwrap();
+    assert_eq!(reason(mp.check_tx(b"k1=v")), RejectReason::Duplicate);
+    assert_eq!(reason(mp.check_tx(b"k2=v")), RejectReason::MempoolFull);
+    assert_eq!(reason(mp.check_tx(b"")), RejectReason::Malformed);
+    assert_eq!(reason(mp.check_tx(b"=v")), RejectReason::Malformed);
+    let reaped: Vec<Vec<u8>> = mp.reap(10, 1 << 20).iter().map(|t| t.to_vec()).collect();
+    assert_eq!(
+        reaped,
+        vec![b"k1=v".to_vec(), b"k0=v".to_vec(), b"lonely".to_vec()]
+    );
+    let stats = mp.update(&[a]);
+    assert_eq!((stats.removed, stats.evicted, stats.remaining), (1, 0, 2));
+    assert_eq!(mp.reap(10, 1 << 20).len(), 2);
+    mp.check_tx(b"k2=v").unwrap();
+    assert_eq!(reason(mp.check_tx(b"k1=v")), RejectReason::Duplicate);
 }

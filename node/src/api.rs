@@ -222,6 +222,7 @@ impl Node for NodeApi {
             version: env!("CARGO_PKG_VERSION").to_string(),
             peers: self.gossip.as_ref().map_or(0, |n| n.peers().len() as u64),
             round: u32::try_from(self.consensus.round.get()).unwrap_or(0),
+            app: self.mempool.config().app.to_string(),
         }))
     }
 }

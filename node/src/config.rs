@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
+use tpslab_types::App;
 
 /// Why a config file was refused.
 #[derive(Debug, Error)]
@@ -44,6 +45,9 @@ pub enum ConfigError {
 pub struct Config {
     /// A human name for this node, used in logs.
     pub moniker: String,
+    /// The state machine: `transfer` (signed balance transfers) or `kvstore` (unsigned
+    /// `key=value` writes). Every validator of a chain must run the same app.
+    pub app: App,
     /// The gRPC API.
     pub api: ApiConfig,
     /// Mempool limits.

@@ -65,6 +65,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
     let accounts = genesis.account_map();
     let last = db
         .init_genesis(
+            cfg.app,
             &genesis.chain_id,
             genesis.genesis_time_unix_nanos,
             &accounts,
@@ -84,6 +85,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
 
     let mempool = Arc::new(Mempool::new(
         MempoolConfig {
+            app: cfg.app,
             chain_id: genesis.chain_id.clone(),
             max_txs: cfg.mempool.max_txs,
             max_bytes: cfg.mempool.max_bytes,
@@ -97,6 +99,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
 
     let consensus_metrics = ConsensusMetrics::default();
     let pipeline = BlockPipeline {
+        app: cfg.app,
         chain_id: genesis.chain_id.clone(),
         key: key.clone(),
         db: db.clone(),

@@ -68,7 +68,8 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-fn load(dir: &Path) -> Result<TestnetFile> {
+/// Reads `<dir>/testnet.json`.
+pub fn load(dir: &Path) -> Result<TestnetFile> {
     let p = dir.join("testnet.json");
     let text = std::fs::read_to_string(&p).with_context(|| {
         format!(
@@ -160,6 +161,11 @@ pub fn init(o: &TestnetInit) -> Result<TestnetFile> {
 
 fn pid_file(n: &TestnetNode) -> PathBuf {
     n.home.join("node.pid")
+}
+
+/// The process id of a running validator of the testnet.
+pub fn node_pid(n: &TestnetNode) -> Option<u32> {
+    read_pid(n).filter(|p| alive(*p))
 }
 
 fn read_pid(n: &TestnetNode) -> Option<u32> {

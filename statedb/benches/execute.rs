@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use tpslab_statedb::{execute_block, StateDb, StateDbOptions};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, Transfer};
-use tpslab_types::{pb, Account};
+use tpslab_types::{pb, Account, App};
 
 const ACCOUNTS: u64 = 10_000;
 const BLOCK: u64 = 1_000;
@@ -27,7 +27,8 @@ fn bench(c: &mut Criterion) {
             )
         })
         .collect();
-    db.init_genesis("bench", 0, &genesis).expect("genesis");
+    db.init_genesis(App::Transfer, "bench", 0, &genesis)
+        .expect("genesis");
     let txs: Vec<Vec<u8>> = (0..BLOCK)
         .map(|i| {
             encode_transfer(
@@ -49,8 +50,15 @@ fn bench(c: &mut Criterion) {
     let last = db.last_committed().expect("last");
     g.bench_function("execute_block_1000_transfers", |b| {
         b.iter(|| {
-            let out =
-                execute_block(&db, "bench", last.height + 1, &last.app_hash, &txs).expect("exec");
+            let out = execute_block(
+                &db,
+                App::Transfer,
+                "bench",
+                last.height + 1,
+                &last.app_hash,
+                &txs,
+            )
+            .expect("exec");
             assert_eq!(out.applied as u64, BLOCK);
             out
         })
@@ -58,7 +66,15 @@ fn bench(c: &mut Criterion) {
     // Execute + synced commit of one block per iteration; each iteration commits the next
     // height with the block's writes (nonces move on, so re-executing would fail txs: the
     // commit path is measured on the same write set).
-    let out = execute_block(&db, "bench", last.height + 1, &last.app_hash, &txs).expect("exec");
+    let out = execute_block(
+        &db,
+        App::Transfer,
+        "bench",
+        last.height + 1,
+        &last.app_hash,
+        &txs,
+    )
+    .expect("exec");
     g.bench_function("commit_block_1000_transfers_synced", |b| {
         b.iter_batched(
             || {

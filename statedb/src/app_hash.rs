@@ -3,8 +3,9 @@
 //! Scheme (chained write-set hashing):
 //! - leaf(address, account) = SHA-256(address(20) || balance BE || nonce BE)
 //! - genesis: `merkle_root(leaves of all genesis accounts, sorted by address)`
+//! - kv leaf(key, value) = SHA-256("kv" || u32 BE len(key) || key || value) (kvstore app)
 //! - block h: `SHA-256("tpslab/app-hash/v1" || app_hash(h-1) || h BE || merkle_root(leaves of
-//!   the accounts block h wrote, sorted by address))`
+//!   the accounts block h wrote, sorted by address, then of the keys it wrote, sorted))`
 //!
 //! Two nodes agree on the app hash at h exactly when they started from the same genesis and
 //! wrote the same account values at every height, which (state being the genesis plus all
@@ -13,6 +14,7 @@
 //! total number of accounts; a full-state merkle tree (IAVL-like) would also give inclusion
 //! proofs but costs O(k log N) with a persistent tree, or O(N) rebuilt per block.
 
+use crate::execute::WriteSet;
 use std::collections::BTreeMap;
 use tpslab_types::hash::merkle_root;
 use tpslab_types::{Account, Address, Hash};
@@ -35,8 +37,19 @@ pub fn genesis_app_hash(accounts: &BTreeMap<Address, Account>) -> Hash {
     accounts_root(accounts)
 }
 
+/// The merkle leaf of one kvstore entry.
+pub fn kv_leaf(key: &[u8], value: &[u8]) -> Hash {
+    Hash::digest_parts(&[b"kv", &(key.len() as u32).to_be_bytes(), key, value])
+}
+
 /// App hash after block `height` wrote `write_set`.
-pub fn block_app_hash(prev: &Hash, height: u64, write_set: &BTreeMap<Address, Account>) -> Hash {
-    let root = accounts_root(write_set);
+pub fn block_app_hash(prev: &Hash, height: u64, write_set: &WriteSet) -> Hash {
+    let leaves: Vec<Hash> = write_set
+        .accounts
+        .iter()
+        .map(|(a, acc)| leaf(a, acc))
+        .chain(write_set.kv.iter().map(|(k, v)| kv_leaf(k, v)))
+        .collect();
+    let root = merkle_root(&leaves);
     Hash::digest_parts(&[BLOCK_DOMAIN, &prev.0, &height.to_be_bytes(), &root.0])
 }

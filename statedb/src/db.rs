@@ -2,19 +2,22 @@
 
 use crate::app_hash::genesis_app_hash;
 use crate::error::{db_err, StateError, StateResult};
+use crate::execute::WriteSet;
 use parking_lot::RwLock;
 use prost::Message;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use tpslab_types::{pb, Account, Address, Hash, StateView};
+use tpslab_types::{pb, Account, Address, App, Hash, StateView};
 
 const CF_STATE: &str = "state";
+const CF_KV: &str = "kv";
 const CF_BLOCKS: &str = "blocks";
 const CF_META: &str = "meta";
 const META_LAST: &[u8] = b"last";
 const META_CHAIN_ID: &[u8] = b"chain_id";
+const META_APP: &[u8] = b"app";
 
 /// How the store is opened.
 #[derive(Clone, Debug)]
@@ -96,7 +99,7 @@ impl StateDb {
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
-        let cfs = [CF_STATE, CF_BLOCKS, CF_META]
+        let cfs = [CF_STATE, CF_KV, CF_BLOCKS, CF_META]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(db_err("open"))?;
@@ -119,9 +122,11 @@ impl StateDb {
     }
 
     /// Writes the genesis state unless the database already holds one; either way checks the
-    /// chain id and returns the last committed block (height 0 right after genesis).
+    /// chain id and the app, and returns the last committed block (height 0 right after
+    /// genesis).
     pub fn init_genesis(
         &self,
+        app: App,
         chain_id: &str,
         genesis_time_unix_nanos: u64,
         accounts: &BTreeMap<Address, Account>,
@@ -135,6 +140,20 @@ impl StateDb {
             if found != chain_id {
                 return Err(StateError::WrongChain {
                     expected: chain_id.to_string(),
+                    found,
+                });
+            }
+            // Databases from before the kvstore app hold transfer state and no app key.
+            let found = db
+                .get_cf(self.cf(CF_META)?, META_APP)
+                .map_err(db_err("read app"))?
+                .map_or_else(
+                    || App::Transfer.as_str().to_string(),
+                    |b| String::from_utf8_lossy(&b).into_owned(),
+                );
+            if found != app.as_str() {
+                return Err(StateError::WrongApp {
+                    expected: app.to_string(),
                     found,
                 });
             }
@@ -153,6 +172,7 @@ impl StateDb {
         }
         let meta = self.cf(CF_META)?;
         batch.put_cf(meta, META_CHAIN_ID, chain_id.as_bytes());
+        batch.put_cf(meta, META_APP, app.as_str().as_bytes());
         batch.put_cf(meta, META_LAST, committed.encode());
         db.write_opt(batch, &self.inner.write_opts)
             .map_err(db_err("write genesis"))?;
@@ -181,6 +201,14 @@ impl StateDb {
         }
     }
 
+    /// Reads a kvstore entry from the committed state.
+    pub fn get_kv(&self, key: &[u8]) -> StateResult<Option<Vec<u8>>> {
+        self.inner
+            .db
+            .get_cf(self.cf(CF_KV)?, key)
+            .map_err(db_err("read kv"))
+    }
+
     /// The committed block at `height`, if any.
     pub fn block(&self, height: u64) -> StateResult<Option<pb::BlockRecord>> {
         let v = self
@@ -205,7 +233,7 @@ impl StateDb {
         &self,
         record: &pb::BlockRecord,
         time_unix_nanos: u64,
-        write_set: &BTreeMap<Address, Account>,
+        write_set: &WriteSet,
     ) -> StateResult<Committed> {
         let last = self.last_committed()?;
         let height = record
@@ -233,8 +261,12 @@ impl StateDb {
         };
         let mut batch = WriteBatch::default();
         let state = self.cf(CF_STATE)?;
-        for (addr, acc) in write_set {
+        for (addr, acc) in &write_set.accounts {
             batch.put_cf(state, addr.0, acc.encode());
+        }
+        let kv = self.cf(CF_KV)?;
+        for (k, v) in &write_set.kv {
+            batch.put_cf(kv, k, v);
         }
         batch.put_cf(
             self.cf(CF_BLOCKS)?,

@@ -30,6 +30,14 @@ pub enum StateError {
         /// Chain id stored in the database.
         found: String,
     },
+    /// The database holds state of another app.
+    #[error("the database holds {found} state but the node is configured for the {expected} app")]
+    WrongApp {
+        /// App of the node's config.
+        expected: String,
+        /// App recorded in the database.
+        found: String,
+    },
     /// A block was committed out of order.
     #[error("commit of height {got}, expected {expected}")]
     HeightMismatch {

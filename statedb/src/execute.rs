@@ -1,13 +1,14 @@
-//! Block execution: apply each transfer against the committed state plus the block's own
-//! earlier writes. A tx that fails (bad signature, wrong nonce, no funds) is skipped and its
-//! code recorded, as a Cosmos DeliverTx failure would be; the block itself stays valid.
+//! Block execution: apply each tx against the committed state plus the block's own earlier
+//! writes. A tx that fails (bad signature, wrong nonce, no funds) is skipped and its code
+//! recorded, as a Cosmos DeliverTx failure would be; the block itself stays valid.
 
 use crate::app_hash::block_app_hash;
 use crate::db::StateDb;
 use crate::error::StateResult;
 use std::collections::BTreeMap;
+use tpslab_types::app::parse_kv;
 use tpslab_types::tx::ParsedTx;
-use tpslab_types::{Account, Address, Hash};
+use tpslab_types::{Account, Address, App, Hash};
 
 /// Outcome of one tx in a block. The numbers are stored in `BlockRecord.tx_codes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,11 +30,20 @@ pub enum TxCode {
     Overflow = 6,
 }
 
+/// The final value of everything a block wrote, sorted by key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteSet {
+    /// Accounts (transfer app).
+    pub accounts: BTreeMap<Address, Account>,
+    /// Key-value entries (kvstore app).
+    pub kv: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
 /// What executing a block produced.
 #[derive(Clone, Debug, Default)]
 pub struct ExecOutcome {
-    /// Final value of every account the block wrote, sorted by address.
-    pub write_set: BTreeMap<Address, Account>,
+    /// What the block wrote.
+    pub write_set: WriteSet,
     /// Per-tx outcome, in block order.
     pub tx_codes: Vec<u32>,
     /// Number of txs applied.
@@ -45,6 +55,7 @@ pub struct ExecOutcome {
 /// Executes `txs` of block `height` on top of the committed state in `db`.
 pub fn execute_block(
     db: &StateDb,
+    app: App,
     chain_id: &str,
     height: u64,
     prev_app_hash: &Hash,
@@ -55,7 +66,10 @@ pub fn execute_block(
         ..Default::default()
     };
     for raw in txs {
-        let code = apply_tx(db, chain_id, raw, &mut out.write_set)?;
+        let code = match app {
+            App::Transfer => apply_tx(db, chain_id, raw, &mut out.write_set.accounts)?,
+            App::KvStore => apply_kv(raw, &mut out.write_set.kv),
+        };
         if code == TxCode::Ok {
             out.applied += 1;
         }
@@ -112,4 +126,14 @@ fn apply_tx(
     ws.insert(tx.sender, from);
     ws.insert(tx.to, to);
     Ok(TxCode::Ok)
+}
+
+fn apply_kv(raw: &[u8], kv: &mut BTreeMap<Vec<u8>, Vec<u8>>) -> TxCode {
+    match parse_kv(raw) {
+        Ok((k, v)) => {
+            kv.insert(k.to_vec(), v.to_vec());
+            TxCode::Ok
+        }
+        Err(_) => TxCode::Malformed,
+    }
 }

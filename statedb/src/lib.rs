@@ -1,8 +1,8 @@
-//! The state database: accounts on RocksDB, block execution, and the app hash.
+//! The state database: accounts (or kvstore entries) on RocksDB, block execution, and the app hash.
 //!
-//! Three column families: `state` (address -> balance/nonce), `blocks` (height -> the committed
-//! [`BlockRecord`](tpslab_types::pb::BlockRecord)) and `meta` (last committed height, app hash,
-//! block hash; chain id). A block's state changes, its record and the new meta are written in
+//! Four column families: `state` (address -> balance/nonce), `kv` (the kvstore app's entries),
+//! `blocks` (height -> the committed [`BlockRecord`](tpslab_types::pb::BlockRecord)) and `meta`
+//! (last committed height, app hash, block hash; chain id; app). A block's state changes, its record and the new meta are written in
 //! one RocksDB `WriteBatch`, so a crash leaves either the whole block or none of it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -15,4 +15,4 @@ pub mod execute;
 
 pub use db::{Committed, StateDb, StateDbOptions};
 pub use error::{StateError, StateResult};
-pub use execute::{execute_block, ExecOutcome, TxCode};
+pub use execute::{execute_block, ExecOutcome, TxCode, WriteSet};

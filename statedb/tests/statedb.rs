@@ -3,10 +3,10 @@
 
 use proptest::prelude::*;
 use std::collections::BTreeMap;
-use tpslab_statedb::{execute_block, StateDb, StateDbOptions, TxCode};
+use tpslab_statedb::{execute_block, StateDb, StateDbOptions, TxCode, WriteSet};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, Transfer};
-use tpslab_types::{pb, Account, Address, Hash};
+use tpslab_types::{pb, Account, Address, App, Hash};
 
 const CHAIN: &str = "test-chain";
 const SEED: &str = "seed";
@@ -42,9 +42,13 @@ fn transfer(from: u64, to: u64, amount: u64, nonce: u64) -> Vec<u8> {
 
 /// Executes and commits one block of txs, returning the new app hash.
 fn run_block(db: &StateDb, txs: Vec<Vec<u8>>) -> (Hash, Vec<u32>) {
+    run_app_block(db, App::Transfer, txs)
+}
+
+fn run_app_block(db: &StateDb, app: App, txs: Vec<Vec<u8>>) -> (Hash, Vec<u32>) {
     let last = db.last_committed().unwrap();
     let height = last.height + 1;
-    let out = execute_block(db, CHAIN, height, &last.app_hash, &txs).unwrap();
+    let out = execute_block(db, app, CHAIN, height, &last.app_hash, &txs).unwrap();
     let header = pb::Header {
         chain_id: CHAIN.into(),
         height,
@@ -71,7 +75,8 @@ fn run_block(db: &StateDb, txs: Vec<Vec<u8>>) -> (Hash, Vec<u32>) {
 fn transfers_apply_and_failures_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());
-    db.init_genesis(CHAIN, 0, &genesis(3, 100)).unwrap();
+    db.init_genesis(App::Transfer, CHAIN, 0, &genesis(3, 100))
+        .unwrap();
     let mut tampered = transfer(0, 1, 5, 1);
     let n = tampered.len();
     tampered[n - 1] ^= 1; // flips a signature bit
@@ -118,7 +123,8 @@ fn restart_recovers_height_app_hash_and_state() {
     let dir = tempfile::tempdir().unwrap();
     let (hash, a1) = {
         let db = open(dir.path());
-        db.init_genesis(CHAIN, 0, &genesis(2, 100)).unwrap();
+        db.init_genesis(App::Transfer, CHAIN, 0, &genesis(2, 100))
+            .unwrap();
         run_block(&db, vec![transfer(0, 1, 10, 0)]);
         let (h, _) = run_block(&db, vec![transfer(0, 1, 10, 1), transfer(1, 0, 3, 0)]);
         (
@@ -128,7 +134,9 @@ fn restart_recovers_height_app_hash_and_state() {
     };
     let db = open(dir.path());
     // Genesis is not re-applied over existing state.
-    let last = db.init_genesis(CHAIN, 0, &genesis(2, 100)).unwrap();
+    let last = db
+        .init_genesis(App::Transfer, CHAIN, 0, &genesis(2, 100))
+        .unwrap();
     assert_eq!(last.height, 2);
     assert_eq!(last.app_hash, hash);
     assert_eq!(
@@ -136,14 +144,17 @@ fn restart_recovers_height_app_hash_and_state() {
         a1
     );
     assert_eq!(db.block(2).unwrap().unwrap().tx_codes, vec![0, 0]);
-    assert!(db.init_genesis("other-chain", 0, &genesis(2, 100)).is_err());
+    assert!(db
+        .init_genesis(App::Transfer, "other-chain", 0, &genesis(2, 100))
+        .is_err());
 }
 
 #[test]
 fn out_of_order_commit_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());
-    db.init_genesis(CHAIN, 0, &genesis(1, 1)).unwrap();
+    db.init_genesis(App::Transfer, CHAIN, 0, &genesis(1, 1))
+        .unwrap();
     let record = pb::BlockRecord {
         block: Some(pb::Block {
             header: Some(pb::Header {
@@ -154,7 +165,7 @@ fn out_of_order_commit_is_refused() {
         }),
         ..Default::default()
     };
-    assert!(db.commit_block(&record, 0, &BTreeMap::new()).is_err());
+    assert!(db.commit_block(&record, 0, &WriteSet::default()).is_err());
     assert_eq!(db.last_committed().unwrap().height, 0);
 }
 
@@ -177,7 +188,7 @@ proptest! {
         let hashes: Vec<Hash> = (0..2).map(|_| {
             let dir = tempfile::tempdir().unwrap();
             let db = open(dir.path());
-            db.init_genesis(CHAIN, 0, &genesis(6, 1_000)).unwrap();
+            db.init_genesis(App::Transfer, CHAIN, 0, &genesis(6, 1_000)).unwrap();
             let mut h = Hash::ZERO;
             for chunk in txs.chunks(cut) {
                 h = run_block(&db, chunk.to_vec()).0;
@@ -186,4 +197,51 @@ proptest! {
         }).collect();
         prop_assert_eq!(hashes[0], hashes[1]);
     }
+}
+
+#[test]
+fn kvstore_writes_persist_and_the_app_is_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h1, codes) = {
+        let db = open(dir.path());
+        db.init_genesis(App::KvStore, CHAIN, 0, &BTreeMap::new())
+            .unwrap();
+        let (h, codes) = run_app_block(
+            &db,
+            App::KvStore,
+            vec![
+                b"a=1".to_vec(),
+                b"b=2".to_vec(),
+                b"a=3".to_vec(),
+                b"=x".to_vec(),
+            ],
+        );
+        assert_eq!(db.get_kv(b"a").unwrap().as_deref(), Some(&b"3"[..]));
+        assert_eq!(db.get_kv(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(db.get_kv(b"c").unwrap(), None);
+        (h, codes)
+    };
+    assert_eq!(codes, vec![0, 0, 0, TxCode::Malformed as u32]);
+    // Same txs on a fresh store: same app hash.
+    let other = tempfile::tempdir().unwrap();
+    let db = open(other.path());
+    db.init_genesis(App::KvStore, CHAIN, 0, &BTreeMap::new())
+        .unwrap();
+    let (h2, _) = run_app_block(
+        &db,
+        App::KvStore,
+        vec![
+            b"a=1".to_vec(),
+            b"b=2".to_vec(),
+            b"a=3".to_vec(),
+            b"=x".to_vec(),
+        ],
+    );
+    assert_eq!(h1, h2);
+    // Reopening kvstore state as a transfer chain is refused with a clear error.
+    let db = open(dir.path());
+    let err = db
+        .init_genesis(App::Transfer, CHAIN, 0, &BTreeMap::new())
+        .unwrap_err();
+    assert!(err.to_string().contains("kvstore"), "{err}");
 }

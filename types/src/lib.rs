@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 pub mod account;
+pub mod app;
 pub mod block;
 pub mod error;
 pub mod hash;
@@ -23,6 +24,7 @@ pub mod pb {
 }
 
 pub use account::{Account, Address, StateView};
+pub use app::App;
 pub use error::{TypesError, TypesResult};
 pub use hash::Hash;
 pub use tx::ParsedTx;

@@ -1,0 +1,216 @@
+//! Resource monitors: each validator's CPU % and RSS sampled from /proc, and its /metrics
+//! (height, rounds, mempool size) sampled during the run, like Caliper's monitors.
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What to watch for one node.
+#[derive(Clone, Debug)]
+pub struct Watched {
+    /// A name for the report (`node0`, or the target address).
+    pub name: String,
+    /// Its process id, when known (a local node).
+    pub pid: Option<u32>,
+    /// Its metrics address (`host:port`), when known.
+    pub metrics_addr: Option<String>,
+}
+
+/// Resource use of one node over the measured window.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NodeResources {
+    /// The node's name.
+    pub name: String,
+    /// Mean CPU over the window, percent of one core (200 = two cores busy).
+    pub cpu_pct: Option<f64>,
+    /// Peak resident set size, MiB.
+    pub rss_peak_mib: Option<f64>,
+    /// Blocks committed in the window (from `consensus_height`).
+    pub blocks: Option<u64>,
+    /// Highest consensus round of a decision seen (0 = every height decided in round 0).
+    pub max_round: Option<u64>,
+    /// Largest mempool size sampled.
+    pub mempool_peak: Option<u64>,
+}
+
+/// Clock ticks per second of /proc times (USER_HZ, 100 on every mainstream Linux).
+const USER_HZ: f64 = 100.0;
+
+/// CPU seconds used so far by `pid` (user + system), from /proc/PID/stat.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / USER_HZ)
+}
+
+/// Resident set size of `pid` in MiB, from /proc/PID/status.
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Fetches `path` from an HTTP server at `addr` (enough for a Prometheus /metrics page).
+pub async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(addr.trim()).await?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok::<_, std::io::Error>(out)
+    };
+    let out = tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "metrics request"))??;
+    match out.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
+        _ => Err(std::io::Error::other(format!(
+            "unexpected response from {addr}{path}: {}",
+            out.lines().next().unwrap_or("")
+        ))),
+    }
+}
+
+/// The value of an unlabelled sample `name` in a Prometheus text page.
+pub fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (n, v) = l.split_once(' ')?;
+        (n == name).then(|| v.trim().parse().ok())?
+    })
+}
+
+struct Sample {
+    cpu: Option<f64>,
+    at: Instant,
+}
+
+/// Samples the watched nodes every `every` from [`Monitor::start`] until [`Monitor::finish`].
+pub struct Monitor {
+    watched: Vec<Watched>,
+    task: tokio::task::JoinHandle<HashMap<usize, NodeResources>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Monitor {
+    /// Starts sampling now.
+    pub fn start(watched: Vec<Watched>, every: Duration) -> Monitor {
+        let (stop, mut rx) = tokio::sync::watch::channel(false);
+        let w = watched.clone();
+        let task = tokio::spawn(async move {
+            let mut out: HashMap<usize, NodeResources> = HashMap::new();
+            let mut first: HashMap<usize, (Sample, Option<f64>)> = HashMap::new();
+            let mut last: HashMap<usize, (Sample, Option<f64>)> = HashMap::new();
+            loop {
+                for (i, n) in w.iter().enumerate() {
+                    let r = out.entry(i).or_insert_with(|| NodeResources {
+                        name: n.name.clone(),
+                        ..Default::default()
+                    });
+                    let cpu = n.pid.and_then(cpu_seconds);
+                    if let Some(rss) = n.pid.and_then(rss_mib) {
+                        r.rss_peak_mib = Some(r.rss_peak_mib.map_or(rss, |p: f64| p.max(rss)));
+                    }
+                    let mut height = None;
+                    if let Some(addr) = &n.metrics_addr {
+                        if let Ok(page) = http_get(addr, "/metrics").await {
+                            height = metric(&page, "consensus_height");
+                            if let Some(m) = metric(&page, "mempool_size") {
+                                let m = m as u64;
+                                r.mempool_peak = Some(r.mempool_peak.unwrap_or(0).max(m));
+                            }
+                            if let Some(rd) = metric(&page, "consensus_rounds") {
+                                let rd = rd as u64;
+                                r.max_round = Some(r.max_round.unwrap_or(0).max(rd));
+                            }
+                        }
+                    }
+                    let s = (
+                        Sample {
+                            cpu,
+                            at: Instant::now(),
+                        },
+                        height,
+                    );
+                    if let std::collections::hash_map::Entry::Vacant(e) = first.entry(i) {
+                        e.insert(s);
+                    } else {
+                        last.insert(i, s);
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = rx.changed() => break,
+                }
+            }
+            for (i, r) in out.iter_mut() {
+                let (Some(a), Some(b)) = (first.get(i), last.get(i)) else {
+                    continue;
+                };
+                let secs = (b.0.at - a.0.at).as_secs_f64();
+                if let (Some(c0), Some(c1)) = (a.0.cpu, b.0.cpu) {
+                    if secs > 0.0 {
+                        r.cpu_pct = Some(100.0 * (c1 - c0) / secs);
+                    }
+                }
+                if let (Some(h0), Some(h1)) = (a.1, b.1) {
+                    r.blocks = Some((h1 - h0).max(0.0) as u64);
+                }
+            }
+            out
+        });
+        Monitor {
+            watched,
+            task,
+            stop,
+        }
+    }
+
+    /// Takes a last sample and returns each node's figures, in the order watched.
+    pub async fn finish(self) -> Vec<NodeResources> {
+        let _ = self.stop.send(true);
+        let mut by_index = self.task.await.unwrap_or_default();
+        (0..self.watched.len())
+            .map(|i| {
+                by_index.remove(&i).unwrap_or_else(|| NodeResources {
+                    name: self.watched[i].name.clone(),
+                    ..Default::default()
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_has_cpu_and_rss() {
+        let pid = std::process::id();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(x != 1);
+        assert!(cpu_seconds(pid).is_some());
+        assert!(rss_mib(pid).unwrap() > 0.0);
+        assert!(cpu_seconds(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn metric_lines_are_found_by_exact_name() {
+        let page = "# HELP x\nconsensus_height 12\nconsensus_height_other 3\nmempool_size 7\n";
+        assert_eq!(metric(page, "consensus_height"), Some(12.0));
+        assert_eq!(metric(page, "mempool_size"), Some(7.0));
+        assert_eq!(metric(page, "nope"), None);
+    }
+}

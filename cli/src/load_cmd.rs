@@ -1,0 +1,297 @@
+//! `tpslab load` and `tpslab bench`: argument parsing and target resolution around the
+//! tpslab-bench library.
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+use tpslab_bench::monitor::Watched;
+use tpslab_bench::saturate::{saturate, SaturateConfig};
+use tpslab_bench::sink::{self, SinkOptions};
+use tpslab_bench::{LoadConfig, Mode};
+use tpslab_node::client::connect;
+use tpslab_node::genesis::{Genesis, GenesisAccounts};
+use tpslab_node::proto::StatusRequest;
+use tpslab_node::testnet;
+use tpslab_types::App;
+
+/// Parses `30s`, `500ms`, `2m` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {s:?} (try 30s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("bad duration unit in {s:?} (ms, s or m)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Where the load goes and what it is.
+#[derive(Args, Clone)]
+pub struct LoadTarget {
+    /// Node gRPC addresses, comma-separated; load is spread over them.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "testnet",
+        required_unless_present = "testnet"
+    )]
+    target: Vec<String>,
+    /// Genesis of the chain (chain id, test account seed); required with --target for the
+    /// transfer workload.
+    #[arg(long, conflicts_with = "testnet")]
+    genesis: Option<PathBuf>,
+    /// Or: every validator of a testnet made by `tpslab testnet init` (CPU, RSS and /metrics
+    /// of each are sampled during the window).
+    #[arg(long)]
+    testnet: Option<PathBuf>,
+    /// transfer (signed transfers) or kvstore (unsigned key=value); default: the node's app.
+    #[arg(long)]
+    workload: Option<App>,
+    /// Approximate size of each tx in bytes (CometBFT QA uses 1024).
+    #[arg(long, default_value_t = 250)]
+    tx_size: usize,
+    /// Measured window, e.g. 30s, 500ms, 2m.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Sent before the window and not measured.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// After the last send, wait this long for outstanding commits.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    drain: Duration,
+    /// No live progress line (it is never drawn when stderr is not a terminal).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    to: LoadTarget,
+    /// Open loop: offered rate, tx/s (each tx has an intended send time).
+    #[arg(long, default_value_t = 1000, conflicts_with = "concurrency")]
+    rate: u64,
+    /// Closed loop instead: keep this many txs in flight.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Closed loop: txs made before the run.
+    #[arg(long, default_value_t = 200_000)]
+    max_txs: u64,
+    /// Write the full report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Step the offered rate up until committed TPS stops following it or P99 passes a
+    /// bound; report the saturation point.
+    Saturate(SaturateArgs),
+    /// The generator's own maximum send rate, against an in-process node that accepts every
+    /// tx and commits it within 10 ms (real gRPC over loopback).
+    Generator(GeneratorArgs),
+}
+
+#[derive(Args)]
+pub struct SaturateArgs {
+    #[command(flatten)]
+    to: LoadTarget,
+    /// First offered rate, tx/s.
+    #[arg(long, default_value_t = 500)]
+    start_rate: u64,
+    /// Multiply the rate by this each step.
+    #[arg(long, default_value_t = 1.5)]
+    factor: f64,
+    /// Stop above this rate.
+    #[arg(long, default_value_t = 200_000)]
+    max_rate: u64,
+    /// A step keeps up when committed TPS is at least this fraction of the offered rate.
+    #[arg(long, default_value_t = 0.95)]
+    keep_up: f64,
+    /// ... and its P99 is at most this, ms.
+    #[arg(long, default_value_t = 1000.0)]
+    max_p99_ms: f64,
+    /// Write all steps as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct GeneratorArgs {
+    /// transfer or kvstore.
+    #[arg(long, default_value = "kvstore")]
+    workload: App,
+    /// Offered rate, tx/s: set it above what the generator can do.
+    #[arg(long, default_value_t = 200_000)]
+    rate: u64,
+    /// Measured window.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Approximate size of each tx in bytes.
+    #[arg(long, default_value_t = 250)]
+    tx_size: usize,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+async fn resolve(t: &LoadTarget) -> Result<LoadConfig> {
+    let (targets, genesis, watch) = match &t.testnet {
+        Some(dir) => {
+            let file = testnet::load(dir)?;
+            let g = Genesis::load(&file.nodes[0].home.join("genesis.json"))?;
+            let watch = file
+                .nodes
+                .iter()
+                .map(|n| Watched {
+                    name: n.name.clone(),
+                    pid: testnet::node_pid(n),
+                    metrics_addr: Some(n.metrics_addr.clone()),
+                })
+                .collect();
+            (
+                file.nodes.iter().map(|n| n.grpc_addr.clone()).collect(),
+                Some(g),
+                watch,
+            )
+        }
+        None => {
+            let g = t.genesis.as_ref().map(|g| Genesis::load(g)).transpose()?;
+            (t.target.clone(), g, Vec::new())
+        }
+    };
+    let first: &String = targets.first().context("no target")?;
+    let workload = match t.workload {
+        Some(w) => w,
+        None => {
+            let app = connect(first)
+                .await?
+                .status(StatusRequest {})
+                .await
+                .with_context(|| format!("asking {first} for its app"))?
+                .into_inner()
+                .app;
+            app.parse().unwrap_or_default()
+        }
+    };
+    let genesis = match (genesis, workload) {
+        (Some(g), _) => g,
+        (None, App::KvStore) => Genesis {
+            chain_id: String::new(),
+            genesis_time_unix_nanos: 0,
+            validators: Vec::new(),
+            accounts: GenesisAccounts {
+                seed: String::new(),
+                count: 0,
+                balance: 0,
+            },
+        },
+        (None, App::Transfer) => {
+            anyhow::bail!("--genesis is required with --target for the transfer workload")
+        }
+    };
+    Ok(LoadConfig {
+        targets,
+        genesis,
+        workload,
+        mode: Mode::Open { rate: 1 },
+        duration: t.duration,
+        warmup: t.warmup,
+        tx_size: t.tx_size,
+        drain: t.drain,
+        watch,
+        progress: !t.no_progress,
+    })
+}
+
+fn write_json(path: &Option<PathBuf>, v: &impl serde::Serialize) -> Result<()> {
+    if let Some(p) = path {
+        std::fs::write(p, serde_json::to_string_pretty(v)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// `tpslab load`.
+pub async fn load(a: LoadArgs) -> Result<()> {
+    let mut cfg = resolve(&a.to).await?;
+    cfg.mode = match a.concurrency {
+        Some(concurrency) => Mode::Closed {
+            concurrency,
+            max_txs: a.max_txs,
+        },
+        None => Mode::Open { rate: a.rate },
+    };
+    let report = tpslab_bench::run(&cfg).await?;
+    print!("{}", report.table());
+    write_json(&a.json, &report)
+}
+
+/// `tpslab bench ...`.
+pub async fn bench(cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Saturate(a) => {
+            let load = resolve(&a.to).await?;
+            let report = saturate(&SaturateConfig {
+                load,
+                start_rate: a.start_rate,
+                factor: a.factor,
+                max_rate: a.max_rate,
+                keep_up: a.keep_up,
+                max_p99_ms: a.max_p99_ms,
+            })
+            .await?;
+            print!("{}", report.table());
+            write_json(&a.json, &report)
+        }
+        BenchCmd::Generator(a) => {
+            let addr = sink::serve(SinkOptions {
+                commit_every: Duration::from_millis(10),
+                max_rate: None,
+                app: a.workload,
+            })
+            .await?;
+            let genesis = Genesis {
+                chain_id: "sink".into(),
+                genesis_time_unix_nanos: 0,
+                validators: Vec::new(),
+                accounts: GenesisAccounts {
+                    seed: "tpslab".into(),
+                    count: 10_000,
+                    balance: 0,
+                },
+            };
+            let report = tpslab_bench::run(&LoadConfig {
+                targets: vec![addr.to_string()],
+                genesis,
+                workload: a.workload,
+                mode: Mode::Open { rate: a.rate },
+                duration: a.duration,
+                warmup: Duration::from_millis(500),
+                tx_size: a.tx_size,
+                drain: Duration::from_secs(10),
+                watch: Vec::new(),
+                progress: false,
+            })
+            .await?;
+            print!("{}", report.table());
+            println!(
+                "generator maximum send rate: {:.0} tx/s{}",
+                report.send_rate,
+                if report.sent_late == 0 {
+                    " (kept the offered rate: raise --rate to find the limit)"
+                } else {
+                    ""
+                }
+            );
+            write_json(&a.json, &report)
+        }
+    }
+}

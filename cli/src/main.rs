@@ -17,6 +17,7 @@ use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
 use tpslab_types::{Address, App};
 
 mod load_cmd;
+mod opts_cmd;
 
 /// tpslab: a Cosmos/Tendermint-style blockchain node simulator with a tuning harness.
 ///
@@ -45,6 +46,8 @@ enum Cmd {
     /// intended send time) or at fixed concurrency (closed loop); committed TPS, latency
     /// percentiles, and CPU/RSS of the validators.
     Load(load_cmd::LoadArgs),
+    /// List the tuning toggles: naive path, tuned path, what each models, what should move.
+    Opts,
     /// Benchmarks built on the load generator.
     #[command(subcommand)]
     Bench(load_cmd::BenchCmd),
@@ -99,6 +102,8 @@ struct TestnetInitArgs {
     /// The app every validator runs: transfer or kvstore.
     #[arg(long, default_value = "transfer")]
     app: App,
+    #[command(flatten)]
+    tuning: opts_cmd::TuningArgs,
 }
 
 #[derive(Args)]
@@ -140,6 +145,8 @@ struct NodeArgs {
     /// Override `api.grpc_addr` of config.toml.
     #[arg(long)]
     grpc_addr: Option<String>,
+    #[command(flatten)]
+    tuning: opts_cmd::TuningArgs,
 }
 
 #[derive(Args)]
@@ -205,13 +212,16 @@ fn main() -> Result<()> {
         Cmd::Init(a) => init(a),
         Cmd::Node(a) => {
             let home = Home(a.home);
-            let cfg = run::load_config(
+            let mut cfg = run::load_config(
                 &home,
                 &Overrides {
                     grpc_addr: a.grpc_addr,
                 },
             )?;
-            init_tracing(&cfg.log.level);
+            if let Some(t) = a.tuning.resolve()? {
+                cfg.tuning = t;
+            }
+            let _log_guard = init_node_tracing(&cfg.log.level, cfg.tuning.quiet_log);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
@@ -222,6 +232,10 @@ fn main() -> Result<()> {
         Cmd::Send(a) => runtime()?.block_on(send(a)),
         Cmd::Testnet(t) => testnet_cmd(t),
         Cmd::Load(a) => runtime_mt()?.block_on(load_cmd::load(a)),
+        Cmd::Opts => {
+            opts_cmd::print_opts();
+            Ok(())
+        }
         Cmd::Bench(b) => runtime_mt()?.block_on(load_cmd::bench(b)),
     }
 }
@@ -232,6 +246,9 @@ fn testnet_cmd(t: TestnetCmd) -> Result<()> {
             let mut config = Config::default();
             config.consensus.block_interval_ms = a.block_interval_ms;
             config.app = a.app;
+            if let Some(t) = a.tuning.resolve()? {
+                config.tuning = t;
+            }
             let file = testnet::init(&testnet::TestnetInit {
                 validators: a.validators,
                 out: a.out.clone(),
@@ -296,6 +313,29 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
+}
+
+/// The node's logging. quiet-log on: the configured level through a non-blocking writer (a
+/// background thread does the writes). Off (the naive path): tpslab's crates at debug, which
+/// logs every tx accepted and executed, each line written to stderr synchronously.
+fn init_node_tracing(level: &str, quiet: bool) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    if !quiet {
+        let verbose = format!(
+            "{level},tpslab_mempool=debug,tpslab_statedb=debug,tpslab_consensus=debug,tpslab_node=debug"
+        );
+        init_tracing(&verbose);
+        return None;
+    }
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .init();
+    Some(guard)
 }
 
 fn init_tracing(level: &str) {

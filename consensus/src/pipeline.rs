@@ -7,13 +7,15 @@ use crate::metrics::ConsensusMetrics;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tpslab_mempool::Mempool;
+use tpslab_statedb::ExecOptions;
 use tpslab_statedb::{execute_block, StateDb};
 use tpslab_types::block::{block_hash, commit_hash, tx_root};
 use tpslab_types::keys::SigningKey;
 use tpslab_types::pb::{self, VoteType};
+use tpslab_types::sigcache::SigCache;
 use tpslab_types::tx::tx_hash;
 use tpslab_types::vote::{commit_sig_from_vote, VoteData};
-use tpslab_types::{App, Hash};
+use tpslab_types::{App, Hash, Tuning};
 
 /// Size limits of one block.
 #[derive(Clone, Copy, Debug)]
@@ -42,6 +44,10 @@ pub struct BlockPipeline {
     pub last_commit: Option<pb::Commit>,
     /// Where commits are counted and timed.
     pub metrics: ConsensusMetrics,
+    /// The tuning toggles (write-batch, sig-batch, sig-cache, recheck-incremental apply here).
+    pub tuning: Tuning,
+    /// Hashes of txs verified at CheckTx (used when `tuning.sig_cache`).
+    pub sig_cache: Arc<SigCache>,
 }
 
 /// Unix time in nanoseconds.
@@ -134,15 +140,23 @@ impl BlockPipeline {
         let height = last.height + 1;
         let started = std::time::Instant::now();
         let state_err = |source| ConsensusError::State { height, source };
+        let opts = ExecOptions {
+            app: self.app,
+            write_batch: self.tuning.write_batch,
+            sig_batch: self.tuning.sig_batch,
+            sig_cache: self.tuning.sig_cache.then_some(&*self.sig_cache),
+        };
         let out = execute_block(
             &self.db,
-            self.app,
+            &opts,
             &self.chain_id,
             height,
             &last.app_hash,
             &block.txs,
         )
         .map_err(state_err)?;
+        let touched: std::collections::HashSet<_> =
+            out.write_set.accounts.keys().copied().collect();
         let block_time = block.header.as_ref().map_or(0, |h| h.time_unix_nanos);
         let tx_hashes: Vec<_> = block.txs.iter().map(|t| tx_hash(t)).collect();
         let record = pb::BlockRecord {
@@ -158,7 +172,7 @@ impl BlockPipeline {
         self.last_commit = Some(commit);
         self.metrics
             .on_commit(height, tx_hashes.len(), started.elapsed().as_secs_f64());
-        self.mempool.update(&tx_hashes);
+        self.mempool.update(&tx_hashes, Some(&touched));
         Ok(CommitEvent {
             height,
             block_hash: hash,

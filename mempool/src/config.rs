@@ -18,6 +18,11 @@ pub struct MempoolConfig {
     /// How many recently accepted tx hashes are remembered to reject duplicates (including
     /// txs already committed).
     pub cache_size: usize,
+    /// sig-batch toggle: verify the txs of one [`Mempool::check_txs`](crate::Mempool::check_txs)
+    /// call in one batch.
+    pub sig_batch: bool,
+    /// recheck-incremental toggle: after a block, recheck only the senders it wrote.
+    pub recheck_incremental: bool,
 }
 
 impl Default for MempoolConfig {
@@ -29,6 +34,8 @@ impl Default for MempoolConfig {
             max_bytes: 64 << 20,
             max_tx_bytes: 16 << 10,
             cache_size: 200_000,
+            sig_batch: true,
+            recheck_incremental: true,
         }
     }
 }

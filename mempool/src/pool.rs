@@ -6,12 +6,13 @@ use crate::error::{CheckTxError, RejectReason};
 use crate::metrics::MempoolMetrics;
 use crate::seen::SeenCache;
 use parking_lot::Mutex;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tpslab_types::app::parse_kv;
-use tpslab_types::tx::{tx_hash, ParsedTx};
+use tpslab_types::sigcache::SigCache;
+use tpslab_types::tx::{tx_hash, verify_signatures, ParsedTx};
 use tpslab_types::{Address, App, Hash, StateView};
 
 /// A pending tx.
@@ -62,6 +63,8 @@ pub struct Mempool<S> {
     notify: Notify,
     wake_at: AtomicUsize,
     metrics: MempoolMetrics,
+    /// sig-cache toggle: where verified tx hashes are recorded for block execution.
+    sig_cache: Option<Arc<SigCache>>,
 }
 
 impl<S: StateView> Mempool<S> {
@@ -82,7 +85,14 @@ impl<S: StateView> Mempool<S> {
             notify: Notify::new(),
             wake_at: AtomicUsize::new(usize::MAX),
             metrics: MempoolMetrics::default(),
+            sig_cache: None,
         }
+    }
+
+    /// Records every verified tx in `cache` (the sig-cache toggle).
+    pub fn with_sig_cache(mut self, cache: Arc<SigCache>) -> Self {
+        self.sig_cache = Some(cache);
+        self
     }
 
     /// The configuration.
@@ -98,24 +108,59 @@ impl<S: StateView> Mempool<S> {
     /// Admits `raw` if it is a valid tx that fits; returns its hash.
     pub fn check_tx(&self, raw: &[u8]) -> Result<Hash, CheckTxError> {
         let r = self.check_tx_inner(raw);
-        if let Err(e) = &r {
-            self.metrics.failed_txs.inc();
-            if e.reason() == RejectReason::Duplicate {
-                self.metrics.already_received_txs.inc();
-            }
-        }
+        self.count(&r);
         r
     }
 
-    fn check_tx_inner(&self, raw: &[u8]) -> Result<Hash, CheckTxError> {
+    fn count(&self, r: &Result<Hash, CheckTxError>) {
+        match r {
+            Ok(hash) => tracing::debug!(tx = %hash, size = self.metrics.size.get(), "tx accepted"),
+            Err(e) => {
+                self.metrics.failed_txs.inc();
+                if e.reason() == RejectReason::Duplicate {
+                    self.metrics.already_received_txs.inc();
+                }
+                tracing::debug!(error = %e, "tx rejected");
+            }
+        }
+    }
+
+    /// Admits several txs, in order, as [`Mempool::check_tx`] would one by one; with the
+    /// sig-batch toggle their signatures are verified in one batch.
+    pub fn check_txs(&self, raws: &[&[u8]]) -> Vec<Result<Hash, CheckTxError>> {
+        if self.cfg.app == App::KvStore || !self.cfg.sig_batch || raws.len() < 2 {
+            return raws.iter().map(|r| self.check_tx(r)).collect();
+        }
+        let pre: Vec<Result<ParsedTx, CheckTxError>> =
+            raws.iter().map(|r| self.precheck(r)).collect();
+        let refs: Vec<&ParsedTx> = pre.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut verified = verify_signatures(&refs, true).into_iter();
+        let out: Vec<Result<Hash, CheckTxError>> = pre
+            .into_iter()
+            .zip(raws)
+            .map(|(p, raw)| {
+                let tx = p?;
+                if !verified.next().unwrap_or(false) {
+                    return Err(CheckTxError::Invalid(
+                        tpslab_types::TypesError::BadSignature,
+                    ));
+                }
+                self.admit(raw, &tx)
+            })
+            .collect();
+        for r in &out {
+            self.count(r);
+        }
+        out
+    }
+
+    /// The stateless checks before the signature: size, decoding, chain id, duplicates.
+    fn precheck(&self, raw: &[u8]) -> Result<ParsedTx, CheckTxError> {
         if raw.len() > self.cfg.max_tx_bytes {
             return Err(CheckTxError::TooLarge {
                 size: raw.len(),
                 max: self.cfg.max_tx_bytes,
             });
-        }
-        if self.cfg.app == App::KvStore {
-            return self.check_kv(raw);
         }
         let tx = ParsedTx::decode(raw)?;
         tx.check_chain_id(&self.cfg.chain_id)?;
@@ -123,12 +168,28 @@ impl<S: StateView> Mempool<S> {
         if self.inner.lock().seen.contains(&tx.hash) {
             return Err(CheckTxError::Duplicate { hash: tx.hash });
         }
-        tx.verify_signature()?;
-        let len = self.insert(raw, &tx)?;
+        Ok(tx)
+    }
+
+    /// After the signature verified: record it, insert, wake the producer.
+    fn admit(&self, raw: &[u8], tx: &ParsedTx) -> Result<Hash, CheckTxError> {
+        if let Some(c) = &self.sig_cache {
+            c.insert(tx.hash);
+        }
+        let len = self.insert(raw, tx)?;
         if len >= self.wake_at.load(Ordering::Relaxed) {
             self.notify.notify_one();
         }
         Ok(tx.hash)
+    }
+
+    fn check_tx_inner(&self, raw: &[u8]) -> Result<Hash, CheckTxError> {
+        if self.cfg.app == App::KvStore {
+            return self.check_kv(raw);
+        }
+        let tx = self.precheck(raw)?;
+        tx.verify_signature()?;
+        self.admit(raw, &tx)
     }
 
     /// Admission of a kvstore tx: well-formed, new, and room for it.
@@ -275,9 +336,13 @@ impl<S: StateView> Mempool<S> {
         out
     }
 
-    /// After a block commit: removes the committed txs, then rechecks every remaining sender
+    /// After a block commit: removes the committed txs, then rechecks the remaining senders
     /// against the new state (nonce continuity and balance), dropping what became invalid.
-    pub fn update(&self, committed: &[Hash]) -> UpdateStats {
+    /// Every sender is rechecked (the naive path) unless the recheck-incremental toggle is on
+    /// and `touched` lists the accounts the block wrote: a sender the block did not write has
+    /// the same committed nonce and balance as before, so its queue is still valid.
+    pub fn update(&self, committed: &[Hash], touched: Option<&HashSet<Address>>) -> UpdateStats {
+        let touched = touched.filter(|_| self.cfg.recheck_incremental);
         let mut g = self.inner.lock();
         let inner = &mut *g;
         let mut stats = UpdateStats::default();
@@ -299,7 +364,12 @@ impl<S: StateView> Mempool<S> {
         } = inner;
         fifo.retain(|h| txs.contains_key(h));
         senders.retain(|addr, q| {
+            let before = q.txs.len();
             q.txs.retain(|h| txs.contains_key(h));
+            // Untouched and nothing of it committed: its state read would change nothing.
+            if before == q.txs.len() && touched.is_some_and(|t| !t.contains(addr)) {
+                return true;
+            }
             let acc = match self.state.account(addr) {
                 Ok(a) => a,
                 // Keep the queue as it is; the next update rechecks it again.

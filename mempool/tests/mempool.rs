@@ -187,7 +187,7 @@ fn update_removes_committed_and_evicts_what_became_invalid() {
             .unwrap()
             .balance = 10;
     }
-    let stats = mp.update(&[tx_hash(&a)]);
+    let stats = mp.update(&[tx_hash(&a)], None);
     assert_eq!((stats.removed, stats.evicted, stats.remaining), (1, 1, 1));
     assert_eq!(mp.reap(10, usize::MAX).len(), 1);
     // The committed tx is remembered as a duplicate; the sender continues at nonce 2.
@@ -215,7 +215,7 @@ fn kvstore_txs_are_admitted_in_arrival_order() {
         reaped,
         vec![b"k1=v".to_vec(), b"k0=v".to_vec(), b"lonely".to_vec()]
     );
-    let stats = mp.update(&[a]);
+    let stats = mp.update(&[a], None);
     assert_eq!((stats.removed, stats.evicted, stats.remaining), (1, 0, 2));
     assert_eq!(mp.reap(10, 1 << 20).len(), 2);
     mp.check_tx(b"k2=v").unwrap();

@@ -1,12 +1,12 @@
 //! The gRPC API (`proto/api.proto`), served by tonic.
 
+use crate::gossip::TxGossip;
 use crate::proto::node_server::Node;
 use crate::proto::{
     Account as PbAccount, BroadcastTxRequest, BroadcastTxResponse, CommitEvent as PbCommitEvent,
     GetAccountRequest, GetBlockRequest, StatusRequest, StatusResponse, SubscribeCommitsRequest,
 };
-use bytes::Bytes;
-use prost::Message;
+use futures::FutureExt;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
@@ -16,7 +16,6 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use tpslab_consensus::metrics::ConsensusMetrics;
 use tpslab_consensus::CommitEvent;
 use tpslab_mempool::{CheckTxError, Mempool, RejectReason};
-use tpslab_p2p::{Channel, Network};
 use tpslab_statedb::StateDb;
 use tpslab_types::tx::tx_hash;
 use tpslab_types::{pb, Address};
@@ -39,8 +38,13 @@ pub struct NodeApi {
     /// Consensus metrics (the current round is read from them).
     pub consensus: ConsensusMetrics,
     /// Where accepted txs are gossiped (multi-validator chains).
-    pub gossip: Option<Network>,
+    pub gossip: Option<TxGossip>,
+    /// crypto-pool toggle: run CheckTx of streamed txs on the blocking pool, in chunks.
+    pub crypto_pool: bool,
 }
+
+/// Most streamed txs checked in one blocking-pool task (crypto-pool toggle).
+const CHECK_CHUNK: usize = 256;
 
 /// The gRPC status of a CheckTx rejection (the table in `proto/api.proto`).
 pub fn status_code(e: &CheckTxError) -> Code {
@@ -60,14 +64,29 @@ pub fn status_code(e: &CheckTxError) -> Code {
 
 impl NodeApi {
     fn check(&self, req: &BroadcastTxRequest) -> BroadcastTxResponse {
-        match self.mempool.check_tx(&req.tx) {
+        let r = self.mempool.check_tx(&req.tx);
+        self.respond(req, r)
+    }
+
+    /// CheckTx of several requests at once (signatures batched with the sig-batch toggle).
+    fn check_many(&self, reqs: &[BroadcastTxRequest]) -> Vec<BroadcastTxResponse> {
+        let raws: Vec<&[u8]> = reqs.iter().map(|r| r.tx.as_slice()).collect();
+        let results = self.mempool.check_txs(&raws);
+        reqs.iter()
+            .zip(results)
+            .map(|(req, r)| self.respond(req, r))
+            .collect()
+    }
+
+    fn respond(
+        &self,
+        req: &BroadcastTxRequest,
+        r: Result<tpslab_types::Hash, CheckTxError>,
+    ) -> BroadcastTxResponse {
+        match r {
             Ok(hash) => {
-                if let Some(net) = &self.gossip {
-                    // One message per tx per peer: the plain path (batching is a toggle).
-                    let batch = pb::TxBatch {
-                        txs: vec![req.tx.clone()],
-                    };
-                    net.broadcast(Channel::Mempool, Bytes::from(batch.encode_to_vec()));
+                if let Some(g) = &self.gossip {
+                    g.send(req.tx.clone());
                 }
                 BroadcastTxResponse {
                     hash: hash.to_vec(),
@@ -125,6 +144,43 @@ impl Node for NodeApi {
         let mut input = req.into_inner();
         let (tx_out, rx_out) = mpsc::channel(1024);
         let api = self.clone();
+        if self.crypto_pool {
+            tokio::spawn(async move {
+                while let Some(item) = input.next().await {
+                    // Take what has already arrived, check it off the I/O threads.
+                    let mut chunk = Vec::new();
+                    let mut failed = None;
+                    let mut next = Some(item);
+                    while let Some(item) = next.take() {
+                        match item {
+                            Ok(r) => chunk.push(r),
+                            Err(status) => {
+                                failed = Some(status);
+                                break;
+                            }
+                        }
+                        if chunk.len() < CHECK_CHUNK {
+                            next = input.next().now_or_never().flatten();
+                        }
+                    }
+                    let a = api.clone();
+                    let Ok(resps) = tokio::task::spawn_blocking(move || a.check_many(&chunk)).await
+                    else {
+                        break;
+                    };
+                    for r in resps {
+                        if tx_out.send(Ok(r)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if let Some(status) = failed {
+                        let _ = tx_out.send(Err(status)).await;
+                        return;
+                    }
+                }
+            });
+            return Ok(Response::new(Box::pin(ReceiverStream::new(rx_out))));
+        }
         tokio::spawn(async move {
             while let Some(item) = input.next().await {
                 let msg = match item {
@@ -220,7 +276,10 @@ impl Node for NodeApi {
             mempool_bytes: self.mempool.bytes() as u64,
             validator: self.validator.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            peers: self.gossip.as_ref().map_or(0, |n| n.peers().len() as u64),
+            peers: self
+                .gossip
+                .as_ref()
+                .map_or(0, |g| g.network().peers().len() as u64),
             round: u32::try_from(self.consensus.round.get()).unwrap_or(0),
             app: self.mempool.config().app.to_string(),
         }))

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
-use tpslab_types::App;
+use tpslab_types::{App, Tuning};
 
 /// Why a config file was refused.
 #[derive(Debug, Error)]
@@ -60,6 +60,8 @@ pub struct Config {
     pub storage: StorageSection,
     /// Logging.
     pub log: LogSection,
+    /// The tuning toggles (`tpslab opts` lists them); every one defaults to its tuned path.
+    pub tuning: Tuning,
 }
 
 /// `[api]`

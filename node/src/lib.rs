@@ -8,6 +8,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod genesis;
+pub mod gossip;
 pub mod home;
 pub mod keyfile;
 pub mod run;

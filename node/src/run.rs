@@ -4,6 +4,7 @@
 use crate::api::NodeApi;
 use crate::config::Config;
 use crate::genesis::Genesis;
+use crate::gossip::TxGossip;
 use crate::home::{write_atomic, Home};
 use crate::keyfile;
 use crate::proto::node_server::NodeServer;
@@ -24,6 +25,7 @@ use tpslab_mempool::{Mempool, MempoolConfig};
 use tpslab_p2p::{Event, Network, NetworkConfig, PeerId, PeerInfo};
 use tpslab_statedb::{StateDb, StateDbOptions};
 use tpslab_types::keys::SigningKey;
+use tpslab_types::sigcache::SigCache;
 use tracing::{info, warn};
 
 /// Commit events buffered per subscriber before it is told it lagged.
@@ -83,17 +85,24 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         h => db.block(h)?.and_then(|r| r.commit),
     };
 
-    let mempool = Arc::new(Mempool::new(
-        MempoolConfig {
-            app: cfg.app,
-            chain_id: genesis.chain_id.clone(),
-            max_txs: cfg.mempool.max_txs,
-            max_bytes: cfg.mempool.max_bytes,
-            max_tx_bytes: cfg.mempool.max_tx_bytes,
-            cache_size: cfg.mempool.cache_size,
-        },
-        db.clone(),
-    ));
+    let sig_cache = Arc::new(SigCache::new(cfg.mempool.cache_size));
+    info!(tuning = ?cfg.tuning.enabled(), "tuning toggles on");
+    let mempool = Arc::new(
+        Mempool::new(
+            MempoolConfig {
+                app: cfg.app,
+                chain_id: genesis.chain_id.clone(),
+                max_txs: cfg.mempool.max_txs,
+                max_bytes: cfg.mempool.max_bytes,
+                max_tx_bytes: cfg.mempool.max_tx_bytes,
+                cache_size: cfg.mempool.cache_size,
+                sig_batch: cfg.tuning.sig_batch,
+                recheck_incremental: cfg.tuning.recheck_incremental,
+            },
+            db.clone(),
+        )
+        .with_sig_cache(sig_cache.clone()),
+    );
     let (tx_commits, _) = broadcast::channel(COMMIT_EVENT_BUFFER);
     let (tx_shutdown, rx_shutdown) = watch::channel(false);
 
@@ -110,6 +119,8 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         },
         last_commit,
         metrics: consensus_metrics.clone(),
+        tuning: cfg.tuning,
+        sig_cache,
     };
     let (mut producer_task, gossip) = if solo {
         let producer = SoloProducer::new(
@@ -144,7 +155,10 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         commits: tx_commits,
         chain_id: genesis.chain_id.clone(),
         validator: key.verifying_key().to_bytes().to_vec(),
-        gossip: gossip.clone(),
+        gossip: gossip
+            .clone()
+            .map(|net| TxGossip::new(net, cfg.tuning.gossip_batch)),
+        crypto_pool: cfg.tuning.crypto_pool,
         consensus: consensus_metrics.clone(),
     };
     let listener = TcpListener::bind(&cfg.api.grpc_addr)

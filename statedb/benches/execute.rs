@@ -3,7 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::collections::BTreeMap;
-use tpslab_statedb::{execute_block, StateDb, StateDbOptions};
+use tpslab_statedb::{execute_block, ExecOptions, StateDb, StateDbOptions};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, Transfer};
 use tpslab_types::{pb, Account, App};
@@ -52,7 +52,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let out = execute_block(
                 &db,
-                App::Transfer,
+                &ExecOptions::new(App::Transfer),
                 "bench",
                 last.height + 1,
                 &last.app_hash,
@@ -68,7 +68,7 @@ fn bench(c: &mut Criterion) {
     // commit path is measured on the same write set).
     let out = execute_block(
         &db,
-        App::Transfer,
+        &ExecOptions::new(App::Transfer),
         "bench",
         last.height + 1,
         &last.app_hash,

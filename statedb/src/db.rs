@@ -201,6 +201,23 @@ impl StateDb {
         }
     }
 
+    /// The write-batch toggle's naive path: puts accounts right away in their own synced
+    /// write (RocksDB WAL fsync), as an app persisting each tx's changes as it goes would.
+    pub fn put_accounts_synced<'a>(
+        &self,
+        accounts: impl Iterator<Item = (&'a Address, Account)>,
+    ) -> StateResult<()> {
+        let state = self.cf(CF_STATE)?;
+        let mut batch = WriteBatch::default();
+        for (addr, acc) in accounts {
+            batch.put_cf(state, addr.0, acc.encode());
+        }
+        self.inner
+            .db
+            .write_opt(batch, &self.inner.write_opts)
+            .map_err(db_err("put accounts"))
+    }
+
     /// Reads a kvstore entry from the committed state.
     pub fn get_kv(&self, key: &[u8]) -> StateResult<Option<Vec<u8>>> {
         self.inner

@@ -7,8 +7,10 @@ use crate::db::StateDb;
 use crate::error::StateResult;
 use std::collections::BTreeMap;
 use tpslab_types::app::parse_kv;
-use tpslab_types::tx::ParsedTx;
+use tpslab_types::sigcache::SigCache;
+use tpslab_types::tx::{verify_signatures, ParsedTx};
 use tpslab_types::{Account, Address, App, Hash};
+use tracing::debug;
 
 /// Outcome of one tx in a block. The numbers are stored in `BlockRecord.tx_codes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,10 +54,36 @@ pub struct ExecOutcome {
     pub app_hash: Hash,
 }
 
+/// How a block is executed: the app, and the tuning toggles that touch execution.
+#[derive(Clone, Copy)]
+pub struct ExecOptions<'a> {
+    /// The state machine.
+    pub app: App,
+    /// write-batch toggle off: each applied tx's writes are put to RocksDB at once, synced
+    /// (the block's commit then writes the record and meta). On: nothing is written here.
+    pub write_batch: bool,
+    /// sig-batch toggle: verify the block's signatures in one batch.
+    pub sig_batch: bool,
+    /// sig-cache toggle: skip txs whose hash is in the cache (verified at CheckTx).
+    pub sig_cache: Option<&'a SigCache>,
+}
+
+impl ExecOptions<'_> {
+    /// `app` with every toggle's tuned path except the cache.
+    pub fn new(app: App) -> ExecOptions<'static> {
+        ExecOptions {
+            app,
+            write_batch: true,
+            sig_batch: true,
+            sig_cache: None,
+        }
+    }
+}
+
 /// Executes `txs` of block `height` on top of the committed state in `db`.
 pub fn execute_block(
     db: &StateDb,
-    app: App,
+    opts: &ExecOptions<'_>,
     chain_id: &str,
     height: u64,
     prev_app_hash: &Hash,
@@ -65,18 +93,74 @@ pub fn execute_block(
         tx_codes: Vec::with_capacity(txs.len()),
         ..Default::default()
     };
-    for raw in txs {
-        let code = match app {
-            App::Transfer => apply_tx(db, chain_id, raw, &mut out.write_set.accounts)?,
-            App::KvStore => apply_kv(raw, &mut out.write_set.kv),
-        };
-        if code == TxCode::Ok {
-            out.applied += 1;
+    match opts.app {
+        App::Transfer => {
+            let parsed = decode_and_verify(opts, chain_id, txs);
+            for p in &parsed {
+                let code = apply_tx(db, p, &mut out.write_set.accounts)?;
+                if code == TxCode::Ok && !opts.write_batch {
+                    if let Ok((tx, _)) = p {
+                        let ws = &out.write_set.accounts;
+                        let touched = [tx.sender, tx.to].map(|a| (a, ws.get(&a).copied()));
+                        db.put_accounts_synced(
+                            touched.iter().filter_map(|(a, acc)| Some((a, (*acc)?))),
+                        )?;
+                    }
+                }
+                if let Ok((tx, _)) = p {
+                    debug!(height, tx = %tx.hash, code = code as u32, "tx executed");
+                }
+                out.finish_tx(code);
+            }
         }
-        out.tx_codes.push(code as u32);
+        App::KvStore => {
+            for raw in txs {
+                let code = apply_kv(raw, &mut out.write_set.kv);
+                out.finish_tx(code);
+            }
+        }
     }
     out.app_hash = block_app_hash(prev_app_hash, height, &out.write_set);
     Ok(out)
+}
+
+impl ExecOutcome {
+    fn finish_tx(&mut self, code: TxCode) {
+        if code == TxCode::Ok {
+            self.applied += 1;
+        }
+        self.tx_codes.push(code as u32);
+    }
+}
+
+/// Each tx decoded and chain-checked, with whether its signature verifies; or why not.
+type Checked = Result<(ParsedTx, bool), TxCode>;
+
+fn decode_and_verify(opts: &ExecOptions<'_>, chain_id: &str, txs: &[Vec<u8>]) -> Vec<Checked> {
+    let mut out: Vec<Checked> = txs
+        .iter()
+        .map(|raw| {
+            let tx = ParsedTx::decode(raw).map_err(|_| TxCode::Malformed)?;
+            tx.check_chain_id(chain_id)
+                .map_err(|_| TxCode::WrongChainId)?;
+            let cached = opts.sig_cache.is_some_and(|c| c.contains(&tx.hash));
+            Ok((tx, cached))
+        })
+        .collect();
+    let need: Vec<usize> = (0..out.len())
+        .filter(|&i| matches!(out[i], Ok((_, false))))
+        .collect();
+    let refs: Vec<&ParsedTx> = need
+        .iter()
+        .filter_map(|&i| out[i].as_ref().ok().map(|(t, _)| t))
+        .collect();
+    let verified = verify_signatures(&refs, opts.sig_batch);
+    for (&i, ok) in need.iter().zip(verified) {
+        if let Ok((_, v)) = &mut out[i] {
+            *v = ok;
+        }
+    }
+    out
 }
 
 fn load(db: &StateDb, ws: &BTreeMap<Address, Account>, addr: &Address) -> StateResult<Account> {
@@ -88,17 +172,14 @@ fn load(db: &StateDb, ws: &BTreeMap<Address, Account>, addr: &Address) -> StateR
 
 fn apply_tx(
     db: &StateDb,
-    chain_id: &str,
-    raw: &[u8],
+    checked: &Checked,
     ws: &mut BTreeMap<Address, Account>,
 ) -> StateResult<TxCode> {
-    let Ok(tx) = ParsedTx::decode(raw) else {
-        return Ok(TxCode::Malformed);
+    let (tx, sig_ok) = match checked {
+        Ok(c) => c,
+        Err(code) => return Ok(*code),
     };
-    if tx.check_chain_id(chain_id).is_err() {
-        return Ok(TxCode::WrongChainId);
-    }
-    if tx.verify_signature().is_err() {
+    if !sig_ok {
         return Ok(TxCode::BadSignature);
     }
     let mut from = load(db, ws, &tx.sender)?;

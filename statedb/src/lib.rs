@@ -15,4 +15,4 @@ pub mod execute;
 
 pub use db::{Committed, StateDb, StateDbOptions};
 pub use error::{StateError, StateResult};
-pub use execute::{execute_block, ExecOutcome, TxCode, WriteSet};
+pub use execute::{execute_block, ExecOptions, ExecOutcome, TxCode, WriteSet};

@@ -14,6 +14,8 @@ pub mod block;
 pub mod error;
 pub mod hash;
 pub mod keys;
+pub mod sigcache;
+pub mod tuning;
 pub mod tx;
 pub mod vote;
 
@@ -27,4 +29,5 @@ pub use account::{Account, Address, StateView};
 pub use app::App;
 pub use error::{TypesError, TypesResult};
 pub use hash::Hash;
+pub use tuning::Tuning;
 pub use tx::ParsedTx;

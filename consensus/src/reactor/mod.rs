@@ -103,13 +103,22 @@ impl Reactor {
         // Txs gossiped by peers are checked off the consensus task (signature checks are slow).
         let (tx_ingest, mut rx_ingest) = mpsc::channel::<Bytes>(4096);
         let mempool = pipeline.mempool.clone();
+        let crypto_pool = pipeline.tuning.crypto_pool;
         tokio::spawn(async move {
             while let Some(payload) = rx_ingest.recv().await {
-                if let Ok(batch) = pb::TxBatch::decode(payload) {
-                    for tx in batch.txs {
-                        // Duplicates and txs this node already has are expected; not errors.
-                        let _ = mempool.check_tx(&tx);
-                    }
+                let Ok(batch) = pb::TxBatch::decode(payload) else {
+                    continue;
+                };
+                // Duplicates and txs this node already has are expected; not errors.
+                let check = |mp: &tpslab_mempool::Mempool<_>, txs: Vec<Vec<u8>>| {
+                    let raws: Vec<&[u8]> = txs.iter().map(|t| t.as_slice()).collect();
+                    let _ = mp.check_txs(&raws);
+                };
+                if crypto_pool {
+                    let mp = mempool.clone();
+                    let _ = tokio::task::spawn_blocking(move || check(&mp, batch.txs)).await;
+                } else {
+                    check(&mempool, batch.txs);
                 }
             }
         });

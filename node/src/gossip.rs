@@ -1,0 +1,71 @@
+//! Tx gossip from the API to the peers: one message per tx (the gossip-batch toggle's naive
+//! path, as CometBFT's mempool reactor does) or batches gathered for a few milliseconds.
+
+use bytes::Bytes;
+use prost::Message;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tpslab_p2p::{Channel, Network};
+use tpslab_types::pb;
+
+/// Longest a tx waits in a batch before it is sent.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// Most txs in one batch message.
+const BATCH_MAX: usize = 512;
+
+/// Sends txs accepted by the API to every peer.
+#[derive(Clone)]
+pub struct TxGossip {
+    net: Network,
+    batcher: Option<mpsc::Sender<Vec<u8>>>,
+}
+
+impl TxGossip {
+    /// Gossip over `net`; `batch` turns on the gossip-batch toggle's tuned path.
+    pub fn new(net: Network, batch: bool) -> TxGossip {
+        let batcher = batch.then(|| {
+            let (tx, rx) = mpsc::channel(65_536);
+            tokio::spawn(run_batcher(net.clone(), rx));
+            tx
+        });
+        TxGossip { net, batcher }
+    }
+
+    /// The network the txs go over.
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// Gossips one accepted tx.
+    pub fn send(&self, tx: Vec<u8>) {
+        match &self.batcher {
+            // A full batcher means the peers cannot keep up; sending the tx on its own keeps
+            // it flowing rather than dropping it.
+            Some(b) => {
+                if let Err(mpsc::error::TrySendError::Full(tx)) = b.try_send(tx) {
+                    broadcast(&self.net, vec![tx]);
+                }
+            }
+            None => broadcast(&self.net, vec![tx]),
+        }
+    }
+}
+
+fn broadcast(net: &Network, txs: Vec<Vec<u8>>) {
+    let batch = pb::TxBatch { txs };
+    net.broadcast(Channel::Mempool, Bytes::from(batch.encode_to_vec()));
+}
+
+async fn run_batcher(net: Network, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(first) = rx.recv().await {
+        let mut txs = vec![first];
+        let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
+        while txs.len() < BATCH_MAX {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(tx)) => txs.push(tx),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        broadcast(&net, txs);
+    }
+}

@@ -10,6 +10,7 @@
 //!
 //! It talks to nodes only through their gRPC API and /metrics, as a user's tool would.
 
+pub mod experiment;
 pub mod load;
 pub mod monitor;
 mod progress;

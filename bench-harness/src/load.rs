@@ -313,6 +313,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
         send_rate: sent as f64 / send_secs,
         committed_tps: c.committed_in_window.load(Ordering::Relaxed) as f64 / secs,
         latency_ms: Percentiles::of(&h),
+        latency_cdf: crate::report::cdf(&h),
         resources,
     })
 }

@@ -1,7 +1,7 @@
 //! Resource monitors: each validator's CPU % and RSS sampled from /proc, and its /metrics
 //! (height, rounds, mempool size) sampled during the run, like Caliper's monitors.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,7 +18,7 @@ pub struct Watched {
 }
 
 /// Resource use of one node over the measured window.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct NodeResources {
     /// The node's name.
     pub name: String,

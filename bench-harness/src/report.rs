@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Everything a load run measured.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LoadReport {
     /// `transfer` or `kvstore`.
     pub workload: String,
@@ -46,6 +46,8 @@ pub struct LoadReport {
     /// Latency to commit, milliseconds: from the intended send time (open loop) or the actual
     /// send (closed loop).
     pub latency_ms: Percentiles,
+    /// The latency distribution as `[quantile, ms]` points (for CDF charts).
+    pub latency_cdf: Vec<[f64; 2]>,
     /// Each watched node's CPU, memory and consensus figures over the window.
     pub resources: Vec<NodeResources>,
 }
@@ -67,6 +69,18 @@ pub struct Percentiles {
     pub min: f64,
     /// Mean.
     pub mean: f64,
+}
+
+/// `[quantile, ms]` points of a histogram of microseconds, dense in the tail.
+pub fn cdf(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut qs: Vec<f64> = (0..=98).map(|i| i as f64 / 100.0).collect();
+    qs.extend([0.99, 0.995, 0.999, 0.9999, 1.0]);
+    qs.into_iter()
+        .map(|q| [q, h.value_at_quantile(q) as f64 / 1000.0])
+        .collect()
 }
 
 impl Percentiles {

@@ -16,6 +16,7 @@ use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
 use tpslab_types::{Address, App};
 
+mod experiment_cmd;
 mod load_cmd;
 mod opts_cmd;
 
@@ -48,6 +49,9 @@ enum Cmd {
     Load(load_cmd::LoadArgs),
     /// List the tuning toggles: naive path, tuned path, what each models, what should move.
     Opts,
+    /// The tuning experiment: a fresh testnet per step, the same load, baseline then each
+    /// toggle added in turn (and --ablation); table, results.json and report.html.
+    Experiment(experiment_cmd::ExperimentArgs),
     /// Benchmarks built on the load generator.
     #[command(subcommand)]
     Bench(load_cmd::BenchCmd),
@@ -236,6 +240,7 @@ fn main() -> Result<()> {
             opts_cmd::print_opts();
             Ok(())
         }
+        Cmd::Experiment(a) => runtime_mt()?.block_on(experiment_cmd::experiment(a)),
         Cmd::Bench(b) => runtime_mt()?.block_on(load_cmd::bench(b)),
     }
 }

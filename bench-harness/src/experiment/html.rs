@@ -1,0 +1,162 @@
+//! The self-contained HTML report: SVG charts drawn with plotters (TPS and P99 per step,
+//! latency CDFs of baseline vs tuned, CPU per step), the table, and the run's parameters.
+//! No scripts or external resources, so it opens anywhere without a network.
+
+use super::results::ExperimentResults;
+use anyhow::{Context, Result};
+use plotters::prelude::*;
+use std::path::Path;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn bars(title: &str, unit: &str, names: &[String], values: &[f64]) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 360)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let max = values.iter().cloned().fold(0.0f64, f64::max).max(1.0) * 1.15;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(70)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0usize..names.len().max(1), 0f64..max)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(names.len().max(1))
+            .x_label_formatter(&|i| names.get(*i).cloned().unwrap_or_default())
+            .y_desc(unit)
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .draw_series(values.iter().enumerate().map(|(i, v)| {
+                let mut r = Rectangle::new([(i, 0.0), (i + 1, *v)], BLUE.mix(0.6).filled());
+                r.set_margin(0, 0, 8, 8);
+                r
+            }))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .draw_series(values.iter().enumerate().map(|(i, v)| {
+                Text::new(format!("{v:.0}"), (i, *v), ("sans-serif", 13).into_font())
+            }))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(svg)
+}
+
+fn cdfs(r: &ExperimentResults) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 360)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let series: Vec<(&str, &Vec<[f64; 2]>, RGBColor)> = [
+            r.baseline().map(|s| ("baseline", &s.report.latency_cdf, RED)),
+            r.tuned().map(|s| ("tuned", &s.report.latency_cdf, BLUE)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let max = series
+            .iter()
+            .flat_map(|s| s.1.iter().map(|p| p[1]))
+            .fold(1.0f64, f64::max);
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Latency CDF (intended send -> commit)", ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..max * 1.05, 0f64..1.0)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("latency, ms")
+            .y_desc("fraction of txs")
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (name, pts, color) in series {
+            chart
+                .draw_series(LineSeries::new(pts.iter().map(|p| (p[1], p[0])), color.stroke_width(2)))
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(svg)
+}
+
+/// Renders the report to `path`.
+pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
+    let names: Vec<String> = r.steps.iter().map(|s| s.name.clone()).collect();
+    let tps: Vec<f64> = r.steps.iter().map(|s| s.tps).collect();
+    let p99: Vec<f64> = r.steps.iter().map(|s| s.p99_ms).collect();
+    let cpu: Vec<f64> = r.steps.iter().map(|s| s.cpu_pct).collect();
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>tpslab experiment</title>\
+         <style>body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}\
+         td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#eee}\
+         td:first-child{text-align:left}</style></head><body>\n<h1>tpslab experiment</h1>\n",
+    );
+    let i = &r.info;
+    html.push_str(&format!(
+        "<p>{} validators, open loop at {} tx/s of ~{} B signed transfers from {} accounts, \
+         {:.0} s window after {:.0} s warm-up, block interval {} ms. Machine: {} ({} CPUs, {} MiB), \
+         {}; tpslab {}.</p>\n",
+        i.validators, i.rate, i.tx_size, i.accounts, i.duration_secs, i.warmup_secs,
+        i.block_interval_ms, esc(&i.cpu), i.cpus, i.mem_mib, esc(&i.kernel), esc(&i.version)
+    ));
+    html.push_str("<h2>Steps</h2>\n<table><tr><th>step</th><th>toggles on</th><th>TPS</th><th>P50 ms</th><th>P99 ms</th><th>CPU %</th><th>allocs/tx</th><th>x baseline</th><th>sent</th><th>committed</th><th>rejected</th></tr>\n");
+    for s in &r.steps {
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{:.2}x</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            esc(&s.name),
+            esc(&s.enabled.join(", ")),
+            s.tps,
+            s.p50_ms,
+            s.p99_ms,
+            s.cpu_pct,
+            s.allocs_per_tx.map_or("-".into(), |a| format!("{a:.0}")),
+            s.x_baseline,
+            s.report.sent,
+            s.report.committed,
+            s.report.rejected.values().sum::<u64>()
+        ));
+    }
+    html.push_str("</table>\n");
+    html.push_str("<h2>Committed TPS per step</h2>\n");
+    html.push_str(&bars("Committed TPS", "tx/s", &names, &tps)?);
+    html.push_str("<h2>P99 latency per step</h2>\n");
+    html.push_str(&bars("P99 latency", "ms", &names, &p99)?);
+    html.push_str("<h2>Latency distribution, baseline vs tuned</h2>\n");
+    html.push_str(&cdfs(r)?);
+    html.push_str("<h2>Resource use: CPU of all validators per step</h2>\n");
+    html.push_str(&bars("CPU (% of one core, all validators)", "%", &names, &cpu)?);
+    html.push_str("<h2>Per-validator resources</h2>\n<table><tr><th>step</th><th>node</th><th>CPU %</th><th>RSS MiB</th><th>blocks</th><th>max round</th><th>mempool peak</th></tr>\n");
+    for s in &r.steps {
+        for n in &s.report.resources {
+            html.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                esc(&s.name),
+                esc(&n.name),
+                n.cpu_pct.unwrap_or(0.0),
+                n.rss_peak_mib.unwrap_or(0.0),
+                n.blocks.unwrap_or(0),
+                n.max_round.unwrap_or(0),
+                n.mempool_peak.unwrap_or(0)
+            ));
+        }
+    }
+    html.push_str("</table>\n</body></html>\n");
+    std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
+}

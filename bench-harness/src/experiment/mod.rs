@@ -1,0 +1,217 @@
+//! `tpslab experiment`: the seed article's closed tuning loop on the user's machine. For each
+//! step a fresh testnet (real node processes) runs the same load; steps are the baseline, then
+//! toggles added one at a time (the ladder), then optionally the tuned configuration minus each
+//! toggle (the ablation). Results go to a table, a JSON file and a self-contained HTML report.
+
+mod html;
+mod results;
+
+pub use results::{compare, ExperimentResults, StepResult};
+
+use crate::load::{run as run_load, LoadConfig, Mode};
+use crate::monitor::Watched;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tpslab_node::config::Config;
+use tpslab_node::genesis::Genesis;
+use tpslab_node::testnet::{self, TestnetInit};
+use tpslab_types::tuning::CATALOGUE;
+use tpslab_types::{App, Tuning};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct ExperimentConfig {
+    /// The `tpslab` binary that runs the validators.
+    pub exe: PathBuf,
+    /// Where step testnets, results.json and report.html go.
+    pub out: PathBuf,
+    /// Validators per step.
+    pub validators: usize,
+    /// Offered rate, tx/s (open loop, the same for every step).
+    pub rate: u64,
+    /// Measured window per step.
+    pub duration: Duration,
+    /// Warm-up per step.
+    pub warmup: Duration,
+    /// How long to wait for outstanding commits after the window.
+    pub drain: Duration,
+    /// Funded accounts (senders).
+    pub accounts: u64,
+    /// Tx size, bytes.
+    pub tx_size: usize,
+    /// Pause after each commit, ms.
+    pub block_interval_ms: u64,
+    /// Only baseline and tuned.
+    pub quick: bool,
+    /// Also run tuned minus each toggle.
+    pub ablation: bool,
+}
+
+/// One step to run: a name, the toggle it adds (or removes), and the toggles on.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// `baseline`, `+sig-cache`, `tuned - sig-cache`, ...
+    pub name: String,
+    /// The toggle this step adds (ladder) or removes (ablation).
+    pub toggle: Option<String>,
+    /// `ladder` or `ablation`.
+    pub kind: &'static str,
+    /// The toggles on.
+    pub tuning: Tuning,
+}
+
+/// The steps of an experiment: the ladder (or baseline + tuned when quick) and the ablation.
+pub fn plan(quick: bool, ablation: bool) -> Vec<Step> {
+    let mut steps = vec![Step {
+        name: "baseline".into(),
+        toggle: None,
+        kind: "ladder",
+        tuning: Tuning::baseline(),
+    }];
+    if quick {
+        steps.push(Step {
+            name: "tuned".into(),
+            toggle: Some("all".into()),
+            kind: "ladder",
+            tuning: Tuning::tuned(),
+        });
+    } else {
+        let mut t = Tuning::baseline();
+        for entry in CATALOGUE {
+            let _ = t.set(entry.name, true);
+            steps.push(Step {
+                name: format!("+{}", entry.name),
+                toggle: Some(entry.name.into()),
+                kind: "ladder",
+                tuning: t,
+            });
+        }
+    }
+    if ablation {
+        for entry in CATALOGUE {
+            let mut t = Tuning::tuned();
+            let _ = t.set(entry.name, false);
+            steps.push(Step {
+                name: format!("tuned - {}", entry.name),
+                toggle: Some(entry.name.into()),
+                kind: "ablation",
+                tuning: t,
+            });
+        }
+    }
+    steps
+}
+
+/// Runs every step and writes `results.json` and `report.html` into `cfg.out`.
+pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
+    std::fs::create_dir_all(&cfg.out)
+        .with_context(|| format!("cannot create {}", cfg.out.display()))?;
+    let steps = plan(cfg.quick, cfg.ablation);
+    let mut results = ExperimentResults::new(cfg);
+    for (i, step) in steps.iter().enumerate() {
+        eprintln!(
+            "[{}/{}] {}: {} validators, {} tx/s for {:?}",
+            i + 1,
+            steps.len(),
+            step.name,
+            cfg.validators,
+            cfg.rate,
+            cfg.duration
+        );
+        let dir = cfg.out.join(format!("step{i:02}"));
+        let report = run_step(cfg, step, &dir).await;
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = testnet::down(&dir);
+                return Err(e.context(format!("step {}", step.name)));
+            }
+        };
+        eprintln!(
+            "      committed TPS {:.0}, P50 {:.0} ms, P99 {:.0} ms",
+            report.committed_tps, report.latency_ms.p50, report.latency_ms.p99
+        );
+        results.push(step, report);
+        // Keep what was measured so far, in case a later step fails.
+        results.save(&cfg.out)?;
+    }
+    html::write(&results, &cfg.out.join("report.html"))?;
+    Ok(results)
+}
+
+async fn run_step(cfg: &ExperimentConfig, step: &Step, dir: &Path) -> Result<crate::LoadReport> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    let mut config = Config::default();
+    config.consensus.block_interval_ms = cfg.block_interval_ms;
+    config.tuning = step.tuning;
+    config.app = App::Transfer;
+    let file = testnet::init(&TestnetInit {
+        validators: cfg.validators,
+        out: dir.to_path_buf(),
+        chain_id: "tpslab-experiment".into(),
+        accounts: cfg.accounts,
+        seed: "tpslab".into(),
+        balance: 1_000_000_000,
+        config,
+    })?;
+    testnet::up(dir, &cfg.exe, Duration::from_secs(60)).await?;
+    let genesis = Genesis::load(&file.nodes[0].home.join("genesis.json"))?;
+    let load = LoadConfig {
+        targets: file.nodes.iter().map(|n| n.grpc_addr.clone()).collect(),
+        genesis,
+        workload: App::Transfer,
+        mode: Mode::Open { rate: cfg.rate },
+        duration: cfg.duration,
+        warmup: cfg.warmup,
+        tx_size: cfg.tx_size,
+        drain: cfg.drain,
+        watch: file
+            .nodes
+            .iter()
+            .map(|n| Watched {
+                name: n.name.clone(),
+                pid: testnet::node_pid(n),
+                metrics_addr: Some(n.metrics_addr.clone()),
+            })
+            .collect(),
+        progress: false,
+    };
+    let report = run_load(&load).await;
+    let check = testnet::check(dir).await;
+    testnet::down(dir)?;
+    let report = report?;
+    check.context("validators disagree after the step")?;
+    // The step's chain data is not needed afterwards; keep the logs and configs.
+    for n in &file.nodes {
+        let _ = std::fs::remove_dir_all(n.home.join("data"));
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ladder_adds_one_toggle_per_step_and_ends_tuned() {
+        let steps = plan(false, true);
+        assert_eq!(steps[0].tuning, Tuning::baseline());
+        let ladder: Vec<_> = steps.iter().filter(|s| s.kind == "ladder").collect();
+        assert_eq!(ladder.len(), CATALOGUE.len() + 1);
+        for w in ladder.windows(2) {
+            assert_eq!(w[1].tuning.enabled().len(), w[0].tuning.enabled().len() + 1);
+        }
+        assert_eq!(ladder.last().unwrap().tuning, Tuning::tuned());
+        let ablation: Vec<_> = steps.iter().filter(|s| s.kind == "ablation").collect();
+        assert_eq!(ablation.len(), CATALOGUE.len());
+        assert!(ablation
+            .iter()
+            .all(|s| s.tuning.enabled().len() == CATALOGUE.len() - 1));
+        let quick = plan(true, false);
+        assert_eq!(quick.len(), 2);
+        assert_eq!(quick[1].tuning, Tuning::tuned());
+    }
+}

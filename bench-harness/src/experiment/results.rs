@@ -1,0 +1,233 @@
+//! What an experiment measured: per-step reports, the seed-style table, results.json, and the
+//! comparison of two runs.
+
+use super::{ExperimentConfig, Step};
+use crate::report::LoadReport;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One step's outcome.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepResult {
+    /// `baseline`, `+sig-cache`, `tuned - sig-cache`, ...
+    pub name: String,
+    /// `ladder` or `ablation`.
+    pub kind: String,
+    /// The toggle the step adds (ladder) or removes (ablation).
+    pub toggle: Option<String>,
+    /// The toggles on.
+    pub enabled: Vec<String>,
+    /// Committed TPS.
+    pub tps: f64,
+    /// Latency percentiles, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// CPU of all validators together, % of one core.
+    pub cpu_pct: f64,
+    /// Allocations per committed tx (None until the node reports allocations).
+    pub allocs_per_tx: Option<f64>,
+    /// TPS relative to the baseline step.
+    pub x_baseline: f64,
+    /// The full load report.
+    pub report: LoadReport,
+}
+
+/// The machine and parameters of a run, for the report and for comparisons.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// tpslab version.
+    pub version: String,
+    /// `uname -srm`-like kernel and arch.
+    pub kernel: String,
+    /// CPU model.
+    pub cpu: String,
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// Total memory, MiB.
+    pub mem_mib: u64,
+    /// Validators per step.
+    pub validators: usize,
+    /// Offered rate, tx/s.
+    pub rate: u64,
+    /// Window, s.
+    pub duration_secs: f64,
+    /// Warm-up, s.
+    pub warmup_secs: f64,
+    /// Tx size, bytes.
+    pub tx_size: usize,
+    /// Funded accounts.
+    pub accounts: u64,
+    /// Block interval, ms.
+    pub block_interval_ms: u64,
+    /// When it ran (Unix seconds).
+    pub started_unix: u64,
+}
+
+/// Everything an experiment measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExperimentResults {
+    /// Schema version of this file.
+    pub schema: u32,
+    /// Machine and parameters.
+    pub info: RunInfo,
+    /// Steps in the order run.
+    pub steps: Vec<StepResult>,
+}
+
+fn read_first_line(path: &str, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|v| v.trim().to_string())
+}
+
+impl ExperimentResults {
+    /// Empty results for `cfg`, with this machine's facts.
+    pub fn new(cfg: &ExperimentConfig) -> ExperimentResults {
+        let mem_kib: u64 = read_first_line("/proc/meminfo", "MemTotal")
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| format!("Linux {} {}", s.trim(), std::env::consts::ARCH))
+            .unwrap_or_else(|_| std::env::consts::OS.to_string());
+        ExperimentResults {
+            schema: 1,
+            info: RunInfo {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                kernel,
+                cpu: read_first_line("/proc/cpuinfo", "model name").unwrap_or_default(),
+                cpus: std::thread::available_parallelism().map_or(1, |p| p.get()),
+                mem_mib: mem_kib / 1024,
+                validators: cfg.validators,
+                rate: cfg.rate,
+                duration_secs: cfg.duration.as_secs_f64(),
+                warmup_secs: cfg.warmup.as_secs_f64(),
+                tx_size: cfg.tx_size,
+                accounts: cfg.accounts,
+                block_interval_ms: cfg.block_interval_ms,
+                started_unix: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            },
+            steps: Vec::new(),
+        }
+    }
+
+    pub(super) fn push(&mut self, step: &Step, report: LoadReport) {
+        let base = self.steps.first().map_or(report.committed_tps, |b| b.tps);
+        let cpu: f64 = report.resources.iter().filter_map(|r| r.cpu_pct).sum();
+        self.steps.push(StepResult {
+            name: step.name.clone(),
+            kind: step.kind.to_string(),
+            toggle: step.toggle.clone(),
+            enabled: step.tuning.enabled().iter().map(|s| s.to_string()).collect(),
+            tps: report.committed_tps,
+            p50_ms: report.latency_ms.p50,
+            p99_ms: report.latency_ms.p99,
+            cpu_pct: cpu,
+            allocs_per_tx: None,
+            x_baseline: if base > 0.0 {
+                report.committed_tps / base
+            } else {
+                0.0
+            },
+            report,
+        });
+    }
+
+    /// Writes `results.json` into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let p = dir.join("results.json");
+        std::fs::write(&p, serde_json::to_string_pretty(self)?)
+            .with_context(|| format!("cannot write {}", p.display()))
+    }
+
+    /// Reads a `results.json`.
+    pub fn load(path: &Path) -> Result<ExperimentResults> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a tpslab experiment results file", path.display()))
+    }
+
+    /// The seed-style table.
+    pub fn table(&self) -> String {
+        let mut s = String::from(
+            "| step | toggle added | TPS | P50 | P99 | CPU % | allocs/tx | x baseline |\n|---|---|---|---|---|---|---|---|\n",
+        );
+        for st in &self.steps {
+            let toggle = match (st.kind.as_str(), &st.toggle) {
+                ("ablation", Some(t)) => format!("(removed) {t}"),
+                (_, Some(t)) => t.clone(),
+                _ => "-".into(),
+            };
+            s.push_str(&format!(
+                "| {} | {} | {:.0} | {:.0} ms | {:.0} ms | {:.0} | {} | {:.2}x |\n",
+                st.name,
+                toggle,
+                st.tps,
+                st.p50_ms,
+                st.p99_ms,
+                st.cpu_pct,
+                st.allocs_per_tx.map_or("-".into(), |a| format!("{a:.0}")),
+                st.x_baseline
+            ));
+        }
+        if let (Some(b), Some(t)) = (self.baseline(), self.tuned()) {
+            s.push_str(&format!(
+                "\ntuned vs baseline at {} tx/s offered: {:.2}x committed TPS ({:.0} vs {:.0}), P99 {:.0} ms vs {:.0} ms (1/{:.1})\n",
+                self.info.rate,
+                t.tps / b.tps.max(1e-9),
+                t.tps,
+                b.tps,
+                t.p99_ms,
+                b.p99_ms,
+                b.p99_ms / t.p99_ms.max(1e-9)
+            ));
+        }
+        s
+    }
+
+    /// The baseline step.
+    pub fn baseline(&self) -> Option<&StepResult> {
+        self.steps.iter().find(|s| s.name == "baseline")
+    }
+
+    /// The all-tuned step (the last of the ladder).
+    pub fn tuned(&self) -> Option<&StepResult> {
+        self.steps.iter().rfind(|s| s.kind == "ladder")
+    }
+}
+
+/// Side-by-side of two runs by step name; a >10% TPS drop or P99 rise is flagged.
+pub fn compare(a: &ExperimentResults, b: &ExperimentResults) -> String {
+    let mut s = format!(
+        "A: {} on {} ({} CPUs), {} tx/s\nB: {} on {} ({} CPUs), {} tx/s\n\n",
+        a.info.version, a.info.cpu, a.info.cpus, a.info.rate, b.info.version, b.info.cpu, b.info.cpus, b.info.rate
+    );
+    s.push_str("| step | TPS A | TPS B | change | P99 A | P99 B | change | flag |\n|---|---|---|---|---|---|---|---|\n");
+    let pct = |x: f64, y: f64| if x > 0.0 { 100.0 * (y - x) / x } else { 0.0 };
+    let mut regressions = 0;
+    for sa in &a.steps {
+        let Some(sb) = b.steps.iter().find(|s| s.name == sa.name) else {
+            continue;
+        };
+        let dt = pct(sa.tps, sb.tps);
+        let dp = pct(sa.p99_ms, sb.p99_ms);
+        let flag = if dt < -10.0 || dp > 10.0 {
+            regressions += 1;
+            "REGRESSION"
+        } else {
+            ""
+        };
+        s.push_str(&format!(
+            "| {} | {:.0} | {:.0} | {:+.1}% | {:.0} | {:.0} | {:+.1}% | {} |\n",
+            sa.name, sa.tps, sb.tps, dt, sa.p99_ms, sb.p99_ms, dp, flag
+        ));
+    }
+    s.push_str(&format!("\n{regressions} step(s) regressed by more than 10% from A to B\n"));
+    s
+}

@@ -1,0 +1,85 @@
+//! `tpslab experiment`: argument parsing around tpslab-bench's experiment runner.
+
+use crate::load_cmd::parse_duration;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+use tpslab_bench::experiment::{self, ExperimentConfig, ExperimentResults};
+
+#[derive(Args)]
+pub struct ExperimentArgs {
+    /// Compare two results.json files instead of running (flags >10% regressions from A to B).
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    compare: Option<Vec<PathBuf>>,
+    /// Where step testnets, results.json and report.html go.
+    #[arg(long, default_value = "experiment-out")]
+    out: PathBuf,
+    /// Validators per step.
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Offered rate, tx/s, the same for every step. The default saturates the baseline on a
+    /// 2-core machine (~1.2k TPS) while the tuned configuration can still follow it.
+    #[arg(long, default_value_t = 6000)]
+    rate: u64,
+    /// Measured window per step (default 15s; 5s with --quick).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Warm-up per step (default 5s; 2s with --quick).
+    #[arg(long, value_parser = parse_duration)]
+    warmup: Option<Duration>,
+    /// Wait at most this long for outstanding commits after the window.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    drain: Duration,
+    /// Funded accounts (distinct senders).
+    #[arg(long, default_value_t = 10_000)]
+    accounts: u64,
+    /// Tx size, bytes.
+    #[arg(long, default_value_t = 250)]
+    tx_size: usize,
+    /// Pause after each commit, ms.
+    #[arg(long, default_value_t = 200)]
+    block_interval_ms: u64,
+    /// A first look: baseline and tuned only, short windows.
+    #[arg(long)]
+    quick: bool,
+    /// Also run the tuned configuration minus each toggle.
+    #[arg(long)]
+    ablation: bool,
+}
+
+pub async fn experiment(a: ExperimentArgs) -> Result<()> {
+    if let Some(files) = &a.compare {
+        let ra = ExperimentResults::load(&files[0])?;
+        let rb = ExperimentResults::load(&files[1])?;
+        print!("{}", experiment::compare(&ra, &rb));
+        return Ok(());
+    }
+    let (duration, warmup) = if a.quick {
+        (Duration::from_secs(5), Duration::from_secs(2))
+    } else {
+        (Duration::from_secs(15), Duration::from_secs(5))
+    };
+    let cfg = ExperimentConfig {
+        exe: std::env::current_exe().context("cannot find the tpslab binary")?,
+        out: a.out.clone(),
+        validators: a.validators,
+        rate: a.rate,
+        duration: a.duration.unwrap_or(duration),
+        warmup: a.warmup.unwrap_or(warmup),
+        drain: a.drain,
+        accounts: a.accounts,
+        tx_size: a.tx_size,
+        block_interval_ms: a.block_interval_ms,
+        quick: a.quick,
+        ablation: a.ablation,
+    };
+    let results = experiment::run(&cfg).await?;
+    print!("{}", results.table());
+    println!(
+        "results: {}  report: {}",
+        a.out.join("results.json").display(),
+        a.out.join("report.html").display()
+    );
+    Ok(())
+}

@@ -323,7 +323,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// The node's logging. quiet-log on: the configured level through a non-blocking writer (a
 /// background thread does the writes). Off (the naive path): tpslab's crates at debug, which
 /// logs every tx accepted and executed, each line written to stderr synchronously.
-fn init_node_tracing(level: &str, quiet: bool) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+fn init_node_tracing(
+    level: &str,
+    quiet: bool,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     if !quiet {
         let verbose = format!(
             "{level},tpslab_mempool=debug,tpslab_statedb=debug,tpslab_consensus=debug,tpslab_node=debug"

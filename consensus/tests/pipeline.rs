@@ -21,7 +21,14 @@ fn node(dir: &std::path::Path, max_txs: usize) -> BlockPipeline {
 }
 
 fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> BlockPipeline {
-    let db = StateDb::open(dir, &StateDbOptions { sync_writes: false }).unwrap();
+    let db = StateDb::open(
+        dir,
+        &StateDbOptions {
+            sync_writes: false,
+            read_cache: tuning.read_cache,
+        },
+    )
+    .unwrap();
     let genesis: BTreeMap<_, _> = (0..8)
         .map(|i| {
             (

@@ -61,6 +61,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         &home.data(),
         &StateDbOptions {
             sync_writes: cfg.storage.sync_writes,
+            read_cache: cfg.tuning.read_cache,
         },
     )
     .with_context(|| format!("cannot open state db {}", home.data().display()))?;

@@ -13,7 +13,7 @@ const BLOCK: u64 = 1_000;
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = StateDb::open(dir.path(), &StateDbOptions { sync_writes: true }).expect("open");
+    let db = StateDb::open(dir.path(), &StateDbOptions::default()).expect("open");
     let keys: Vec<_> = (0..ACCOUNTS).map(|i| account_key("bench", i)).collect();
     let genesis: BTreeMap<_, _> = keys
         .iter()

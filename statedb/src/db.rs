@@ -1,6 +1,7 @@
 //! The RocksDB-backed store: open, genesis, reads, and atomic block commits.
 
 use crate::app_hash::genesis_app_hash;
+use crate::cache::AccountCache;
 use crate::error::{db_err, StateError, StateResult};
 use crate::execute::WriteSet;
 use parking_lot::RwLock;
@@ -25,11 +26,17 @@ pub struct StateDbOptions {
     /// fsync the RocksDB WAL on every block commit (durable against power loss, not only
     /// against a process crash).
     pub sync_writes: bool,
+    /// read-cache toggle: keep committed accounts in memory (naive: every account access is
+    /// a RocksDB read).
+    pub read_cache: bool,
 }
 
 impl Default for StateDbOptions {
     fn default() -> Self {
-        StateDbOptions { sync_writes: true }
+        StateDbOptions {
+            sync_writes: true,
+            read_cache: true,
+        }
     }
 }
 
@@ -91,6 +98,7 @@ struct Inner {
     db: DB,
     write_opts: WriteOptions,
     last: RwLock<Option<Committed>>,
+    cache: Option<AccountCache>,
 }
 
 impl StateDb {
@@ -117,6 +125,7 @@ impl StateDb {
                 db,
                 write_opts,
                 last: RwLock::new(last),
+                cache: opts.read_cache.then(AccountCache::default),
             }),
         })
     }
@@ -187,6 +196,20 @@ impl StateDb {
 
     /// Reads an account from the committed state (default if absent).
     pub fn get_account(&self, addr: &Address) -> StateResult<Account> {
+        let Some(cache) = &self.inner.cache else {
+            return self.read_account(addr);
+        };
+        match cache.get(addr) {
+            Ok(acc) => Ok(acc),
+            Err(epoch) => {
+                let acc = self.read_account(addr)?;
+                cache.fill(epoch, *addr, acc);
+                Ok(acc)
+            }
+        }
+    }
+
+    fn read_account(&self, addr: &Address) -> StateResult<Account> {
         let v = self
             .inner
             .db
@@ -209,13 +232,18 @@ impl StateDb {
     ) -> StateResult<()> {
         let state = self.cf(CF_STATE)?;
         let mut batch = WriteBatch::default();
-        for (addr, acc) in accounts {
+        let accounts: Vec<(&Address, Account)> = accounts.collect();
+        for (addr, acc) in &accounts {
             batch.put_cf(state, addr.0, acc.encode());
         }
         self.inner
             .db
             .write_opt(batch, &self.inner.write_opts)
-            .map_err(db_err("put accounts"))
+            .map_err(db_err("put accounts"))?;
+        if let Some(c) = &self.inner.cache {
+            c.written(accounts.iter().map(|(a, acc)| (*a, *acc)));
+        }
+        Ok(())
     }
 
     /// Reads a kvstore entry from the committed state.
@@ -295,6 +323,9 @@ impl StateDb {
             .db
             .write_opt(batch, &self.inner.write_opts)
             .map_err(db_err("commit block"))?;
+        if let Some(c) = &self.inner.cache {
+            c.written(write_set.accounts.iter().map(|(a, acc)| (a, *acc)));
+        }
         *self.inner.last.write() = Some(committed);
         Ok(committed)
     }

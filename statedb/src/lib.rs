@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 pub mod app_hash;
+mod cache;
 mod db;
 pub mod error;
 pub mod execute;

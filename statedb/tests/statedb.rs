@@ -23,7 +23,14 @@ fn genesis(n: u64, balance: u64) -> BTreeMap<Address, Account> {
 }
 
 fn open(dir: &std::path::Path) -> StateDb {
-    StateDb::open(dir, &StateDbOptions { sync_writes: false }).unwrap()
+    StateDb::open(
+        dir,
+        &StateDbOptions {
+            sync_writes: false,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 fn transfer(from: u64, to: u64, amount: u64, nonce: u64) -> Vec<u8> {

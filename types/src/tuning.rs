@@ -32,6 +32,13 @@ pub const CATALOGUE: &[Toggle] = &[
         moves: "fsync per committed tx, block commit time (state_block_processing_time), TPS",
     },
     Toggle {
+        name: "read-cache",
+        naive: "every account read (CheckTx, execution, recheck) goes to RocksDB",
+        tuned: "committed accounts cached in memory, updated with each write; misses fill it unless a write raced",
+        models: "state access straight to the KV store (Cosmos SDK without the IAVL node cache / inter-block cache)",
+        moves: "RocksDB gets per tx (CPU profile: memtable lookups), block processing time",
+    },
+    Toggle {
         name: "sig-cache",
         naive: "every tx signature is verified again when its block executes",
         tuned: "a verified-tx cache keyed by tx hash, filled by CheckTx, consulted at execution",
@@ -82,6 +89,8 @@ pub struct Tuning {
     /// See [`CATALOGUE`].
     pub write_batch: bool,
     /// See [`CATALOGUE`].
+    pub read_cache: bool,
+    /// See [`CATALOGUE`].
     pub sig_cache: bool,
     /// See [`CATALOGUE`].
     pub sig_batch: bool,
@@ -111,6 +120,7 @@ impl Tuning {
     pub fn baseline() -> Tuning {
         Tuning {
             write_batch: false,
+            read_cache: false,
             sig_cache: false,
             sig_batch: false,
             gossip_batch: false,
@@ -124,6 +134,7 @@ impl Tuning {
     pub fn tuned() -> Tuning {
         Tuning {
             write_batch: true,
+            read_cache: true,
             sig_cache: true,
             sig_batch: true,
             gossip_batch: true,
@@ -136,6 +147,7 @@ impl Tuning {
     fn flag(&mut self, name: &str) -> Result<&mut bool, UnknownToggle> {
         Ok(match name {
             "write-batch" => &mut self.write_batch,
+            "read-cache" => &mut self.read_cache,
             "sig-cache" => &mut self.sig_cache,
             "sig-batch" => &mut self.sig_batch,
             "gossip-batch" => &mut self.gossip_batch,

@@ -8,7 +8,9 @@ use plotters::prelude::*;
 use std::path::Path;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn bars(title: &str, unit: &str, names: &[String], values: &[f64]) -> Result<String> {
@@ -55,7 +57,8 @@ fn cdfs(r: &ExperimentResults) -> Result<String> {
         let root = SVGBackend::with_string(&mut svg, (900, 360)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
         let series: Vec<(&str, &Vec<[f64; 2]>, RGBColor)> = [
-            r.baseline().map(|s| ("baseline", &s.report.latency_cdf, RED)),
+            r.baseline()
+                .map(|s| ("baseline", &s.report.latency_cdf, RED)),
             r.tuned().map(|s| ("tuned", &s.report.latency_cdf, BLUE)),
         ]
         .into_iter()
@@ -80,7 +83,10 @@ fn cdfs(r: &ExperimentResults) -> Result<String> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for (name, pts, color) in series {
             chart
-                .draw_series(LineSeries::new(pts.iter().map(|p| (p[1], p[0])), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    pts.iter().map(|p| (p[1], p[0])),
+                    color.stroke_width(2),
+                ))
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
@@ -141,7 +147,12 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
     html.push_str("<h2>Latency distribution, baseline vs tuned</h2>\n");
     html.push_str(&cdfs(r)?);
     html.push_str("<h2>Resource use: CPU of all validators per step</h2>\n");
-    html.push_str(&bars("CPU (% of one core, all validators)", "%", &names, &cpu)?);
+    html.push_str(&bars(
+        "CPU (% of one core, all validators)",
+        "%",
+        &names,
+        &cpu,
+    )?);
     html.push_str("<h2>Per-validator resources</h2>\n<table><tr><th>step</th><th>node</th><th>CPU %</th><th>RSS MiB</th><th>blocks</th><th>max round</th><th>mempool peak</th></tr>\n");
     for s in &r.steps {
         for n in &s.report.resources {

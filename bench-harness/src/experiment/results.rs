@@ -123,7 +123,12 @@ impl ExperimentResults {
             name: step.name.clone(),
             kind: step.kind.to_string(),
             toggle: step.toggle.clone(),
-            enabled: step.tuning.enabled().iter().map(|s| s.to_string()).collect(),
+            enabled: step
+                .tuning
+                .enabled()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             tps: report.committed_tps,
             p50_ms: report.latency_ms.p50,
             p99_ms: report.latency_ms.p99,
@@ -206,7 +211,14 @@ impl ExperimentResults {
 pub fn compare(a: &ExperimentResults, b: &ExperimentResults) -> String {
     let mut s = format!(
         "A: {} on {} ({} CPUs), {} tx/s\nB: {} on {} ({} CPUs), {} tx/s\n\n",
-        a.info.version, a.info.cpu, a.info.cpus, a.info.rate, b.info.version, b.info.cpu, b.info.cpus, b.info.rate
+        a.info.version,
+        a.info.cpu,
+        a.info.cpus,
+        a.info.rate,
+        b.info.version,
+        b.info.cpu,
+        b.info.cpus,
+        b.info.rate
     );
     s.push_str("| step | TPS A | TPS B | change | P99 A | P99 B | change | flag |\n|---|---|---|---|---|---|---|---|\n");
     let pct = |x: f64, y: f64| if x > 0.0 { 100.0 * (y - x) / x } else { 0.0 };
@@ -228,6 +240,8 @@ pub fn compare(a: &ExperimentResults, b: &ExperimentResults) -> String {
             sa.name, sa.tps, sb.tps, dt, sa.p99_ms, sb.p99_ms, dp, flag
         ));
     }
-    s.push_str(&format!("\n{regressions} step(s) regressed by more than 10% from A to B\n"));
+    s.push_str(&format!(
+        "\n{regressions} step(s) regressed by more than 10% from A to B\n"
+    ));
     s
 }

@@ -32,6 +32,8 @@ pub struct NodeResources {
     pub max_round: Option<u64>,
     /// Largest mempool size sampled.
     pub mempool_peak: Option<u64>,
+    /// Heap allocations during the window (from `process_allocations`).
+    pub allocations: Option<u64>,
 }
 
 /// Clock ticks per second of /proc times (USER_HZ, 100 on every mainstream Linux).
@@ -107,8 +109,8 @@ impl Monitor {
         let w = watched.clone();
         let task = tokio::spawn(async move {
             let mut out: HashMap<usize, NodeResources> = HashMap::new();
-            let mut first: HashMap<usize, (Sample, Option<f64>)> = HashMap::new();
-            let mut last: HashMap<usize, (Sample, Option<f64>)> = HashMap::new();
+            let mut first: HashMap<usize, (Sample, Option<f64>, Option<f64>)> = HashMap::new();
+            let mut last: HashMap<usize, (Sample, Option<f64>, Option<f64>)> = HashMap::new();
             loop {
                 for (i, n) in w.iter().enumerate() {
                     let r = out.entry(i).or_insert_with(|| NodeResources {
@@ -120,9 +122,11 @@ impl Monitor {
                         r.rss_peak_mib = Some(r.rss_peak_mib.map_or(rss, |p: f64| p.max(rss)));
                     }
                     let mut height = None;
+                    let mut allocs = None;
                     if let Some(addr) = &n.metrics_addr {
                         if let Ok(page) = http_get(addr, "/metrics").await {
                             height = metric(&page, "consensus_height");
+                            allocs = metric(&page, "process_allocations");
                             if let Some(m) = metric(&page, "mempool_size") {
                                 let m = m as u64;
                                 r.mempool_peak = Some(r.mempool_peak.unwrap_or(0).max(m));
@@ -139,6 +143,7 @@ impl Monitor {
                             at: Instant::now(),
                         },
                         height,
+                        allocs,
                     );
                     if let std::collections::hash_map::Entry::Vacant(e) = first.entry(i) {
                         e.insert(s);
@@ -163,6 +168,9 @@ impl Monitor {
                 }
                 if let (Some(h0), Some(h1)) = (a.1, b.1) {
                     r.blocks = Some((h1 - h0).max(0.0) as u64);
+                }
+                if let (Some(x0), Some(x1)) = (a.2, b.2) {
+                    r.allocations = Some((x1 - x0).max(0.0) as u64);
                 }
             }
             out

@@ -16,6 +16,7 @@ use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
 use tpslab_types::{Address, App};
 
+mod alloc;
 mod experiment_cmd;
 mod load_cmd;
 mod opts_cmd;

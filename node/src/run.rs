@@ -9,7 +9,9 @@ use crate::home::{write_atomic, Home};
 use crate::keyfile;
 use crate::proto::node_server::NodeServer;
 use anyhow::{bail, Context, Result};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -230,11 +232,26 @@ async fn serve_metrics(
     registry: Registry,
     mut rx_stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
+    let mut registry = registry;
+    let allocs: Gauge<u64, AtomicU64> = Gauge::default();
+    let alloc_bytes: Gauge<u64, AtomicU64> = Gauge::default();
+    registry.register(
+        "process_allocations",
+        "Heap allocations since start (counted by the binary's global allocator)",
+        allocs.clone(),
+    );
+    registry.register(
+        "process_allocated_bytes",
+        "Bytes allocated since start (not net of frees)",
+        alloc_bytes.clone(),
+    );
     let registry = Arc::new(registry);
     let router = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let registry = registry.clone();
+            allocs.set(crate::alloc::COUNTERS.allocations());
+            alloc_bytes.set(crate::alloc::COUNTERS.bytes());
             async move {
                 let mut text = String::new();
                 if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {

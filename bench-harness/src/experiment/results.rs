@@ -26,7 +26,7 @@ pub struct StepResult {
     pub p99_ms: f64,
     /// CPU of all validators together, % of one core.
     pub cpu_pct: f64,
-    /// Allocations per committed tx (None until the node reports allocations).
+    /// Heap allocations of all validators during the window per tx committed in it.
     pub allocs_per_tx: Option<f64>,
     /// TPS relative to the baseline step.
     pub x_baseline: f64,
@@ -119,6 +119,11 @@ impl ExperimentResults {
     pub(super) fn push(&mut self, step: &Step, report: LoadReport) {
         let base = self.steps.first().map_or(report.committed_tps, |b| b.tps);
         let cpu: f64 = report.resources.iter().filter_map(|r| r.cpu_pct).sum();
+        let allocs: Option<u64> = report.resources.iter().map(|r| r.allocations).sum();
+        let committed_in_window = report.committed_tps * report.duration_secs;
+        let allocs_per_tx = allocs
+            .filter(|a| *a > 0 && committed_in_window >= 1.0)
+            .map(|a| a as f64 / committed_in_window);
         self.steps.push(StepResult {
             name: step.name.clone(),
             kind: step.kind.to_string(),
@@ -133,7 +138,7 @@ impl ExperimentResults {
             p50_ms: report.latency_ms.p50,
             p99_ms: report.latency_ms.p99,
             cpu_pct: cpu,
-            allocs_per_tx: None,
+            allocs_per_tx,
             x_baseline: if base > 0.0 {
                 report.committed_tps / base
             } else {

@@ -1,0 +1,207 @@
+//! The tuning toggles from the command line and `tpslab experiment` end to end on a tiny
+//! quick configuration (real node processes): the table, results.json's schema, the HTML
+//! report with its charts, and `--compare`.
+
+mod common;
+
+use common::bin;
+use std::process::Command;
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn opts_lists_every_toggle_with_its_paths() {
+    let out = run(&["opts"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for t in tpslab_types::tuning::CATALOGUE {
+        assert!(text.contains(t.name), "{} missing:\n{text}", t.name);
+        assert!(text.contains(t.naive) && text.contains(t.tuned));
+    }
+    assert!(text.contains("[tuning]"));
+}
+
+#[test]
+fn unknown_toggles_are_refused_and_chosen_ones_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let out = Command::new(bin())
+        .args([
+            "testnet",
+            "init",
+            "--validators",
+            "2",
+            "--opt",
+            "turbo",
+            "--out",
+        ])
+        .arg(&net)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown optimization `turbo`"), "{err}");
+
+    let out = Command::new(bin())
+        .args([
+            "testnet",
+            "init",
+            "--validators",
+            "2",
+            "--opt",
+            "sig-cache,read-cache",
+            "--out",
+        ])
+        .arg(&net)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg: toml::Table =
+        toml::from_str(&std::fs::read_to_string(net.join("node0/config.toml")).unwrap()).unwrap();
+    let tuning = cfg["tuning"].as_table().unwrap();
+    for (k, v) in tuning {
+        let want = k == "sig_cache" || k == "read_cache";
+        assert_eq!(v.as_bool(), Some(want), "{k}");
+    }
+
+    // A corrupt [tuning] section is refused with the field named.
+    let cfg_path = net.join("node1/config.toml");
+    let text = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(&cfg_path, text.replace("sig_cache = ", "sig_cahce = ")).unwrap();
+    let out = run(&["node", "--home", net.join("node1").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sig_cahce"), "{err}");
+}
+
+#[test]
+fn quick_experiment_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("exp");
+    let out = run(&[
+        "experiment",
+        "--quick",
+        "--rate",
+        "50",
+        "--duration",
+        "2s",
+        "--warmup",
+        "1s",
+        "--drain",
+        "60s",
+        "--accounts",
+        "300",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .contains("| step | toggle added | TPS | P50 | P99 | CPU % | allocs/tx | x baseline |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("tuned vs baseline at 50 tx/s offered"),
+        "{stdout}"
+    );
+
+    // results.json: schema, run info, one entry per step with the table's figures.
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(r["schema"], 1);
+    assert_eq!(r["info"]["validators"], 4);
+    assert_eq!(r["info"]["rate"], 50);
+    assert!(r["info"]["cpus"].as_u64().unwrap() >= 1);
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[0]["name"], "baseline");
+    assert_eq!(steps[0]["enabled"].as_array().unwrap().len(), 0);
+    assert_eq!(steps[1]["name"], "tuned");
+    assert_eq!(
+        steps[1]["enabled"].as_array().unwrap().len(),
+        tpslab_types::tuning::CATALOGUE.len()
+    );
+    for s in steps {
+        // 50 tx/s is below either configuration's capacity, even in a debug build: everything
+        // commits.
+        assert_eq!(s["report"]["committed"], 100, "{s}");
+        assert!(s["tps"].as_f64().unwrap() > 0.0);
+        assert!(s["p99_ms"].as_f64().unwrap() >= s["p50_ms"].as_f64().unwrap());
+        assert!(s["cpu_pct"].as_f64().unwrap() > 0.0, "{s}");
+        assert_eq!(s["report"]["resources"].as_array().unwrap().len(), 4);
+        assert!(!s["report"]["latency_cdf"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(steps[0]["x_baseline"], 1.0);
+
+    // The HTML report is self-contained and holds the charts and the table.
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(
+        html.matches("<svg").count() >= 4,
+        "TPS, P99, CDF and CPU charts"
+    );
+    assert!(html.contains("Committed TPS") && html.contains("Latency CDF"));
+    assert!(html.contains("<td>baseline</td>") && html.contains("<td>tuned</td>"));
+    assert!(
+        !html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http")
+    );
+
+    // --compare of a run with itself: no regressions.
+    let json = out_dir.join("results.json");
+    let cmp = run(&[
+        "experiment",
+        "--compare",
+        json.to_str().unwrap(),
+        json.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&cmp.stdout);
+    assert!(
+        cmp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cmp.stderr)
+    );
+    assert!(text.contains("0 step(s) regressed"), "{text}");
+    assert!(text.contains("| baseline |"), "{text}");
+
+    // A run whose tuned step lost 20% TPS is flagged.
+    let mut worse = r.clone();
+    let tps = worse["steps"][1]["tps"].as_f64().unwrap();
+    worse["steps"][1]["tps"] = serde_json::json!(tps * 0.8);
+    let worse_path = dir.path().join("worse.json");
+    std::fs::write(&worse_path, serde_json::to_string(&worse).unwrap()).unwrap();
+    let cmp = run(&[
+        "experiment",
+        "--compare",
+        json.to_str().unwrap(),
+        worse_path.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&cmp.stdout);
+    assert!(
+        text.contains("REGRESSION") && text.contains("1 step(s) regressed"),
+        "{text}"
+    );
+    // Not a results file: a clear error.
+    let bad = run(&[
+        "experiment",
+        "--compare",
+        json.to_str().unwrap(),
+        "/etc/hostname",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a tpslab experiment results file"));
+}

@@ -13,6 +13,7 @@
 pub mod experiment;
 pub mod load;
 pub mod monitor;
+pub mod profile;
 mod progress;
 pub mod report;
 pub mod saturate;

@@ -15,6 +15,8 @@ pub struct Watched {
     pub pid: Option<u32>,
     /// Its metrics address (`host:port`), when known.
     pub metrics_addr: Option<String>,
+    /// Take a CPU profile (99 Hz) of this many seconds at the start of the window.
+    pub profile_secs: Option<u64>,
 }
 
 /// Resource use of one node over the measured window.
@@ -34,6 +36,9 @@ pub struct NodeResources {
     pub mempool_peak: Option<u64>,
     /// Heap allocations during the window (from `process_allocations`).
     pub allocations: Option<u64>,
+    /// Top functions of the CPU profile taken in the window (when asked for).
+    #[serde(default)]
+    pub profile_top: Vec<crate::profile::FunctionShare>,
 }
 
 /// Clock ticks per second of /proc times (USER_HZ, 100 on every mainstream Linux).
@@ -60,26 +65,46 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
 
 /// Fetches `path` from an HTTP server at `addr` (enough for a Prometheus /metrics page).
 pub async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    let body = http_get_bytes(addr, path, Duration::from_secs(5)).await?;
+    String::from_utf8(body).map_err(std::io::Error::other)
+}
+
+/// Fetches `path` as bytes, failing on a non-200 answer (with the server's message) or after
+/// `timeout`. The node's HTTP server answers `Connection: close` requests with a plain body.
+pub async fn http_get_bytes(addr: &str, path: &str, timeout: Duration) -> std::io::Result<Vec<u8>> {
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(addr.trim()).await?;
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await?;
         Ok::<_, std::io::Error>(out)
     };
-    let out = tokio::time::timeout(Duration::from_secs(5), fut)
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "metrics request"))??;
-    match out.split_once("\r\n\r\n") {
-        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
-        _ => Err(std::io::Error::other(format!(
-            "unexpected response from {addr}{path}: {}",
-            out.lines().next().unwrap_or("")
-        ))),
+    let out = tokio::time::timeout(timeout, fut).await.map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, format!("GET {addr}{path}"))
+    })??;
+    let Some(i) = out.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Err(std::io::Error::other(format!(
+            "malformed response from {addr}{path}"
+        )));
+    };
+    let (head, body) = (String::from_utf8_lossy(&out[..i]), &out[i + 4..]);
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Err(std::io::Error::other(format!(
+            "chunked response from {addr}{path}"
+        )));
     }
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(std::io::Error::other(format!(
+            "{} from {addr}{path}: {}",
+            head.lines().next().unwrap_or(""),
+            String::from_utf8_lossy(body)
+        )));
+    }
+    Ok(body.to_vec())
 }
 
 /// The value of an unlabelled sample `name` in a Prometheus text page.
@@ -98,6 +123,7 @@ struct Sample {
 /// Samples the watched nodes every `every` from [`Monitor::start`] until [`Monitor::finish`].
 pub struct Monitor {
     watched: Vec<Watched>,
+    profiles: Vec<(usize, tokio::task::JoinHandle<anyhow::Result<Vec<u8>>>)>,
     task: tokio::task::JoinHandle<HashMap<usize, NodeResources>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -106,6 +132,19 @@ impl Monitor {
     /// Starts sampling now.
     pub fn start(watched: Vec<Watched>, every: Duration) -> Monitor {
         let (stop, mut rx) = tokio::sync::watch::channel(false);
+        let profiles = watched
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let (secs, addr) = (n.profile_secs?, n.metrics_addr.clone()?);
+                Some((
+                    i,
+                    tokio::spawn(
+                        async move { crate::profile::fetch(&addr, secs, 99, false).await },
+                    ),
+                ))
+            })
+            .collect();
         let w = watched.clone();
         let task = tokio::spawn(async move {
             let mut out: HashMap<usize, NodeResources> = HashMap::new();
@@ -177,6 +216,7 @@ impl Monitor {
         });
         Monitor {
             watched,
+            profiles,
             task,
             stop,
         }
@@ -186,6 +226,19 @@ impl Monitor {
     pub async fn finish(self) -> Vec<NodeResources> {
         let _ = self.stop.send(true);
         let mut by_index = self.task.await.unwrap_or_default();
+        for (i, task) in self.profiles {
+            let top = match task.await {
+                Ok(Ok(pb)) => crate::profile::functions(&pb).unwrap_or_default(),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "profile failed");
+                    Vec::new()
+                }
+                Err(_) => Vec::new(),
+            };
+            if let Some(r) = by_index.get_mut(&i) {
+                r.profile_top = top.into_iter().take(30).collect();
+            }
+        }
         (0..self.watched.len())
             .map(|i| {
                 by_index.remove(&i).unwrap_or_else(|| NodeResources {

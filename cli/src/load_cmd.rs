@@ -154,6 +154,7 @@ async fn resolve(t: &LoadTarget) -> Result<LoadConfig> {
                     name: n.name.clone(),
                     pid: testnet::node_pid(n),
                     metrics_addr: Some(n.metrics_addr.clone()),
+                    profile_secs: None,
                 })
                 .collect();
             (

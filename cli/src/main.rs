@@ -20,6 +20,7 @@ mod alloc;
 mod experiment_cmd;
 mod load_cmd;
 mod opts_cmd;
+mod profile_cmd;
 
 /// tpslab: a Cosmos/Tendermint-style blockchain node simulator with a tuning harness.
 ///
@@ -53,6 +54,9 @@ enum Cmd {
     /// The tuning experiment: a fresh testnet per step, the same load, baseline then each
     /// toggle added in turn (and --ablation); table, results.json and report.html.
     Experiment(experiment_cmd::ExperimentArgs),
+    /// CPU profiles (pprof protobuf + flame graph) from running nodes; `profile diff A B`
+    /// compares two.
+    Profile(profile_cmd::ProfileArgs),
     /// Benchmarks built on the load generator.
     #[command(subcommand)]
     Bench(load_cmd::BenchCmd),
@@ -242,6 +246,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Experiment(a) => runtime_mt()?.block_on(experiment_cmd::experiment(a)),
+        Cmd::Profile(a) => runtime_mt()?.block_on(profile_cmd::profile(a)),
         Cmd::Bench(b) => runtime_mt()?.block_on(load_cmd::bench(b)),
     }
 }

@@ -12,6 +12,7 @@ pub mod genesis;
 pub mod gossip;
 pub mod home;
 pub mod keyfile;
+pub mod profile;
 pub mod run;
 pub mod testnet;
 

@@ -246,27 +246,32 @@ async fn serve_metrics(
         alloc_bytes.clone(),
     );
     let registry = Arc::new(registry);
-    let router = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let registry = registry.clone();
-            allocs.set(crate::alloc::COUNTERS.allocations());
-            alloc_bytes.set(crate::alloc::COUNTERS.bytes());
-            async move {
-                let mut text = String::new();
-                if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
-                    text = "# metrics encoding failed\n".into();
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let registry = registry.clone();
+                allocs.set(crate::alloc::COUNTERS.allocations());
+                alloc_bytes.set(crate::alloc::COUNTERS.bytes());
+                async move {
+                    let mut text = String::new();
+                    if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+                        text = "# metrics encoding failed\n".into();
+                    }
+                    (
+                        [(
+                            "content-type",
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        text,
+                    )
                 }
-                (
-                    [(
-                        "content-type",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    text,
-                )
-            }
-        }),
-    );
+            }),
+        )
+        .route(
+            "/debug/pprof/profile",
+            axum::routing::get(crate::profile::handler),
+        );
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot bind metrics address {addr}"))?;

@@ -168,6 +168,43 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
             ));
         }
     }
-    html.push_str("</table>\n</body></html>\n");
+    html.push_str("</table>\n");
+    html.push_str("<h2>CPU profile per step (node0, 99 Hz): what moved</h2>\n<p>Each step's top functions by self time, and the functions whose share of CPU samples moved most against the baseline.</p>\n");
+    let base = r
+        .steps
+        .first()
+        .map(|s| s.profile_top.clone())
+        .unwrap_or_default();
+    for s in &r.steps {
+        html.push_str(&format!("<h3>{}</h3>\n", esc(&s.name)));
+        if s.profile_top.is_empty() {
+            html.push_str("<p>(no profile)</p>\n");
+            continue;
+        }
+        html.push_str("<table><tr><th>top by self time</th><th>self %</th><th>total %</th></tr>\n");
+        for f in s.profile_top.iter().take(10) {
+            html.push_str(&format!(
+                "<tr><td>{}</td><td>{:.1}</td><td>{:.1}</td></tr>\n",
+                esc(&f.name.chars().take(100).collect::<String>()),
+                100.0 * f.self_share,
+                100.0 * f.total_share
+            ));
+        }
+        html.push_str("</table>\n");
+        if s.name != "baseline" && !base.is_empty() {
+            html.push_str("<table><tr><th>moved most vs baseline</th><th>baseline self %</th><th>this step self %</th><th>change</th></tr>\n");
+            for (name, a, b) in crate::profile::moved(&base, &s.profile_top, 10) {
+                html.push_str(&format!(
+                    "<tr><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:+.1} pt</td></tr>\n",
+                    esc(&name.chars().take(100).collect::<String>()),
+                    100.0 * a.self_share,
+                    100.0 * b.self_share,
+                    100.0 * (b.self_share - a.self_share)
+                ));
+            }
+            html.push_str("</table>\n");
+        }
+    }
+    html.push_str("</body></html>\n");
     std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -171,10 +171,13 @@ async fn run_step(cfg: &ExperimentConfig, step: &Step, dir: &Path) -> Result<cra
         watch: file
             .nodes
             .iter()
-            .map(|n| Watched {
+            .enumerate()
+            .map(|(i, n)| Watched {
                 name: n.name.clone(),
                 pid: testnet::node_pid(n),
                 metrics_addr: Some(n.metrics_addr.clone()),
+                // node0's CPU profile, 99 Hz, for the report's "what moved" table.
+                profile_secs: (i == 0).then_some(cfg.duration.as_secs().clamp(1, 10)),
             })
             .collect(),
         progress: false,

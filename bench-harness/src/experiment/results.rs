@@ -30,6 +30,9 @@ pub struct StepResult {
     pub allocs_per_tx: Option<f64>,
     /// TPS relative to the baseline step.
     pub x_baseline: f64,
+    /// node0's top functions by self time in the window (99 Hz CPU profile).
+    #[serde(default)]
+    pub profile_top: Vec<crate::profile::FunctionShare>,
     /// The full load report.
     pub report: LoadReport,
 }
@@ -139,6 +142,11 @@ impl ExperimentResults {
             p99_ms: report.latency_ms.p99,
             cpu_pct: cpu,
             allocs_per_tx,
+            profile_top: report
+                .resources
+                .first()
+                .map(|r| r.profile_top.clone())
+                .unwrap_or_default(),
             x_baseline: if base > 0.0 {
                 report.committed_tps / base
             } else {

@@ -1,0 +1,129 @@
+//! CPU profiles from nodes (`tpslab profile`): fetch a pprof protobuf and a flame graph from
+//! each node's `/debug/pprof/profile`, and compare two profiles by function (self and total
+//! share of samples, and how each moved), the seed article's cross-environment comparison.
+
+use crate::monitor::http_get_bytes;
+use anyhow::{Context, Result};
+use pprof::protos::{Message, Profile};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Fetches a profile of `seconds` at `frequency` Hz from the node whose metrics server is at
+/// `metrics_addr`; `svg` asks for a flame graph instead of the protobuf.
+pub async fn fetch(metrics_addr: &str, seconds: u64, frequency: u32, svg: bool) -> Result<Vec<u8>> {
+    let path = format!(
+        "/debug/pprof/profile?seconds={seconds}&frequency={frequency}{}",
+        if svg { "&format=svg" } else { "" }
+    );
+    http_get_bytes(metrics_addr, &path, Duration::from_secs(seconds + 30))
+        .await
+        .with_context(|| format!("profiling {metrics_addr}"))
+}
+
+/// One function's share of a profile's samples.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FunctionShare {
+    /// Function name (demangled).
+    pub name: String,
+    /// Fraction of samples where it is the leaf (its own code).
+    pub self_share: f64,
+    /// Fraction of samples where it is anywhere on the stack.
+    pub total_share: f64,
+}
+
+/// Decodes a pprof protobuf and returns each function's self and total share, by self share.
+pub fn functions(pb: &[u8]) -> Result<Vec<FunctionShare>> {
+    let p = Profile::decode(pb).context("not a pprof protobuf profile")?;
+    let s = |i: i64| p.string_table.get(i as usize).cloned().unwrap_or_default();
+    let fn_name: HashMap<u64, String> = p.function.iter().map(|f| (f.id, s(f.name))).collect();
+    let loc_fns: HashMap<u64, Vec<String>> = p
+        .location
+        .iter()
+        .map(|l| {
+            let names = l
+                .line
+                .iter()
+                .filter_map(|line| fn_name.get(&line.function_id).cloned())
+                .collect();
+            (l.id, names)
+        })
+        .collect();
+    let mut selfc: HashMap<String, i64> = HashMap::new();
+    let mut totalc: HashMap<String, i64> = HashMap::new();
+    let mut all = 0i64;
+    for sample in &p.sample {
+        let n = sample.value.first().copied().unwrap_or(1);
+        all += n;
+        let mut seen = std::collections::HashSet::new();
+        for (depth, loc) in sample.location_id.iter().enumerate() {
+            for (k, name) in loc_fns.get(loc).into_iter().flatten().enumerate() {
+                if depth == 0 && k == 0 {
+                    *selfc.entry(name.clone()).or_default() += n;
+                }
+                if seen.insert(name.clone()) {
+                    *totalc.entry(name.clone()).or_default() += n;
+                }
+            }
+        }
+    }
+    let all = all.max(1) as f64;
+    let mut out: Vec<FunctionShare> = totalc
+        .into_iter()
+        .map(|(name, t)| FunctionShare {
+            self_share: *selfc.get(&name).unwrap_or(&0) as f64 / all,
+            total_share: t as f64 / all,
+            name,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.self_share
+            .total_cmp(&a.self_share)
+            .then(a.name.cmp(&b.name))
+    });
+    Ok(out)
+}
+
+/// The `top` functions whose self share moved most from `a` to `b`: (name, in a, in b).
+pub fn moved(
+    a: &[FunctionShare],
+    b: &[FunctionShare],
+    top: usize,
+) -> Vec<(String, FunctionShare, FunctionShare)> {
+    let find =
+        |v: &[FunctionShare], n: &str| v.iter().find(|f| f.name == n).cloned().unwrap_or_default();
+    let mut names: Vec<&str> = a.iter().chain(b).map(|f| f.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut rows: Vec<(String, FunctionShare, FunctionShare)> = names
+        .into_iter()
+        .map(|n| (n.to_string(), find(a, n), find(b, n)))
+        .collect();
+    rows.sort_by(|x, y| {
+        let dx = (x.2.self_share - x.1.self_share).abs();
+        let dy = (y.2.self_share - y.1.self_share).abs();
+        dy.total_cmp(&dx).then(x.0.cmp(&y.0))
+    });
+    rows.truncate(top);
+    rows
+}
+
+/// The `top` functions whose self share moved most from `a` to `b`, as a table.
+pub fn diff(a: &[FunctionShare], b: &[FunctionShare], top: usize) -> String {
+    let rows = moved(a, b, top);
+    let mut s = String::from(
+        "| function | self A | self B | change | total A | total B |\n|---|---|---|---|---|---|\n",
+    );
+    for (name, fa, fb) in rows {
+        let short: String = name.chars().take(90).collect();
+        s.push_str(&format!(
+            "| {} | {:.1}% | {:.1}% | {:+.1} pt | {:.1}% | {:.1}% |\n",
+            short,
+            100.0 * fa.self_share,
+            100.0 * fb.self_share,
+            100.0 * (fb.self_share - fa.self_share),
+            100.0 * fa.total_share,
+            100.0 * fb.total_share
+        ));
+    }
+    s
+}

@@ -1,0 +1,102 @@
+//! `tpslab profile`: CPU profiles (pprof protobuf + flame graph) from running nodes, and
+//! `tpslab profile diff` between two profiles.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use tpslab_bench::profile::{diff, fetch, functions};
+use tpslab_node::testnet;
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ProfileArgs {
+    #[command(subcommand)]
+    cmd: Option<ProfileCmd>,
+    /// Metrics address (host:port) of a node to profile; repeatable or comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    node: Vec<String>,
+    /// Or: every validator of a testnet.
+    #[arg(long, conflicts_with = "node")]
+    testnet: Option<PathBuf>,
+    /// Sampling time per profile.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Samples per second.
+    #[arg(long, default_value_t = 99)]
+    frequency: u32,
+    /// Where `<node>.pb` and `<node>.svg` go.
+    #[arg(long, default_value = "profiles")]
+    out: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum ProfileCmd {
+    /// Top functions by self share in two profiles, and how they moved from A to B.
+    Diff {
+        /// The first profile (.pb).
+        a: PathBuf,
+        /// The second profile (.pb).
+        b: PathBuf,
+        /// Rows to show.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+    },
+}
+
+pub async fn profile(a: ProfileArgs) -> Result<()> {
+    if let Some(ProfileCmd::Diff { a: pa, b: pb, top }) = a.cmd {
+        let read =
+            |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+        let fa = functions(&read(&pa)?).with_context(|| pa.display().to_string())?;
+        let fb = functions(&read(&pb)?).with_context(|| pb.display().to_string())?;
+        print!("{}", diff(&fa, &fb, top));
+        return Ok(());
+    }
+    let nodes: Vec<(String, String)> = match &a.testnet {
+        Some(dir) => testnet::load(dir)?
+            .nodes
+            .into_iter()
+            .map(|n| (n.name, n.metrics_addr))
+            .collect(),
+        None => a
+            .node
+            .iter()
+            .map(|addr| (addr.replace([':', '.'], "_"), addr.clone()))
+            .collect(),
+    };
+    if nodes.is_empty() {
+        bail!("give --node ADDR (the node's metrics address) or --testnet DIR");
+    }
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let tasks: Vec<_> = nodes
+        .into_iter()
+        .map(|(name, addr)| {
+            let (seconds, frequency) = (a.seconds, a.frequency);
+            tokio::spawn(async move {
+                let pb = fetch(&addr, seconds, frequency, false).await?;
+                let svg = fetch(&addr, seconds, frequency, true).await?;
+                Ok::<_, anyhow::Error>((name, pb, svg))
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (name, pb, svg) = t.await.context("profile task")??;
+        let pb_path = a.out.join(format!("{name}.pb"));
+        std::fs::write(&pb_path, &pb)?;
+        std::fs::write(a.out.join(format!("{name}.svg")), &svg)?;
+        println!(
+            "{name}: {} and {name}.svg; top functions by self time:",
+            pb_path.display()
+        );
+        for f in functions(&pb)?.iter().take(10) {
+            let short: String = f.name.chars().take(100).collect();
+            println!(
+                "  {:5.1}% self {:5.1}% total  {short}",
+                100.0 * f.self_share,
+                100.0 * f.total_share
+            );
+        }
+    }
+    Ok(())
+}

@@ -36,6 +36,9 @@ pub struct NodeResources {
     pub mempool_peak: Option<u64>,
     /// Heap allocations during the window (from `process_allocations`).
     pub allocations: Option<u64>,
+    /// Time threads waited for the mempool and state cache locks during the window, ms.
+    #[serde(default)]
+    pub lock_wait_ms: Option<f64>,
     /// Top functions of the CPU profile taken in the window (when asked for).
     #[serde(default)]
     pub profile_top: Vec<crate::profile::FunctionShare>,
@@ -115,6 +118,9 @@ pub fn metric(page: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// One sample of a node: CPU time, then height, allocations and lock wait from /metrics.
+type Point = (Sample, Option<f64>, Option<f64>, Option<f64>);
+
 struct Sample {
     cpu: Option<f64>,
     at: Instant,
@@ -148,8 +154,8 @@ impl Monitor {
         let w = watched.clone();
         let task = tokio::spawn(async move {
             let mut out: HashMap<usize, NodeResources> = HashMap::new();
-            let mut first: HashMap<usize, (Sample, Option<f64>, Option<f64>)> = HashMap::new();
-            let mut last: HashMap<usize, (Sample, Option<f64>, Option<f64>)> = HashMap::new();
+            let mut first: HashMap<usize, Point> = HashMap::new();
+            let mut last: HashMap<usize, Point> = HashMap::new();
             loop {
                 for (i, n) in w.iter().enumerate() {
                     let r = out.entry(i).or_insert_with(|| NodeResources {
@@ -162,10 +168,14 @@ impl Monitor {
                     }
                     let mut height = None;
                     let mut allocs = None;
+                    let mut lock_wait = None;
                     if let Some(addr) = &n.metrics_addr {
                         if let Ok(page) = http_get(addr, "/metrics").await {
                             height = metric(&page, "consensus_height");
                             allocs = metric(&page, "process_allocations");
+                            lock_wait = metric(&page, "mempool_lock_wait_seconds_total").map(|m| {
+                                m + metric(&page, "state_lock_wait_seconds").unwrap_or(0.0)
+                            });
                             if let Some(m) = metric(&page, "mempool_size") {
                                 let m = m as u64;
                                 r.mempool_peak = Some(r.mempool_peak.unwrap_or(0).max(m));
@@ -183,6 +193,7 @@ impl Monitor {
                         },
                         height,
                         allocs,
+                        lock_wait,
                     );
                     if let std::collections::hash_map::Entry::Vacant(e) = first.entry(i) {
                         e.insert(s);
@@ -210,6 +221,9 @@ impl Monitor {
                 }
                 if let (Some(x0), Some(x1)) = (a.2, b.2) {
                     r.allocations = Some((x1 - x0).max(0.0) as u64);
+                }
+                if let (Some(w0), Some(w1)) = (a.3, b.3) {
+                    r.lock_wait_ms = Some(1000.0 * (w1 - w0).max(0.0));
                 }
             }
             out

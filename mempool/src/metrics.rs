@@ -3,6 +3,7 @@
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 /// Counters and gauges the mempool keeps up to date.
 #[derive(Clone, Debug, Default)]
@@ -13,6 +14,8 @@ pub struct MempoolMetrics {
     pub failed_txs: Counter,
     /// Txs rejected because they were already pending or recently committed.
     pub already_received_txs: Counter,
+    /// Time spent waiting to acquire the mempool lock, seconds.
+    pub lock_wait: Counter<f64, AtomicU64>,
 }
 
 impl MempoolMetrics {
@@ -28,6 +31,11 @@ impl MempoolMetrics {
             "mempool_already_received_txs",
             "Txs rejected as duplicates",
             self.already_received_txs.clone(),
+        );
+        r.register(
+            "mempool_lock_wait_seconds",
+            "Time spent waiting for the mempool lock",
+            self.lock_wait.clone(),
         );
     }
 }

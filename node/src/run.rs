@@ -177,8 +177,14 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
     if let Some(net) = &gossip {
         net.metrics().register(&mut registry);
     }
-    let metrics_task =
-        serve_metrics(&home, &cfg.api.metrics_addr, registry, rx_shutdown.clone()).await?;
+    let metrics_task = serve_metrics(
+        &home,
+        &cfg.api.metrics_addr,
+        registry,
+        api.db.clone(),
+        rx_shutdown.clone(),
+    )
+    .await?;
 
     let mut rx_server_stop = rx_shutdown.clone();
     let server = tonic::transport::Server::builder()
@@ -230,6 +236,7 @@ async fn serve_metrics(
     home: &Home,
     addr: &str,
     registry: Registry,
+    db: StateDb,
     mut rx_stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let mut registry = registry;
@@ -245,6 +252,12 @@ async fn serve_metrics(
         "Bytes allocated since start (not net of frees)",
         alloc_bytes.clone(),
     );
+    let state_lock_wait: Gauge<f64, AtomicU64> = Gauge::default();
+    registry.register(
+        "state_lock_wait_seconds",
+        "Time spent waiting for the state cache lock (read-cache toggle)",
+        state_lock_wait.clone(),
+    );
     let registry = Arc::new(registry);
     let router = axum::Router::new()
         .route(
@@ -253,6 +266,7 @@ async fn serve_metrics(
                 let registry = registry.clone();
                 allocs.set(crate::alloc::COUNTERS.allocations());
                 alloc_bytes.set(crate::alloc::COUNTERS.bytes());
+                state_lock_wait.set(db.lock_wait_seconds());
                 async move {
                     let mut text = String::new();
                     if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {

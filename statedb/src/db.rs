@@ -246,6 +246,14 @@ impl StateDb {
         Ok(())
     }
 
+    /// Time spent waiting for the state cache lock, seconds (0 without the read-cache toggle).
+    pub fn lock_wait_seconds(&self) -> f64 {
+        self.inner
+            .cache
+            .as_ref()
+            .map_or(0.0, |c| c.lock_wait_seconds())
+    }
+
     /// Reads a kvstore entry from the committed state.
     pub fn get_kv(&self, key: &[u8]) -> StateResult<Option<Vec<u8>>> {
         self.inner

@@ -122,10 +122,10 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
         i.validators, i.rate, i.tx_size, i.accounts, i.duration_secs, i.warmup_secs,
         i.block_interval_ms, esc(&i.cpu), i.cpus, i.mem_mib, esc(&i.kernel), esc(&i.version)
     ));
-    html.push_str("<h2>Steps</h2>\n<table><tr><th>step</th><th>toggles on</th><th>TPS</th><th>P50 ms</th><th>P99 ms</th><th>CPU %</th><th>allocs/tx</th><th>x baseline</th><th>sent</th><th>committed</th><th>rejected</th></tr>\n");
+    html.push_str("<h2>Steps</h2>\n<table><tr><th>step</th><th>toggles on</th><th>TPS</th><th>P50 ms</th><th>P99 ms</th><th>CPU %</th><th>allocs/tx</th><th>lock wait us/tx</th><th>x baseline</th><th>sent</th><th>committed</th><th>rejected</th></tr>\n");
     for s in &r.steps {
         html.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{:.2}x</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{:.2}x</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             esc(&s.name),
             esc(&s.enabled.join(", ")),
             s.tps,
@@ -133,6 +133,7 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
             s.p99_ms,
             s.cpu_pct,
             s.allocs_per_tx.map_or("-".into(), |a| format!("{a:.0}")),
+            s.lock_wait_us_per_tx.map_or("-".into(), |w| format!("{w:.2}")),
             s.x_baseline,
             s.report.sent,
             s.report.committed,

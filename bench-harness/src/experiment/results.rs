@@ -28,6 +28,9 @@ pub struct StepResult {
     pub cpu_pct: f64,
     /// Heap allocations of all validators during the window per tx committed in it.
     pub allocs_per_tx: Option<f64>,
+    /// Mempool + state cache lock wait of all validators per tx committed in the window, us.
+    #[serde(default)]
+    pub lock_wait_us_per_tx: Option<f64>,
     /// TPS relative to the baseline step.
     pub x_baseline: f64,
     /// node0's top functions by self time in the window (99 Hz CPU profile).
@@ -142,6 +145,13 @@ impl ExperimentResults {
             p99_ms: report.latency_ms.p99,
             cpu_pct: cpu,
             allocs_per_tx,
+            lock_wait_us_per_tx: report
+                .resources
+                .iter()
+                .map(|r| r.lock_wait_ms)
+                .sum::<Option<f64>>()
+                .filter(|_| committed_in_window >= 1.0)
+                .map(|ms| 1000.0 * ms / committed_in_window),
             profile_top: report
                 .resources
                 .first()

@@ -156,6 +156,7 @@ impl Monitor {
             let mut out: HashMap<usize, NodeResources> = HashMap::new();
             let mut first: HashMap<usize, Point> = HashMap::new();
             let mut last: HashMap<usize, Point> = HashMap::new();
+            let mut stopping = false;
             loop {
                 for (i, n) in w.iter().enumerate() {
                     let r = out.entry(i).or_insert_with(|| NodeResources {
@@ -201,9 +202,13 @@ impl Monitor {
                         last.insert(i, s);
                     }
                 }
+                if stopping {
+                    break;
+                }
+                // On stop, loop once more: the window's end is always sampled.
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
-                    _ = rx.changed() => break,
+                    _ = rx.changed() => stopping = true,
                 }
             }
             for (i, r) in out.iter_mut() {

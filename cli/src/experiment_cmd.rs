@@ -47,6 +47,9 @@ pub struct ExperimentArgs {
     /// Also run the tuned configuration minus each toggle.
     #[arg(long)]
     ablation: bool,
+    /// Skip node0's per-step CPU profile (99 Hz; cheap in a release build, slow in a debug one).
+    #[arg(long)]
+    no_profile: bool,
 }
 
 pub async fn experiment(a: ExperimentArgs) -> Result<()> {
@@ -74,6 +77,7 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
         block_interval_ms: a.block_interval_ms,
         quick: a.quick,
         ablation: a.ablation,
+        profile: !a.no_profile,
     };
     let results = experiment::run(&cfg).await?;
     print!("{}", results.table());

@@ -46,6 +46,8 @@ pub struct ExperimentConfig {
     pub quick: bool,
     /// Also run tuned minus each toggle.
     pub ablation: bool,
+    /// Take node0's CPU profile in each step (99 Hz).
+    pub profile: bool,
 }
 
 /// One step to run: a name, the toggle it adds (or removes), and the toggles on.
@@ -177,7 +179,8 @@ async fn run_step(cfg: &ExperimentConfig, step: &Step, dir: &Path) -> Result<cra
                 pid: testnet::node_pid(n),
                 metrics_addr: Some(n.metrics_addr.clone()),
                 // node0's CPU profile, 99 Hz, for the report's "what moved" table.
-                profile_secs: (i == 0).then_some(cfg.duration.as_secs().clamp(1, 10)),
+                profile_secs: (i == 0 && cfg.profile)
+                    .then_some(cfg.duration.as_secs().clamp(1, 10)),
             })
             .collect(),
         progress: false,

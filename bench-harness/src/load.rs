@@ -105,6 +105,27 @@ impl Shared {
         t >= self.window.0 && t < self.window.1
     }
 
+    /// Records tx `i` as pending (latency counted from `at`) and sends it on `stream`.
+    async fn send(
+        &self,
+        stream: &mpsc::Sender<BroadcastTxRequest>,
+        hash: Hash,
+        i: u64,
+        tx: Vec<u8>,
+        at: Instant,
+    ) -> Result<()> {
+        if self.measured(at) {
+            self.first_measured.fetch_min(i, Ordering::Relaxed);
+            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        self.pending.lock().insert(hash, (i, at));
+        self.counters.sent_all.fetch_add(1, Ordering::Relaxed);
+        if stream.send(BroadcastTxRequest { tx, id: i }).await.is_err() {
+            anyhow::bail!("a target closed its stream");
+        }
+        Ok(())
+    }
+
     fn done(&self) {
         if let Some(s) = &self.slots {
             s.add_permits(1);
@@ -200,22 +221,12 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
                 let i = i as u64;
                 let at = due(i);
                 tokio::time::sleep_until(at.into()).await;
-                if shared.measured(at) {
-                    shared.first_measured.fetch_min(i, Ordering::Relaxed);
-                    shared.counters.sent.fetch_add(1, Ordering::Relaxed);
-                    if Instant::now() > at + LATE {
-                        shared.counters.late.fetch_add(1, Ordering::Relaxed);
-                    }
+                if shared.measured(at) && Instant::now() > at + LATE {
+                    shared.counters.late.fetch_add(1, Ordering::Relaxed);
                 }
-                shared.pending.lock().insert(hashes[i as usize], (i, at));
-                shared.counters.sent_all.fetch_add(1, Ordering::Relaxed);
-                if stream_of(i)
-                    .send(BroadcastTxRequest { tx, id: i })
-                    .await
-                    .is_err()
-                {
-                    anyhow::bail!("a target closed its stream");
-                }
+                shared
+                    .send(stream_of(i), hashes[i as usize], i, tx, at)
+                    .await?;
             }
         }
         Mode::Closed { .. } => {
@@ -236,19 +247,9 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
                     break;
                 };
                 let i = i as u64;
-                if shared.measured(now) {
-                    shared.first_measured.fetch_min(i, Ordering::Relaxed);
-                    shared.counters.sent.fetch_add(1, Ordering::Relaxed);
-                }
-                shared.pending.lock().insert(hashes[i as usize], (i, now));
-                shared.counters.sent_all.fetch_add(1, Ordering::Relaxed);
-                if stream_of(i)
-                    .send(BroadcastTxRequest { tx, id: i })
-                    .await
-                    .is_err()
-                {
-                    anyhow::bail!("a target closed its stream");
-                }
+                shared
+                    .send(stream_of(i), hashes[i as usize], i, tx, now)
+                    .await?;
             }
         }
     }

@@ -19,6 +19,19 @@ pub struct Watched {
     pub profile_secs: Option<u64>,
 }
 
+/// Every validator of a testnet, by name, pid and metrics address (no profiles).
+pub fn watch_testnet(file: &tpslab_node::testnet::TestnetFile) -> Vec<Watched> {
+    file.nodes
+        .iter()
+        .map(|n| Watched {
+            name: n.name.clone(),
+            pid: tpslab_node::testnet::node_pid(n),
+            metrics_addr: Some(n.metrics_addr.clone()),
+            profile_secs: None,
+        })
+        .collect()
+}
+
 /// Resource use of one node over the measured window.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct NodeResources {

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
-use tpslab_bench::monitor::Watched;
+use tpslab_bench::monitor::watch_testnet;
 use tpslab_bench::saturate::{saturate, SaturateConfig};
 use tpslab_bench::sink::{self, SinkOptions};
 use tpslab_bench::{LoadConfig, Mode};
@@ -147,16 +147,7 @@ async fn resolve(t: &LoadTarget) -> Result<LoadConfig> {
         Some(dir) => {
             let file = testnet::load(dir)?;
             let g = Genesis::load(&file.nodes[0].home.join("genesis.json"))?;
-            let watch = file
-                .nodes
-                .iter()
-                .map(|n| Watched {
-                    name: n.name.clone(),
-                    pid: testnet::node_pid(n),
-                    metrics_addr: Some(n.metrics_addr.clone()),
-                    profile_secs: None,
-                })
-                .collect();
+            let watch = watch_testnet(&file);
             (
                 file.nodes.iter().map(|n| n.grpc_addr.clone()).collect(),
                 Some(g),
@@ -184,16 +175,7 @@ async fn resolve(t: &LoadTarget) -> Result<LoadConfig> {
     };
     let genesis = match (genesis, workload) {
         (Some(g), _) => g,
-        (None, App::KvStore) => Genesis {
-            chain_id: String::new(),
-            genesis_time_unix_nanos: 0,
-            validators: Vec::new(),
-            accounts: GenesisAccounts {
-                seed: String::new(),
-                count: 0,
-                balance: 0,
-            },
-        },
+        (None, App::KvStore) => accounts_only_genesis("", "", 0),
         (None, App::Transfer) => {
             anyhow::bail!("--genesis is required with --target for the transfer workload")
         }
@@ -210,6 +192,21 @@ async fn resolve(t: &LoadTarget) -> Result<LoadConfig> {
         watch,
         progress: !t.no_progress,
     })
+}
+
+/// A genesis carrying only what the generator reads (chain id, test account seed and count),
+/// for targets without a genesis file: kvstore chains and the sink.
+fn accounts_only_genesis(chain_id: &str, seed: &str, count: u64) -> Genesis {
+    Genesis {
+        chain_id: chain_id.into(),
+        genesis_time_unix_nanos: 0,
+        validators: Vec::new(),
+        accounts: GenesisAccounts {
+            seed: seed.into(),
+            count,
+            balance: 0,
+        },
+    }
 }
 
 fn write_json(path: &Option<PathBuf>, v: &impl serde::Serialize) -> Result<()> {
@@ -259,16 +256,7 @@ pub async fn bench(cmd: BenchCmd) -> Result<()> {
                 app: a.workload,
             })
             .await?;
-            let genesis = Genesis {
-                chain_id: "sink".into(),
-                genesis_time_unix_nanos: 0,
-                validators: Vec::new(),
-                accounts: GenesisAccounts {
-                    seed: "tpslab".into(),
-                    count: 10_000,
-                    balance: 0,
-                },
-            };
+            let genesis = accounts_only_genesis("sink", "tpslab", 10_000);
             let report = tpslab_bench::run(&LoadConfig {
                 targets: vec![addr.to_string()],
                 genesis,

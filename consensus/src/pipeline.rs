@@ -155,8 +155,11 @@ impl BlockPipeline {
             &block.txs,
         )
         .map_err(state_err)?;
-        let touched: std::collections::HashSet<_> =
-            out.write_set.accounts.keys().copied().collect();
+        // Only the incremental recheck needs the set of written accounts.
+        let touched: Option<std::collections::HashSet<_>> = self
+            .tuning
+            .recheck_incremental
+            .then(|| out.write_set.accounts.keys().copied().collect());
         let block_time = block.header.as_ref().map_or(0, |h| h.time_unix_nanos);
         let tx_hashes: Vec<_> = block.txs.iter().map(|t| tx_hash(t)).collect();
         let record = pb::BlockRecord {
@@ -172,7 +175,7 @@ impl BlockPipeline {
         self.last_commit = Some(commit);
         self.metrics
             .on_commit(height, tx_hashes.len(), started.elapsed().as_secs_f64());
-        self.mempool.update(&tx_hashes, Some(&touched));
+        self.mempool.update(&tx_hashes, touched.as_ref());
         Ok(CommitEvent {
             height,
             block_hash: hash,

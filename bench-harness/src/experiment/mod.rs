@@ -9,7 +9,7 @@ mod results;
 pub use results::{compare, ExperimentResults, StepResult};
 
 use crate::load::{run as run_load, LoadConfig, Mode};
-use crate::monitor::Watched;
+use crate::monitor::watch_testnet;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -160,7 +160,19 @@ async fn run_step(cfg: &ExperimentConfig, step: &Step, dir: &Path) -> Result<cra
         config,
     })?;
     testnet::up(dir, &cfg.exe, Duration::from_secs(60)).await?;
+    // Measure a running chain, not its start-up (peers connecting, a first proposer that may
+    // time out): wait for every validator to commit a block first.
+    for n in &file.nodes {
+        wait_for_height(&n.grpc_addr, 1, Duration::from_secs(60))
+            .await
+            .with_context(|| format!("{} did not commit a first block", n.name))?;
+    }
     let genesis = Genesis::load(&file.nodes[0].home.join("genesis.json"))?;
+    let mut watch = watch_testnet(&file);
+    // node0's CPU profile, 99 Hz, for the report's "what moved" table.
+    if let Some(w) = watch.first_mut().filter(|_| cfg.profile) {
+        w.profile_secs = Some(cfg.duration.as_secs().clamp(1, 10));
+    }
     let load = LoadConfig {
         targets: file.nodes.iter().map(|n| n.grpc_addr.clone()).collect(),
         genesis,
@@ -170,19 +182,7 @@ async fn run_step(cfg: &ExperimentConfig, step: &Step, dir: &Path) -> Result<cra
         warmup: cfg.warmup,
         tx_size: cfg.tx_size,
         drain: cfg.drain,
-        watch: file
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| Watched {
-                name: n.name.clone(),
-                pid: testnet::node_pid(n),
-                metrics_addr: Some(n.metrics_addr.clone()),
-                // node0's CPU profile, 99 Hz, for the report's "what moved" table.
-                profile_secs: (i == 0 && cfg.profile)
-                    .then_some(cfg.duration.as_secs().clamp(1, 10)),
-            })
-            .collect(),
+        watch,
         progress: false,
     };
     let report = run_load(&load).await;
@@ -195,6 +195,26 @@ async fn run_step(cfg: &ExperimentConfig, step: &Step, dir: &Path) -> Result<cra
         let _ = std::fs::remove_dir_all(n.home.join("data"));
     }
     Ok(report)
+}
+
+async fn wait_for_height(addr: &str, height: u64, timeout: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut client = tpslab_node::client::connect(addr).await?;
+    loop {
+        let st = client
+            .status(tpslab_node::proto::StatusRequest {})
+            .await?
+            .into_inner();
+        if st.height >= height {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "still at height {}",
+            st.height
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[cfg(test)]

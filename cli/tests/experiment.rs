@@ -92,9 +92,9 @@ fn quick_experiment_end_to_end() {
         "experiment",
         "--quick",
         "--rate",
-        "50",
+        "25",
         "--duration",
-        "2s",
+        "4s",
         "--warmup",
         "1s",
         "--drain",
@@ -119,7 +119,7 @@ fn quick_experiment_end_to_end() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("tuned vs baseline at 50 tx/s offered"),
+        stdout.contains("tuned vs baseline at 25 tx/s offered"),
         "{stdout}"
     );
 
@@ -129,7 +129,7 @@ fn quick_experiment_end_to_end() {
             .unwrap();
     assert_eq!(r["schema"], 1);
     assert_eq!(r["info"]["validators"], 4);
-    assert_eq!(r["info"]["rate"], 50);
+    assert_eq!(r["info"]["rate"], 25);
     assert!(r["info"]["cpus"].as_u64().unwrap() >= 1);
     let steps = r["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 2);
@@ -141,10 +141,11 @@ fn quick_experiment_end_to_end() {
         tpslab_types::tuning::CATALOGUE.len()
     );
     for s in steps {
-        // 50 tx/s is below either configuration's capacity, even in a debug build: everything
-        // commits.
+        // 25 tx/s is below either configuration's capacity, even in a debug build: everything
+        // commits. The 4 s window leaves room for a slow debug-build height (per-tx fsync, debug
+        // logs, unoptimised ed25519) to land inside it.
         assert_eq!(s["report"]["committed"], 100, "{s}");
-        assert!(s["tps"].as_f64().unwrap() > 0.0);
+        assert!(s["tps"].as_f64().unwrap() > 0.0, "{s}");
         assert!(s["p99_ms"].as_f64().unwrap() >= s["p50_ms"].as_f64().unwrap());
         assert!(s["cpu_pct"].as_f64().unwrap() >= 0.0, "{s}");
         let cpu_sampled = s["report"]["resources"]

@@ -145,6 +145,7 @@ impl BlockPipeline {
             write_batch: self.tuning.write_batch,
             sig_batch: self.tuning.sig_batch,
             sig_cache: self.tuning.sig_cache.then_some(&*self.sig_cache),
+            buffer_pool: self.tuning.buffer_pool,
         };
         let out = execute_block(
             &self.db,

@@ -26,6 +26,7 @@ fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> BlockPip
         &StateDbOptions {
             sync_writes: false,
             read_cache: tuning.read_cache,
+            sharded_state: tuning.sharded_state,
         },
     )
     .unwrap();
@@ -48,6 +49,7 @@ fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> BlockPip
                 chain_id: CHAIN.into(),
                 sig_batch: tuning.sig_batch,
                 recheck_incremental: tuning.recheck_incremental,
+                buffer_pool: tuning.buffer_pool,
                 ..Default::default()
             },
             db.clone(),

@@ -23,6 +23,8 @@ pub struct MempoolConfig {
     pub sig_batch: bool,
     /// recheck-incremental toggle: after a block, recheck only the senders it wrote.
     pub recheck_incremental: bool,
+    /// buffer-pool toggle: decode txs into pooled messages.
+    pub buffer_pool: bool,
 }
 
 impl Default for MempoolConfig {
@@ -36,6 +38,7 @@ impl Default for MempoolConfig {
             cache_size: 200_000,
             sig_batch: true,
             recheck_incremental: true,
+            buffer_pool: true,
         }
     }
 }

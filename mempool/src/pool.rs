@@ -174,7 +174,7 @@ impl<S: StateView> Mempool<S> {
                 max: self.cfg.max_tx_bytes,
             });
         }
-        let tx = ParsedTx::decode(raw)?;
+        let tx = ParsedTx::decode_with(raw, self.cfg.buffer_pool)?;
         tx.check_chain_id(&self.cfg.chain_id)?;
         // Cheap duplicate check before the expensive signature check.
         if self.lock().seen.contains(&tx.hash) {

@@ -64,6 +64,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         &StateDbOptions {
             sync_writes: cfg.storage.sync_writes,
             read_cache: cfg.tuning.read_cache,
+            sharded_state: cfg.tuning.sharded_state,
         },
     )
     .with_context(|| format!("cannot open state db {}", home.data().display()))?;
@@ -101,6 +102,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
                 cache_size: cfg.mempool.cache_size,
                 sig_batch: cfg.tuning.sig_batch,
                 recheck_incremental: cfg.tuning.recheck_incremental,
+                buffer_pool: cfg.tuning.buffer_pool,
             },
             db.clone(),
         )

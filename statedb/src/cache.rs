@@ -2,8 +2,15 @@
 //! CheckTx and the mempool recheck stop going to RocksDB for every account access.
 //!
 //! The cache mirrors what RocksDB holds: writers update it right after their RocksDB write.
-//! A reader that missed fills it only if no write happened between its RocksDB read and the
-//! fill (an epoch check), so a stale value read before a commit can never be cached after it.
+//! A reader that missed fills it only if no write happened to its shard between its RocksDB
+//! read and the fill (an epoch check), so a stale value read before a commit can never be
+//! cached after it.
+//!
+//! The sharded-state toggle picks the lock layout. Naive: one RwLock over the whole map (the
+//! global `sync.RWMutex` around a state map that the seed article found contended): a block
+//! commit holds it while it writes every touched account, and every CheckTx read and miss-fill
+//! queues behind it. Tuned: [`SHARDS`] independent locks chosen by address, each held only
+//! for its own accounts.
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::HashMap;
@@ -11,14 +18,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tpslab_types::{Account, Address};
 
-/// Most accounts kept; past it the cache starts over (simple, and far above test chains).
+/// Most accounts kept; past it a shard starts over (simple, and far above test chains).
 const MAX_ENTRIES: usize = 1 << 20;
+/// Lock shards with the sharded-state toggle on.
+pub(crate) const SHARDS: usize = 64;
+
+pub(crate) struct AccountCache {
+    shards: Vec<Shard>,
+    /// Nanoseconds spent waiting to acquire a shard lock (only contended acquisitions are
+    /// timed).
+    wait_nanos: AtomicU64,
+}
 
 #[derive(Default)]
-pub(crate) struct AccountCache {
+struct Shard {
     inner: RwLock<Inner>,
-    /// Nanoseconds spent waiting to acquire `inner` (only contended acquisitions are timed).
-    wait_nanos: AtomicU64,
 }
 
 #[derive(Default)]
@@ -28,22 +42,38 @@ struct Inner {
 }
 
 impl AccountCache {
-    fn read(&self) -> RwLockReadGuard<'_, Inner> {
-        if let Some(g) = self.inner.try_read() {
+    /// A cache with one lock (`sharded = false`) or [`SHARDS`] locks.
+    pub(crate) fn new(sharded: bool) -> AccountCache {
+        let n = if sharded { SHARDS } else { 1 };
+        AccountCache {
+            shards: (0..n).map(|_| Shard::default()).collect(),
+            wait_nanos: AtomicU64::new(0),
+        }
+    }
+
+    fn shard_of(&self, addr: &Address) -> usize {
+        // Addresses are hash outputs, so their first bytes are uniform.
+        u16::from_le_bytes([addr.0[0], addr.0[1]]) as usize % self.shards.len()
+    }
+
+    fn read(&self, shard: usize) -> RwLockReadGuard<'_, Inner> {
+        let lock = &self.shards[shard].inner;
+        if let Some(g) = lock.try_read() {
             return g;
         }
         let t = Instant::now();
-        let g = self.inner.read();
+        let g = lock.read();
         self.waited(t);
         g
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
-        if let Some(g) = self.inner.try_write() {
+    fn write(&self, shard: usize) -> RwLockWriteGuard<'_, Inner> {
+        let lock = &self.shards[shard].inner;
+        if let Some(g) = lock.try_write() {
             return g;
         }
         let t = Instant::now();
-        let g = self.inner.write();
+        let g = lock.write();
         self.waited(t);
         g
     }
@@ -53,34 +83,43 @@ impl AccountCache {
         self.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
-    /// Total time spent waiting for the cache lock, seconds.
+    /// Total time spent waiting for the cache locks, seconds.
     pub(crate) fn lock_wait_seconds(&self) -> f64 {
         self.wait_nanos.load(Ordering::Relaxed) as f64 / 1e9
     }
 
     /// The cached account, or the epoch to pass to [`AccountCache::fill`] after reading it.
     pub(crate) fn get(&self, addr: &Address) -> Result<Account, u64> {
-        let g = self.read();
+        let g = self.read(self.shard_of(addr));
         g.map.get(addr).copied().ok_or(g.epoch)
     }
 
-    /// Caches a value read from RocksDB at `epoch`, unless a write happened since.
+    /// Caches a value read from RocksDB at `epoch`, unless a write to its shard happened since.
     pub(crate) fn fill(&self, epoch: u64, addr: Address, acc: Account) {
-        let mut g = self.write();
+        let limit = MAX_ENTRIES / self.shards.len();
+        let mut g = self.write(self.shard_of(&addr));
         if g.epoch == epoch {
-            if g.map.len() >= MAX_ENTRIES {
+            if g.map.len() >= limit {
                 g.map.clear();
             }
             g.map.insert(addr, acc);
         }
     }
 
-    /// Records values just written to RocksDB.
+    /// Records values just written to RocksDB: each shard's accounts under one acquisition
+    /// of that shard's lock (with one shard: the whole block under the global lock).
     pub(crate) fn written<'a>(&self, accounts: impl Iterator<Item = (&'a Address, Account)>) {
-        let mut g = self.write();
-        g.epoch += 1;
+        let mut by_shard: Vec<Vec<(Address, Account)>> = vec![Vec::new(); self.shards.len()];
         for (a, acc) in accounts {
-            g.map.insert(*a, acc);
+            by_shard[self.shard_of(a)].push((*a, acc));
+        }
+        for (shard, entries) in by_shard.into_iter().enumerate() {
+            if entries.is_empty() {
+                continue;
+            }
+            let mut g = self.write(shard);
+            g.epoch += 1;
+            g.map.extend(entries);
         }
     }
 }

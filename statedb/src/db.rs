@@ -29,6 +29,9 @@ pub struct StateDbOptions {
     /// read-cache toggle: keep committed accounts in memory (naive: every account access is
     /// a RocksDB read).
     pub read_cache: bool,
+    /// sharded-state toggle: the read cache behind many locks chosen by address (naive: one
+    /// global RwLock). No effect without `read_cache`.
+    pub sharded_state: bool,
 }
 
 impl Default for StateDbOptions {
@@ -36,6 +39,7 @@ impl Default for StateDbOptions {
         StateDbOptions {
             sync_writes: true,
             read_cache: true,
+            sharded_state: true,
         }
     }
 }
@@ -125,7 +129,9 @@ impl StateDb {
                 db,
                 write_opts,
                 last: RwLock::new(last),
-                cache: opts.read_cache.then(AccountCache::default),
+                cache: opts
+                    .read_cache
+                    .then(|| AccountCache::new(opts.sharded_state)),
             }),
         })
     }
@@ -246,7 +252,7 @@ impl StateDb {
         Ok(())
     }
 
-    /// Time spent waiting for the state cache lock, seconds (0 without the read-cache toggle).
+    /// Time spent waiting for the state cache locks, seconds (0 without the read-cache toggle).
     pub fn lock_wait_seconds(&self) -> f64 {
         self.inner
             .cache

@@ -66,6 +66,8 @@ pub struct ExecOptions<'a> {
     pub sig_batch: bool,
     /// sig-cache toggle: skip txs whose hash is in the cache (verified at CheckTx).
     pub sig_cache: Option<&'a SigCache>,
+    /// buffer-pool toggle: decode txs into pooled messages.
+    pub buffer_pool: bool,
 }
 
 impl ExecOptions<'_> {
@@ -76,6 +78,7 @@ impl ExecOptions<'_> {
             write_batch: true,
             sig_batch: true,
             sig_cache: None,
+            buffer_pool: true,
         }
     }
 }
@@ -140,7 +143,7 @@ fn decode_and_verify(opts: &ExecOptions<'_>, chain_id: &str, txs: &[Vec<u8>]) ->
     let mut out: Vec<Checked> = txs
         .iter()
         .map(|raw| {
-            let tx = ParsedTx::decode(raw).map_err(|_| TxCode::Malformed)?;
+            let tx = ParsedTx::decode_with(raw, opts.buffer_pool).map_err(|_| TxCode::Malformed)?;
             tx.check_chain_id(chain_id)
                 .map_err(|_| TxCode::WrongChainId)?;
             let cached = opts.sig_cache.is_some_and(|c| c.contains(&tx.hash));

@@ -11,6 +11,7 @@
 pub mod account;
 pub mod app;
 pub mod block;
+mod bufpool;
 pub mod error;
 pub mod hash;
 pub mod keys;

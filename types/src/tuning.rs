@@ -39,6 +39,13 @@ pub const CATALOGUE: &[Toggle] = &[
         moves: "RocksDB gets per tx (CPU profile: memtable lookups), block processing time",
     },
     Toggle {
+        name: "sharded-state",
+        naive: "the state read cache sits behind one global RwLock: a block commit holds it while writing every touched account, and CheckTx reads and miss-fills queue behind it",
+        tuned: "64 lock shards chosen by address, each taken only for its own accounts",
+        models: "a state map guarded by one sync.RWMutex (the seed's contended-lock finding); lock striping as in Java's ConcurrentHashMap, dashmap",
+        moves: "state_lock_wait_seconds per tx, futex wait time; no effect without read-cache",
+    },
+    Toggle {
         name: "sig-cache",
         naive: "every tx signature is verified again when its block executes",
         tuned: "a verified-tx cache keyed by tx hash, filled by CheckTx, consulted at execution",
@@ -80,6 +87,13 @@ pub const CATALOGUE: &[Toggle] = &[
         models: "verification on network/event-loop threads; moving CPU work off the reactor (tokio spawn_blocking/rayon guidance)",
         moves: "API receive latency, run-queue latency of the I/O threads, TPS at saturation",
     },
+    Toggle {
+        name: "buffer-pool",
+        naive: "every tx decode allocates a fresh message (chain id, keys, signature, payload buffers) and every signature check a fresh sign-bytes buffer",
+        tuned: "decoded tx messages come from a pool and go back when the tx is dropped, cleared before reuse; sign-bytes are built in a per-thread scratch buffer (one buffer per verification batch)",
+        models: "Go's sync.Pool for decode buffers (and its misuse lesson: reset before reuse); Rust nodes reusing BytesMut/prost messages instead of decoding into new ones",
+        moves: "allocations per committed tx (process_allocations), CPU in malloc/free",
+    },
 ];
 
 /// Which toggles are on. Field names are the toggle names with `_`.
@@ -90,6 +104,8 @@ pub struct Tuning {
     pub write_batch: bool,
     /// See [`CATALOGUE`].
     pub read_cache: bool,
+    /// See [`CATALOGUE`].
+    pub sharded_state: bool,
     /// See [`CATALOGUE`].
     pub sig_cache: bool,
     /// See [`CATALOGUE`].
@@ -102,6 +118,8 @@ pub struct Tuning {
     pub quiet_log: bool,
     /// See [`CATALOGUE`].
     pub crypto_pool: bool,
+    /// See [`CATALOGUE`].
+    pub buffer_pool: bool,
 }
 
 impl Default for Tuning {
@@ -121,12 +139,14 @@ impl Tuning {
         Tuning {
             write_batch: false,
             read_cache: false,
+            sharded_state: false,
             sig_cache: false,
             sig_batch: false,
             gossip_batch: false,
             recheck_incremental: false,
             quiet_log: false,
             crypto_pool: false,
+            buffer_pool: false,
         }
     }
 
@@ -135,12 +155,14 @@ impl Tuning {
         Tuning {
             write_batch: true,
             read_cache: true,
+            sharded_state: true,
             sig_cache: true,
             sig_batch: true,
             gossip_batch: true,
             recheck_incremental: true,
             quiet_log: true,
             crypto_pool: true,
+            buffer_pool: true,
         }
     }
 
@@ -148,12 +170,14 @@ impl Tuning {
         Ok(match name {
             "write-batch" => &mut self.write_batch,
             "read-cache" => &mut self.read_cache,
+            "sharded-state" => &mut self.sharded_state,
             "sig-cache" => &mut self.sig_cache,
             "sig-batch" => &mut self.sig_batch,
             "gossip-batch" => &mut self.gossip_batch,
             "recheck-incremental" => &mut self.recheck_incremental,
             "quiet-log" => &mut self.quiet_log,
             "crypto-pool" => &mut self.crypto_pool,
+            "buffer-pool" => &mut self.buffer_pool,
             other => return Err(UnknownToggle(other.to_string())),
         })
     }

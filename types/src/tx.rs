@@ -16,6 +16,12 @@ const TX_DOMAIN: &[u8] = b"tpslab/tx/v1\0";
 /// nonce BE || fee BE || u32 BE len(payload) || payload`.
 pub fn sign_bytes(tx: &pb::Tx) -> Vec<u8> {
     let mut out = Vec::with_capacity(TX_DOMAIN.len() + 100 + tx.chain_id.len() + tx.payload.len());
+    sign_bytes_into(tx, &mut out);
+    out
+}
+
+/// Appends [`sign_bytes`] of `tx` to `out`.
+pub fn sign_bytes_into(tx: &pb::Tx, out: &mut Vec<u8>) {
     out.extend_from_slice(TX_DOMAIN);
     out.extend_from_slice(&(tx.chain_id.len() as u32).to_be_bytes());
     out.extend_from_slice(tx.chain_id.as_bytes());
@@ -26,7 +32,6 @@ pub fn sign_bytes(tx: &pb::Tx) -> Vec<u8> {
     out.extend_from_slice(&tx.fee.to_be_bytes());
     out.extend_from_slice(&(tx.payload.len() as u32).to_be_bytes());
     out.extend_from_slice(&tx.payload);
-    out
 }
 
 /// What a transfer moves, before signing.
@@ -91,15 +96,56 @@ pub struct ParsedTx {
     /// signature is cached never needs it).
     pubkey: [u8; 32],
     signature: Signature,
+    /// buffer-pool toggle: `tx` came from the pool and goes back on drop.
+    pooled: bool,
+}
+
+impl Drop for ParsedTx {
+    fn drop(&mut self) {
+        if self.pooled {
+            crate::bufpool::give(std::mem::take(&mut self.tx));
+        }
+    }
 }
 
 impl ParsedTx {
-    /// Decodes `raw` and checks field shapes (key and signature lengths, a valid key point).
+    /// Decodes `raw` into a new message and checks field shapes (key and signature lengths).
     pub fn decode(raw: &[u8]) -> TypesResult<ParsedTx> {
-        let tx = pb::Tx::decode(raw).map_err(|e| TypesError::Malformed {
-            what: "tx",
-            reason: e.to_string(),
-        })?;
+        ParsedTx::decode_with(raw, false)
+    }
+
+    /// [`ParsedTx::decode`], with the buffer-pool toggle: `pooled` decodes into a message
+    /// from the pool (returned when this `ParsedTx` drops) and builds sign-bytes in scratch
+    /// buffers; otherwise every decode and verification allocates afresh.
+    pub fn decode_with(raw: &[u8], pooled: bool) -> TypesResult<ParsedTx> {
+        let malformed = |reason: String| TypesError::Malformed { what: "tx", reason };
+        let tx = if pooled {
+            let mut tx = crate::bufpool::take();
+            if let Err(e) = crate::bufpool::decode_reusing(&mut tx, raw) {
+                crate::bufpool::give(tx);
+                return Err(malformed(e));
+            }
+            tx
+        } else {
+            pb::Tx::decode(raw).map_err(|e| malformed(e.to_string()))?
+        };
+        let mut parsed = ParsedTx {
+            hash: tx_hash(raw),
+            sender: Address::default(),
+            to: Address::default(),
+            size: raw.len(),
+            pubkey: [0; 32],
+            signature: Signature::from_bytes(&[0; 64]),
+            pooled,
+            tx,
+        };
+        // Shape checks after `parsed` owns the message, so a pooled one goes back on error.
+        parsed.check_shapes()?;
+        Ok(parsed)
+    }
+
+    fn check_shapes(&mut self) -> TypesResult<()> {
+        let tx = &self.tx;
         let from: [u8; 32] = tx
             .from
             .as_slice()
@@ -119,15 +165,11 @@ impl ParsedTx {
                     expected: 64,
                     got: tx.signature.len(),
                 })?;
-        Ok(ParsedTx {
-            hash: tx_hash(raw),
-            sender: Address::from_pubkey(&from),
-            to,
-            size: raw.len(),
-            pubkey: from,
-            signature: Signature::from_bytes(&sig),
-            tx,
-        })
+        self.sender = Address::from_pubkey(&from);
+        self.to = to;
+        self.pubkey = from;
+        self.signature = Signature::from_bytes(&sig);
+        Ok(())
     }
 
     /// Checks the tx was made for `chain_id`.
@@ -144,9 +186,21 @@ impl ParsedTx {
 
     /// Verifies the ed25519 signature over the canonical sign-bytes.
     pub fn verify_signature(&self) -> TypesResult<()> {
-        self.key()?
-            .verify_strict(&sign_bytes(&self.tx), &self.signature)
-            .map_err(|_| TypesError::BadSignature)
+        let key = self.key()?;
+        let ok = if self.pooled {
+            crate::bufpool::with_scratch(|buf| {
+                sign_bytes_into(&self.tx, buf);
+                key.verify_strict(buf, &self.signature).is_ok()
+            })
+        } else {
+            key.verify_strict(&sign_bytes(&self.tx), &self.signature)
+                .is_ok()
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(TypesError::BadSignature)
+        }
     }
 
     fn key(&self) -> TypesResult<VerifyingKey> {
@@ -178,11 +232,27 @@ pub fn verify_signatures(txs: &[&ParsedTx], batch: bool) -> Vec<bool> {
         .collect();
     let mut ok: Vec<bool> = keys.iter().map(|k| k.is_some()).collect();
     let idx: Vec<usize> = (0..txs.len()).filter(|&i| ok[i]).collect();
-    let msgs: Vec<Vec<u8>> = idx.iter().map(|&i| sign_bytes(&txs[i].tx)).collect();
-    let msg_refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
     let sigs: Vec<Signature> = idx.iter().map(|&i| txs[i].signature).collect();
     let keys: Vec<VerifyingKey> = idx.iter().filter_map(|&i| keys[i]).collect();
-    if ed25519_dalek::verify_batch(&msg_refs, &sigs, &keys).is_err() {
+    // buffer-pool: all sign-bytes of the batch in one scratch buffer instead of one
+    // allocation each.
+    let verified = if txs.iter().all(|t| t.pooled) {
+        crate::bufpool::with_scratch(|buf| {
+            let mut ends = Vec::with_capacity(idx.len());
+            for &i in &idx {
+                sign_bytes_into(&txs[i].tx, buf);
+                ends.push(buf.len());
+            }
+            let starts = std::iter::once(0).chain(ends.iter().copied());
+            let msg_refs: Vec<&[u8]> = starts.zip(&ends).map(|(s, &e)| &buf[s..e]).collect();
+            ed25519_dalek::verify_batch(&msg_refs, &sigs, &keys).is_ok()
+        })
+    } else {
+        let msgs: Vec<Vec<u8>> = idx.iter().map(|&i| sign_bytes(&txs[i].tx)).collect();
+        let msg_refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+        ed25519_dalek::verify_batch(&msg_refs, &sigs, &keys).is_ok()
+    };
+    if !verified {
         for &i in &idx {
             ok[i] = txs[i].verify_signature().is_ok();
         }

@@ -133,6 +133,20 @@ impl BlockPipeline {
         hash: Hash,
         commit: pb::Commit,
     ) -> ConsensusResult<CommitEvent> {
+        let height = block.header.as_ref().map_or(0, |h| h.height);
+        let txs = block.txs.len() as u64;
+        // Under a stable symbol, so the eBPF commit uprobes time it and report each block.
+        tpslab_probe_points::commit_block(height, txs, || {
+            self.execute_and_commit(block, hash, commit)
+        })
+    }
+
+    fn execute_and_commit(
+        &mut self,
+        block: pb::Block,
+        hash: Hash,
+        commit: pb::Commit,
+    ) -> ConsensusResult<CommitEvent> {
         let last = self
             .db
             .last_committed()

@@ -140,6 +140,11 @@ impl<S: StateView> Mempool<S> {
     /// Admits several txs, in order, as [`Mempool::check_tx`] would one by one; with the
     /// sig-batch toggle their signatures are verified in one batch.
     pub fn check_txs(&self, raws: &[&[u8]]) -> Vec<Result<Hash, CheckTxError>> {
+        // Under a stable symbol, so the eBPF funclatency uprobes can time CheckTx batches.
+        tpslab_probe_points::check_txs(raws.len() as u64, 0, || self.check_batch(raws))
+    }
+
+    fn check_batch(&self, raws: &[&[u8]]) -> Vec<Result<Hash, CheckTxError>> {
         if self.cfg.app == App::KvStore || !self.cfg.sig_batch || raws.len() < 2 {
             return raws.iter().map(|r| self.check_tx(r)).collect();
         }

@@ -333,10 +333,11 @@ impl StateDb {
             record.encode_to_vec(),
         );
         batch.put_cf(self.cf(CF_META)?, META_LAST, committed.encode());
-        self.inner
-            .db
-            .write_opt(batch, &self.inner.write_opts)
-            .map_err(db_err("commit block"))?;
+        let n = write_set.accounts.len() + write_set.kv.len();
+        tpslab_probe_points::write_batch(height, n as u64, || {
+            self.inner.db.write_opt(batch, &self.inner.write_opts)
+        })
+        .map_err(db_err("commit block"))?;
         if let Some(c) = &self.inner.cache {
             c.written(write_set.accounts.iter().map(|(a, acc)| (a, *acc)));
         }

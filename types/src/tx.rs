@@ -236,28 +236,40 @@ pub fn verify_signatures(txs: &[&ParsedTx], batch: bool) -> Vec<bool> {
     let keys: Vec<VerifyingKey> = idx.iter().filter_map(|&i| keys[i]).collect();
     // buffer-pool: all sign-bytes of the batch in one scratch buffer instead of one
     // allocation each.
-    let verified = if txs.iter().all(|t| t.pooled) {
-        crate::bufpool::with_scratch(|buf| {
-            let mut ends = Vec::with_capacity(idx.len());
-            for &i in &idx {
-                sign_bytes_into(&txs[i].tx, buf);
-                ends.push(buf.len());
-            }
-            let starts = std::iter::once(0).chain(ends.iter().copied());
-            let msg_refs: Vec<&[u8]> = starts.zip(&ends).map(|(s, &e)| &buf[s..e]).collect();
-            ed25519_dalek::verify_batch(&msg_refs, &sigs, &keys).is_ok()
-        })
-    } else {
-        let msgs: Vec<Vec<u8>> = idx.iter().map(|&i| sign_bytes(&txs[i].tx)).collect();
-        let msg_refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
-        ed25519_dalek::verify_batch(&msg_refs, &sigs, &keys).is_ok()
-    };
+    let verified = tpslab_probe_points::verify_batch(idx.len() as u64, 0, || {
+        verify_batch(txs, &idx, &sigs, &keys)
+    });
     if !verified {
         for &i in &idx {
             ok[i] = txs[i].verify_signature().is_ok();
         }
     }
     ok
+}
+
+/// One ed25519 batch verification of `txs[idx]`.
+fn verify_batch(
+    txs: &[&ParsedTx],
+    idx: &[usize],
+    sigs: &[Signature],
+    keys: &[VerifyingKey],
+) -> bool {
+    if txs.iter().all(|t| t.pooled) {
+        crate::bufpool::with_scratch(|buf| {
+            let mut ends = Vec::with_capacity(idx.len());
+            for &i in idx {
+                sign_bytes_into(&txs[i].tx, buf);
+                ends.push(buf.len());
+            }
+            let starts = std::iter::once(0).chain(ends.iter().copied());
+            let msg_refs: Vec<&[u8]> = starts.zip(&ends).map(|(s, &e)| &buf[s..e]).collect();
+            ed25519_dalek::verify_batch(&msg_refs, sigs, keys).is_ok()
+        })
+    } else {
+        let msgs: Vec<Vec<u8>> = idx.iter().map(|&i| sign_bytes(&txs[i].tx)).collect();
+        let msg_refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+        ed25519_dalek::verify_batch(&msg_refs, sigs, keys).is_ok()
+    }
 }
 
 #[cfg(test)]

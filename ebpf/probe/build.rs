@@ -1,0 +1,40 @@
+//! Builds the eBPF programs (`ebpf/probes`, nightly + bpf-linker) into OUT_DIR. If that
+//! toolchain is missing the crate still builds, with no programs and the reason recorded, so
+//! tpslab runs without probes and says why instead of failing to compile.
+
+use std::path::PathBuf;
+
+fn main() {
+    let probes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../probes");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    println!("cargo:rerun-if-changed={}", probes.join("src").display());
+    println!("cargo:rerun-if-changed={}", probes.join("Cargo.toml").display());
+    println!("cargo:rerun-if-changed=../common/src");
+    let elf = out.join("tpslab-probes");
+    let result = (|| -> Result<(), String> {
+        // aya-build runs `cargo build --package` in the current directory; the probes crate
+        // is its own workspace (BPF target, nightly), so build from there.
+        std::env::set_current_dir(&probes).map_err(|e| e.to_string())?;
+        let root = probes.to_str().ok_or("non-UTF-8 path")?;
+        aya_build::build_ebpf(
+            [aya_build::Package {
+                name: "tpslab-probes",
+                root_dir: root,
+                ..Default::default()
+            }],
+            aya_build::Toolchain::Nightly,
+        )
+        .map_err(|e| format!("{e:#}"))
+    })();
+    let reason = match result {
+        Ok(()) if elf.exists() => String::new(),
+        Ok(()) => "the eBPF build produced no tpslab-probes object".into(),
+        Err(e) => {
+            println!("cargo:warning=tpslab-probe: eBPF programs not built: {e}");
+            std::fs::write(&elf, b"").expect("write placeholder");
+            e
+        }
+    };
+    let reason = reason.lines().next().unwrap_or("").replace('"', "'");
+    println!("cargo:rustc-env=TPSLAB_PROBES_BUILD_ERROR={reason}");
+}

@@ -50,6 +50,9 @@ pub struct ExperimentArgs {
     /// Skip node0's per-step CPU profile (99 Hz; cheap in a release build, slow in a debug one).
     #[arg(long)]
     no_profile: bool,
+    /// Do not attach the eBPF probes (by default they are attached when running as root).
+    #[arg(long)]
+    no_probes: bool,
 }
 
 pub async fn experiment(a: ExperimentArgs) -> Result<()> {
@@ -78,9 +81,11 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
         quick: a.quick,
         ablation: a.ablation,
         profile: !a.no_profile,
+        probes: !a.no_probes,
     };
     let results = experiment::run(&cfg).await?;
     print!("{}", results.table());
+    print!("{}", experiment::probes_table(&results));
     println!(
         "results: {}  report: {}",
         a.out.join("results.json").display(),

@@ -20,6 +20,7 @@ mod alloc;
 mod experiment_cmd;
 mod load_cmd;
 mod opts_cmd;
+mod probe_cmd;
 mod profile_cmd;
 
 /// tpslab: a Cosmos/Tendermint-style blockchain node simulator with a tuning harness.
@@ -57,6 +58,9 @@ enum Cmd {
     /// CPU profiles (pprof protobuf + flame graph) from running nodes; `profile diff A B`
     /// compares two.
     Profile(profile_cmd::ProfileArgs),
+    /// eBPF probes (run-queue latency, off-CPU, syscalls, function latency, net) on running
+    /// processes; needs root.
+    Probe(probe_cmd::ProbeArgs),
     /// Benchmarks built on the load generator.
     #[command(subcommand)]
     Bench(load_cmd::BenchCmd),
@@ -247,6 +251,7 @@ fn main() -> Result<()> {
         }
         Cmd::Experiment(a) => runtime_mt()?.block_on(experiment_cmd::experiment(a)),
         Cmd::Profile(a) => runtime_mt()?.block_on(profile_cmd::profile(a)),
+        Cmd::Probe(a) => probe_cmd::probe(a),
         Cmd::Bench(b) => runtime_mt()?.block_on(load_cmd::bench(b)),
     }
 }

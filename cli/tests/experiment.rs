@@ -159,6 +159,25 @@ fn quick_experiment_end_to_end() {
     }
     assert_eq!(steps[0]["x_baseline"], 1.0);
 
+    // eBPF probes: attached to every step's validators when running as root (CI does).
+    if tpslab_probe::available().is_ok() {
+        for s in steps {
+            let p = &s["probes"];
+            assert!(p.is_object(), "no probe figures: {s}");
+            // Every validator committed the step's blocks, each seen by the commit uprobe.
+            assert!(p["blocks_seen"].as_u64().unwrap() >= 4, "{p}");
+            assert!(p["committed_txs"].as_f64().unwrap() >= 100.0, "{p}");
+            assert!(p["runq_p99_us"].as_u64().is_some(), "{p}");
+            assert!(p["syscalls_per_tx"].as_f64().unwrap() > 0.0, "{p}");
+            assert!(p["commit_p99_us"].as_f64().is_some(), "{p}");
+        }
+        // The baseline syncs the WAL once per tx, the tuned path once per block.
+        let fsyncs = |i: usize| steps[i]["probes"]["fsyncs_per_tx"].as_f64().unwrap();
+        assert!(fsyncs(0) > fsyncs(1), "{} vs {}", fsyncs(0), fsyncs(1));
+    } else {
+        assert!(r["info"]["probes_note"].is_string());
+    }
+
     // The HTML report is self-contained and holds the charts and the table.
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(
@@ -167,6 +186,7 @@ fn quick_experiment_end_to_end() {
     );
     assert!(html.contains("Committed TPS") && html.contains("Latency CDF"));
     assert!(html.contains("<td>baseline</td>") && html.contains("<td>tuned</td>"));
+    assert!(html.contains("Kernel-side evidence per step"));
     assert!(
         !html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http")
     );

@@ -8,7 +8,10 @@ fn main() {
     let probes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../probes");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     println!("cargo:rerun-if-changed={}", probes.join("src").display());
-    println!("cargo:rerun-if-changed={}", probes.join("Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        probes.join("Cargo.toml").display()
+    );
     println!("cargo:rerun-if-changed=../common/src");
     let elf = out.join("tpslab-probes");
     let result = (|| -> Result<(), String> {

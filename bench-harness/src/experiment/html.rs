@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 use std::path::Path;
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -170,6 +170,7 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
         }
     }
     html.push_str("</table>\n");
+    html.push_str(&super::probes_html(r));
     html.push_str("<h2>CPU profile per step (node0, 99 Hz): what moved</h2>\n<p>Each step's top functions by self time, and the functions whose share of CPU samples moved most against the baseline.</p>\n");
     let base = r
         .steps

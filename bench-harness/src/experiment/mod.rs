@@ -4,7 +4,10 @@
 //! toggle (the ablation). Results go to a table, a JSON file and a self-contained HTML report.
 
 mod html;
+mod probes;
 mod results;
+
+pub use probes::StepProbes;
 
 pub use results::{compare, ExperimentResults, StepResult};
 
@@ -48,6 +51,9 @@ pub struct ExperimentConfig {
     pub ablation: bool,
     /// Take node0's CPU profile in each step (99 Hz).
     pub profile: bool,
+    /// Attach the eBPF probes to each step's validators (needs root; skipped with a note
+    /// otherwise).
+    pub probes: bool,
 }
 
 /// One step to run: a name, the toggle it adds (or removes), and the toggles on.
@@ -122,8 +128,8 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
             cfg.duration
         );
         let dir = cfg.out.join(format!("step{i:02}"));
-        let report = run_step(cfg, step, &dir).await;
-        let report = match report {
+        let report = run_step(cfg, step, &dir, &mut results.info.probes_note).await;
+        let (report, probes) = match report {
             Ok(r) => r,
             Err(e) => {
                 let _ = testnet::down(&dir);
@@ -134,7 +140,16 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
             "      committed TPS {:.0}, P50 {:.0} ms, P99 {:.0} ms",
             report.committed_tps, report.latency_ms.p50, report.latency_ms.p99
         );
-        results.push(step, report);
+        if let Some(p) = &probes {
+            eprintln!(
+                "      eBPF: run queue P99 <= {} us, fsyncs/tx {}, futex us/tx {}, commit P99 {} us",
+                p.runq_p99_us.map_or("-".into(), |v| v.to_string()),
+                p.fsyncs_per_tx.map_or("-".into(), |v| format!("{v:.3}")),
+                p.futex_us_per_tx.map_or("-".into(), |v| format!("{v:.0}")),
+                p.commit_p99_us.map_or("-".into(), |v| format!("{v:.0}"))
+            );
+        }
+        results.push(step, report, probes);
         // Keep what was measured so far, in case a later step fails.
         results.save(&cfg.out)?;
     }
@@ -142,7 +157,12 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
     Ok(results)
 }
 
-async fn run_step(cfg: &ExperimentConfig, step: &Step, dir: &Path) -> Result<crate::LoadReport> {
+async fn run_step(
+    cfg: &ExperimentConfig,
+    step: &Step,
+    dir: &Path,
+    probes_note: &mut Option<String>,
+) -> Result<(crate::LoadReport, Option<StepProbes>)> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
@@ -185,7 +205,29 @@ async fn run_step(cfg: &ExperimentConfig, step: &Step, dir: &Path) -> Result<cra
         watch,
         progress: false,
     };
+    // Kernel-side evidence for the whole load; a machine without root/BTF runs on without.
+    let mut session = None;
+    if cfg.probes && probes_note.is_none() {
+        let pids: Vec<u32> = file.nodes.iter().filter_map(testnet::node_pid).collect();
+        match probes::Session::start(pids).await {
+            Ok(s) => session = Some(s),
+            Err(e) => {
+                eprintln!("      no eBPF probes: {e}");
+                *probes_note = Some(e);
+            }
+        }
+    }
     let report = run_load(&load).await;
+    let probes = match session {
+        Some(s) => match s.finish().await {
+            Ok(r) => Some(StepProbes::from_report(&r)),
+            Err(e) => {
+                eprintln!("      eBPF probes failed: {e}");
+                None
+            }
+        },
+        None => None,
+    };
     let check = testnet::check(dir).await;
     testnet::down(dir)?;
     let report = report?;
@@ -194,7 +236,7 @@ async fn run_step(cfg: &ExperimentConfig, step: &Step, dir: &Path) -> Result<cra
     for n in &file.nodes {
         let _ = std::fs::remove_dir_all(n.home.join("data"));
     }
-    Ok(report)
+    Ok((report, probes))
 }
 
 async fn wait_for_height(addr: &str, height: u64, timeout: Duration) -> Result<()> {
@@ -215,6 +257,58 @@ async fn wait_for_height(addr: &str, height: u64, timeout: Duration) -> Result<(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The report's eBPF section: a table per step, or why the probes did not run.
+fn probes_html(r: &ExperimentResults) -> String {
+    let mut h =
+        String::from("<h2>Kernel-side evidence per step (eBPF probes on all validators)</h2>\n");
+    let rows = probes::rows(&r.steps);
+    if rows.is_empty() {
+        let why = r
+            .info
+            .probes_note
+            .as_deref()
+            .unwrap_or("not requested (--no-probes)");
+        h.push_str(&format!("<p>No probe figures: {}</p>\n", html::esc(why)));
+        return h;
+    }
+    h.push_str("<p>Run-queue latency (wakeup to running, log2 bucket upper bounds), off-CPU share of thread time, syscalls and futex time per committed tx (all validators together), and uprobe latency of block commit and CheckTx batches. Probes cover warm-up, window and drain.</p>\n<table><tr>");
+    for c in probes::HEADINGS {
+        h.push_str(&format!("<th>{c}</th>"));
+    }
+    h.push_str("</tr>\n");
+    for row in rows {
+        h.push_str("<tr>");
+        for c in row {
+            h.push_str(&format!("<td>{}</td>", html::esc(&c)));
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</table>\n");
+    h
+}
+
+/// The kernel-side figures as a markdown table (empty when the probes did not run).
+pub fn probes_table(r: &ExperimentResults) -> String {
+    let rows = probes::rows(&r.steps);
+    if rows.is_empty() {
+        return r
+            .info
+            .probes_note
+            .as_ref()
+            .map(|n| format!("\nno eBPF probe figures: {n}\n"))
+            .unwrap_or_default();
+    }
+    let mut s = format!(
+        "\n| {} |\n|{}\n",
+        probes::HEADINGS.join(" | "),
+        "---|".repeat(probes::HEADINGS.len())
+    );
+    for row in rows {
+        s.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    s
 }
 
 #[cfg(test)]

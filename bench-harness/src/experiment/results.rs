@@ -1,6 +1,7 @@
 //! What an experiment measured: per-step reports, the seed-style table, results.json, and the
 //! comparison of two runs.
 
+use super::StepProbes;
 use super::{ExperimentConfig, Step};
 use crate::report::LoadReport;
 use anyhow::{Context, Result};
@@ -38,6 +39,9 @@ pub struct StepResult {
     pub profile_top: Vec<crate::profile::FunctionShare>,
     /// The full load report.
     pub report: LoadReport,
+    /// Kernel-side figures from the eBPF probes (None when they could not run).
+    #[serde(default)]
+    pub probes: Option<StepProbes>,
 }
 
 /// The machine and parameters of a run, for the report and for comparisons.
@@ -69,6 +73,9 @@ pub struct RunInfo {
     pub block_interval_ms: u64,
     /// When it ran (Unix seconds).
     pub started_unix: u64,
+    /// Why the eBPF probes did not run, if they did not.
+    #[serde(default)]
+    pub probes_note: Option<String>,
 }
 
 /// Everything an experiment measured.
@@ -117,12 +124,13 @@ impl ExperimentResults {
                 started_unix: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
+                probes_note: None,
             },
             steps: Vec::new(),
         }
     }
 
-    pub(super) fn push(&mut self, step: &Step, report: LoadReport) {
+    pub(super) fn push(&mut self, step: &Step, report: LoadReport, probes: Option<StepProbes>) {
         let base = self.steps.first().map_or(report.committed_tps, |b| b.tps);
         let cpu: f64 = report.resources.iter().filter_map(|r| r.cpu_pct).sum();
         let allocs: Option<u64> = report.resources.iter().map(|r| r.allocations).sum();
@@ -163,6 +171,7 @@ impl ExperimentResults {
                 0.0
             },
             report,
+            probes,
         });
     }
 

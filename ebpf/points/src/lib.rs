@@ -27,13 +27,15 @@ fn through<R>(f: impl FnOnce() -> R, run: impl FnOnce(&mut &mut dyn FnMut())) ->
 }
 
 macro_rules! point {
-    ($(#[$doc:meta])* $sym:ident, $wrapper:ident) => {
+    ($(#[$doc:meta])* $sym:ident, $wrapper:ident, $id:literal) => {
         #[doc(hidden)]
         #[no_mangle]
         #[inline(never)]
         #[allow(improper_ctypes_definitions)]
         pub extern "C" fn $sym(a: u64, b: u64, run: &mut &mut dyn FnMut()) {
-            std::hint::black_box((a, b));
+            // A distinct constant per point: identical bodies would be folded into one
+            // function by LLVM or the linker, and all four symbols would share an address.
+            std::hint::black_box((a, b, $id));
             run()
         }
 
@@ -48,22 +50,26 @@ macro_rules! point {
 point!(
     /// A block's execution and commit (`a` = height, `b` = txs).
     tpslab_probe_commit_block,
-    commit_block
+    commit_block,
+    0u64
 );
 point!(
     /// One CheckTx batch (`a` = txs).
     tpslab_probe_check_txs,
-    check_txs
+    check_txs,
+    1u64
 );
 point!(
     /// One batch signature verification (`a` = signatures).
     tpslab_probe_verify_batch,
-    verify_batch
+    verify_batch,
+    2u64
 );
 point!(
     /// One state write batch (`a` = height, `b` = accounts written).
     tpslab_probe_write_batch,
-    write_batch
+    write_batch,
+    3u64
 );
 
 #[cfg(test)]

@@ -32,14 +32,44 @@ pub struct Probes {
 
 const TRACEPOINTS: &[(ProbeKind, &str, &str, &str)] = &[
     (ProbeKind::Runqlat, "sched_wakeup", "sched", "sched_wakeup"),
-    (ProbeKind::Runqlat, "sched_wakeup_new", "sched", "sched_wakeup_new"),
+    (
+        ProbeKind::Runqlat,
+        "sched_wakeup_new",
+        "sched",
+        "sched_wakeup_new",
+    ),
     (ProbeKind::Runqlat, "sched_switch", "sched", "sched_switch"),
-    (ProbeKind::Syscalls, "sys_enter", "raw_syscalls", "sys_enter"),
+    (
+        ProbeKind::Syscalls,
+        "sys_enter",
+        "raw_syscalls",
+        "sys_enter",
+    ),
     (ProbeKind::Syscalls, "sys_exit", "raw_syscalls", "sys_exit"),
-    (ProbeKind::Net, "netif_receive_skb", "net", "netif_receive_skb"),
-    (ProbeKind::Net, "tcp_retransmit_skb", "tcp", "tcp_retransmit_skb"),
-    (ProbeKind::Net, "direct_reclaim_begin", "vmscan", "mm_vmscan_direct_reclaim_begin"),
-    (ProbeKind::Net, "direct_reclaim_end", "vmscan", "mm_vmscan_direct_reclaim_end"),
+    (
+        ProbeKind::Net,
+        "netif_receive_skb",
+        "net",
+        "netif_receive_skb",
+    ),
+    (
+        ProbeKind::Net,
+        "tcp_retransmit_skb",
+        "tcp",
+        "tcp_retransmit_skb",
+    ),
+    (
+        ProbeKind::Net,
+        "direct_reclaim_begin",
+        "vmscan",
+        "mm_vmscan_direct_reclaim_begin",
+    ),
+    (
+        ProbeKind::Net,
+        "direct_reclaim_end",
+        "vmscan",
+        "mm_vmscan_direct_reclaim_end",
+    ),
 ];
 
 /// uprobe programs per function id (`FUNCS` order): entry, return.
@@ -67,7 +97,8 @@ impl Probes {
         }
         env::check_layout()?;
         env::raise_memlock();
-        let mut bpf = Ebpf::load(PROGRAMS).map_err(|e| ProbeError::kernel("loading programs", e))?;
+        let mut bpf =
+            Ebpf::load(PROGRAMS).map_err(|e| ProbeError::kernel("loading programs", e))?;
         {
             let mut pids: HashMap<_, u32, u32> = map(&mut bpf, "PIDS")?;
             for (slot, t) in targets.iter().enumerate() {
@@ -158,12 +189,15 @@ impl Probes {
         let mut syscalls: Vec<Vec<SyscallStat>> = vec![Vec::new(); n as usize];
         {
             let stats: PerCpuHashMap<_, SysKey, SysStat> = PerCpuHashMap::try_from(
-                self.bpf.map("SYS_STATS").ok_or_else(|| missing("SYS_STATS"))?,
+                self.bpf
+                    .map("SYS_STATS")
+                    .ok_or_else(|| missing("SYS_STATS"))?,
             )
             .map_err(|e| ProbeError::kernel("SYS_STATS", e))?;
             for entry in stats.iter() {
                 let (key, values) = entry.map_err(|e| ProbeError::kernel("SYS_STATS", e))?;
-                if key.slot >= n {
+                // nr -1: a task leaving the kernel outside a syscall (signal return, restart).
+                if key.slot >= n || key.nr == u32::MAX {
                     continue;
                 }
                 let (count, total_ns) = values
@@ -192,7 +226,7 @@ impl Probes {
                 let s = slot as u32;
                 let c = |k| counters[counter_idx(s, k) as usize];
                 let mut sys = std::mem::take(&mut syscalls[slot]);
-                sys.sort_by(|a, b| b.total_ns.cmp(&a.total_ns));
+                sys.sort_by_key(|s| std::cmp::Reverse(s.total_ns));
                 ProcReport {
                     pid,
                     runq: Log2Hist::new("usecs", slice(&runq, runq_idx(s, 0))),
@@ -255,7 +289,12 @@ fn sum_range(bpf: &Ebpf, name: &str, len: u32) -> Result<Vec<u64>, ProbeError> {
         .collect()
 }
 
-fn attach_tracepoint(bpf: &mut Ebpf, prog: &str, category: &str, name: &str) -> Result<(), ProbeError> {
+fn attach_tracepoint(
+    bpf: &mut Ebpf,
+    prog: &str,
+    category: &str,
+    name: &str,
+) -> Result<(), ProbeError> {
     let p: &mut TracePoint = bpf
         .program_mut(prog)
         .ok_or_else(|| missing(prog))?
@@ -311,5 +350,6 @@ fn threads(pid: u32) -> Vec<u32> {
 }
 
 fn syscall_name(nr: u32) -> String {
-    syscalls::Sysno::new(nr as usize).map_or_else(|| format!("syscall_{nr}"), |s| s.name().to_string())
+    syscalls::Sysno::new(nr as usize)
+        .map_or_else(|| format!("syscall_{nr}"), |s| s.name().to_string())
 }

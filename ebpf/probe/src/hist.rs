@@ -65,11 +65,7 @@ impl Log2Hist {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let max = self.counts.iter().copied().max().unwrap_or(0).max(1);
-        let _ = writeln!(
-            out,
-            "{:>22} : count    distribution",
-            self.unit
-        );
+        let _ = writeln!(out, "{:>22} : count    distribution", self.unit);
         let first = self.counts.iter().position(|c| *c > 0).unwrap_or(0);
         for (b, c) in self.counts.iter().enumerate().skip(first) {
             let lo = if b == 0 { 0 } else { 1u64 << b };

@@ -123,16 +123,27 @@ fn funclatency_times_each_call_and_commit_sends_block_records() {
     for i in 0..N {
         tpslab_probe_points::check_txs(i, 0, || std::hint::black_box(i * 2));
     }
+    for i in 0..3u64 {
+        tpslab_probe_points::write_batch(i, 0, || ());
+    }
     for h in 1..=5u64 {
-        tpslab_probe_points::commit_block(h, 100 + h, || std::thread::sleep(Duration::from_millis(2)));
+        tpslab_probe_points::commit_block(h, 100 + h, || {
+            std::thread::sleep(Duration::from_millis(2))
+        });
     }
     let report = probes.read().unwrap();
     let p = &report.procs[0];
     assert_eq!(p.func("check_txs").unwrap().hist.total(), N);
+    // Each symbol is its own function (not folded into one address with the others).
+    assert_eq!(p.func("write_batch").unwrap().hist.total(), 3);
     let commit = p.func("commit_block").unwrap();
     assert_eq!(commit.hist.total(), 5);
     // Each commit slept 2 ms: its latency bucket is at least 2^20 ns.
-    assert!(commit.hist.quantile(0.5).unwrap() >= 1 << 21, "{:?}", commit.hist);
+    assert!(
+        commit.hist.quantile(0.5).unwrap() >= 1 << 21,
+        "{:?}",
+        commit.hist
+    );
     let mine: Vec<_> = report.blocks.iter().filter(|b| b.pid == me).collect();
     assert_eq!(mine.len(), 5, "{:?}", report.blocks);
     for (b, h) in mine.iter().zip(1..) {
@@ -157,7 +168,11 @@ fn runqlat_sees_threads_waiting_for_a_cpu_and_offcpu_sees_sleep() {
     let p = &report.procs[0];
     // Three threads sharing one CPU for 400 ms: many waits, the long ones a scheduler slice.
     assert!(p.runq.total() >= 3, "{:?}", p.runq);
-    assert!(p.runq.quantile(0.99).unwrap() >= 1_000, "{}", p.runq.render());
+    assert!(
+        p.runq.quantile(0.99).unwrap() >= 1_000,
+        "{}",
+        p.runq.render()
+    );
     assert!(p.offcpu.runq_ns >= 200_000_000, "{:?}", p.offcpu);
     assert!(p.offcpu.oncpu_ns >= 300_000_000, "{:?}", p.offcpu);
     // The main thread slept 200 ms after joining.

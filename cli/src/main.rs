@@ -21,6 +21,7 @@ mod experiment_cmd;
 mod load_cmd;
 mod opts_cmd;
 mod probe_cmd;
+mod probe_serve;
 mod profile_cmd;
 
 /// tpslab: a Cosmos/Tendermint-style blockchain node simulator with a tuning harness.

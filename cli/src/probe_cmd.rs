@@ -26,6 +26,11 @@ pub struct ProbeArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Instead of printing at the end, serve the figures as Prometheus metrics on this
+    /// address (host:port) for the whole --duration: block commits from the kernel side,
+    /// run-queue/on/off-CPU time, syscall counts and time.
+    #[arg(long)]
+    serve: Option<String>,
 }
 
 pub fn probe(a: ProbeArgs) -> Result<()> {
@@ -57,6 +62,9 @@ pub fn probe(a: ProbeArgs) -> Result<()> {
             kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
             a.duration.as_secs_f64()
         );
+    }
+    if let Some(addr) = &a.serve {
+        return crate::probe_serve::serve(probes, addr, a.duration);
     }
     // Drain block records as they come so the ring buffer never fills on long runs.
     let end = std::time::Instant::now() + a.duration;

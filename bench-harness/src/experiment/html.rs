@@ -125,11 +125,13 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
     html.push_str("<h2>Steps</h2>\n<table><tr><th>step</th><th>toggles on</th><th>TPS</th><th>P50 ms</th><th>P99 ms</th><th>CPU %</th><th>allocs/tx</th><th>lock wait us/tx</th><th>x baseline</th><th>sent</th><th>committed</th><th>rejected</th></tr>\n");
     for s in &r.steps {
         html.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{:.2}x</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{}{:.0}</td><td>{}{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{:.2}x</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             esc(&s.name),
             esc(&s.enabled.join(", ")),
             s.tps,
+            esc(s.bound()),
             s.p50_ms,
+            esc(s.bound()),
             s.p99_ms,
             s.cpu_pct,
             s.allocs_per_tx.map_or("-".into(), |a| format!("{a:.0}")),

@@ -34,6 +34,11 @@ pub struct StepResult {
     pub lock_wait_us_per_tx: Option<f64>,
     /// TPS relative to the baseline step.
     pub x_baseline: f64,
+    /// No tx sent in the window committed before the drain ended: `p50_ms`/`p99_ms` are then
+    /// lower bounds (a tx sent at time t of the window waited at least until the drain's
+    /// end), never a measured 0.
+    #[serde(default)]
+    pub latency_censored: bool,
     /// node0's top functions by self time in the window (99 Hz CPU profile).
     #[serde(default)]
     pub profile_top: Vec<crate::profile::FunctionShare>,
@@ -73,6 +78,9 @@ pub struct RunInfo {
     pub block_interval_ms: u64,
     /// When it ran (Unix seconds).
     pub started_unix: u64,
+    /// How long the load waited for commits after each window, seconds.
+    #[serde(default)]
+    pub drain_secs: f64,
     /// Why the eBPF probes did not run, if they did not.
     #[serde(default)]
     pub probes_note: Option<String>,
@@ -95,6 +103,17 @@ fn read_first_line(path: &str, key: &str) -> Option<String> {
         .find(|l| l.starts_with(key))
         .and_then(|l| l.split(':').nth(1))
         .map(|v| v.trim().to_string())
+}
+
+impl StepResult {
+    /// `>` before latencies that are lower bounds (see `latency_censored`).
+    pub fn bound(&self) -> &'static str {
+        if self.latency_censored {
+            ">"
+        } else {
+            ""
+        }
+    }
 }
 
 impl ExperimentResults {
@@ -125,6 +144,7 @@ impl ExperimentResults {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
                 probes_note: None,
+                drain_secs: cfg.drain.as_secs_f64(),
             },
             steps: Vec::new(),
         }
@@ -135,6 +155,14 @@ impl ExperimentResults {
         let cpu: f64 = report.resources.iter().filter_map(|r| r.cpu_pct).sum();
         let allocs: Option<u64> = report.resources.iter().map(|r| r.allocations).sum();
         let committed_in_window = report.committed_tps * report.duration_secs;
+        let censored = report.committed == 0 && report.accepted > 0;
+        let (p50_ms, p99_ms) = if censored {
+            let d = report.duration_secs;
+            let drain = self.info.drain_secs;
+            (1000.0 * (0.5 * d + drain), 1000.0 * (0.99 * d + drain))
+        } else {
+            (report.latency_ms.p50, report.latency_ms.p99)
+        };
         let allocs_per_tx = allocs
             .filter(|a| *a > 0 && committed_in_window >= 1.0)
             .map(|a| a as f64 / committed_in_window);
@@ -149,8 +177,9 @@ impl ExperimentResults {
                 .map(|s| s.to_string())
                 .collect(),
             tps: report.committed_tps,
-            p50_ms: report.latency_ms.p50,
-            p99_ms: report.latency_ms.p99,
+            p50_ms,
+            p99_ms,
+            latency_censored: censored,
             cpu_pct: cpu,
             allocs_per_tx,
             lock_wait_us_per_tx: report
@@ -202,11 +231,13 @@ impl ExperimentResults {
                 _ => "-".into(),
             };
             s.push_str(&format!(
-                "| {} | {} | {:.0} | {:.0} ms | {:.0} ms | {:.0} | {} | {:.2}x |\n",
+                "| {} | {} | {:.0} | {}{:.0} ms | {}{:.0} ms | {:.0} | {} | {:.2}x |\n",
                 st.name,
                 toggle,
                 st.tps,
+                st.bound(),
                 st.p50_ms,
+                st.bound(),
                 st.p99_ms,
                 st.cpu_pct,
                 st.allocs_per_tx.map_or("-".into(), |a| format!("{a:.0}")),
@@ -215,13 +246,15 @@ impl ExperimentResults {
         }
         if let (Some(b), Some(t)) = (self.baseline(), self.tuned()) {
             s.push_str(&format!(
-                "\ntuned vs baseline at {} tx/s offered: {:.2}x committed TPS ({:.0} vs {:.0}), P99 {:.0} ms vs {:.0} ms (1/{:.1})\n",
+                "\ntuned vs baseline at {} tx/s offered: {:.2}x committed TPS ({:.0} vs {:.0}), P99 {:.0} ms vs {}{:.0} ms ({}1/{:.1})\n",
                 self.info.rate,
                 t.tps / b.tps.max(1e-9),
                 t.tps,
                 b.tps,
                 t.p99_ms,
+                b.bound(),
                 b.p99_ms,
+                if b.latency_censored { "at least " } else { "" },
                 b.p99_ms / t.p99_ms.max(1e-9)
             ));
         }

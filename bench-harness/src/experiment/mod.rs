@@ -273,7 +273,7 @@ fn probes_html(r: &ExperimentResults) -> String {
         h.push_str(&format!("<p>No probe figures: {}</p>\n", html::esc(why)));
         return h;
     }
-    h.push_str("<p>Run-queue latency (wakeup to running, log2 bucket upper bounds), off-CPU share of thread time, syscalls and futex time per committed tx (all validators together), and uprobe latency of block commit and CheckTx batches. Probes cover warm-up, window and drain.</p>\n<table><tr>");
+    h.push_str("<p>Run-queue latency (wakeup to running, log2 bucket upper bounds), off-CPU share of thread time, syscalls and futex time per committed tx (all validators together), and uprobe latency of block commit and CheckTx batches. Probes cover warm-up, window and drain. They cost most where syscalls and context switches are many (the naive steps): for headline TPS ratios run with --no-probes.</p>\n<table><tr>");
     for c in probes::HEADINGS {
         h.push_str(&format!("<th>{c}</th>"));
     }
@@ -301,7 +301,9 @@ pub fn probes_table(r: &ExperimentResults) -> String {
             .unwrap_or_default();
     }
     let mut s = format!(
-        "\n| {} |\n|{}\n",
+        "\neBPF probes were attached in every step; they cost most where syscalls and context \
+         switches are many (the naive steps), so for headline TPS ratios use --no-probes.\n\n\
+         | {} |\n|{}\n",
         probes::HEADINGS.join(" | "),
         "---|".repeat(probes::HEADINGS.len())
     );

@@ -31,8 +31,32 @@ pub struct FunctionShare {
     pub total_share: f64,
 }
 
-/// Decodes a pprof protobuf and returns each function's self and total share, by self share.
+/// `pb` gzip-compressed, as pprof's own tools write profiles (`.pb.gz`).
+pub fn gzip(pb: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(pb)?;
+    Ok(enc.finish()?)
+}
+
+/// The raw protobuf of a profile that may be gzip-compressed.
+fn gunzipped(pb: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+    use std::io::Read;
+    if !pb.starts_with(&[0x1f, 0x8b]) {
+        return Ok(std::borrow::Cow::Borrowed(pb));
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(pb)
+        .read_to_end(&mut out)
+        .context("not a valid gzip stream")?;
+    Ok(std::borrow::Cow::Owned(out))
+}
+
+/// Decodes a pprof protobuf (raw or gzipped) and returns each function's self and total
+/// share, by self share.
 pub fn functions(pb: &[u8]) -> Result<Vec<FunctionShare>> {
+    let pb = gunzipped(pb)?;
+    let pb: &[u8] = &pb;
     let p = Profile::decode(pb).context("not a pprof protobuf profile")?;
     let s = |i: i64| p.string_table.get(i as usize).cloned().unwrap_or_default();
     let fn_name: HashMap<u64, String> = p.function.iter().map(|f| (f.id, s(f.name))).collect();

@@ -24,7 +24,7 @@ pub struct ProfileArgs {
     /// Samples per second.
     #[arg(long, default_value_t = 99)]
     frequency: u32,
-    /// Where `<node>.pb` and `<node>.svg` go.
+    /// Where `<node>.pb.gz` and `<node>.svg` go.
     #[arg(long, default_value = "profiles")]
     out: PathBuf,
 }
@@ -33,9 +33,9 @@ pub struct ProfileArgs {
 enum ProfileCmd {
     /// Top functions by self share in two profiles, and how they moved from A to B.
     Diff {
-        /// The first profile (.pb).
+        /// The first profile (.pb or .pb.gz).
         a: PathBuf,
-        /// The second profile (.pb).
+        /// The second profile (.pb or .pb.gz).
         b: PathBuf,
         /// Rows to show.
         #[arg(long, default_value_t = 20)]
@@ -82,8 +82,8 @@ pub async fn profile(a: ProfileArgs) -> Result<()> {
         .collect();
     for t in tasks {
         let (name, pb, svg) = t.await.context("profile task")??;
-        let pb_path = a.out.join(format!("{name}.pb"));
-        std::fs::write(&pb_path, &pb)?;
+        let pb_path = a.out.join(format!("{name}.pb.gz"));
+        std::fs::write(&pb_path, tpslab_bench::profile::gzip(&pb)?)?;
         std::fs::write(a.out.join(format!("{name}.svg")), &svg)?;
         println!(
             "{name}: {} and {name}.svg; top functions by self time:",

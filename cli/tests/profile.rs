@@ -62,7 +62,8 @@ async fn profile_of_a_node_under_load() {
         String::from_utf8_lossy(&out.stderr)
     );
     let name = metrics.replace([':', '.'], "_");
-    let pb = std::fs::read(out_dir.join(format!("{name}.pb"))).unwrap();
+    let pb = std::fs::read(out_dir.join(format!("{name}.pb.gz"))).unwrap();
+    assert_eq!(&pb[..2], &[0x1f, 0x8b], "gzip");
     let funcs = tpslab_bench::profile::functions(&pb).unwrap();
     assert!(!funcs.is_empty());
     assert!(
@@ -74,7 +75,7 @@ async fn profile_of_a_node_under_load() {
     assert!(svg.contains("<svg"), "{}", &svg[..svg.len().min(200)]);
     assert!(stdout.contains("top functions by self time"), "{stdout}");
 
-    let pb_path = out_dir.join(format!("{name}.pb"));
+    let pb_path = out_dir.join(format!("{name}.pb.gz"));
     let diff = Command::new(bin())
         .args(["profile", "diff"])
         .arg(&pb_path)

@@ -55,6 +55,9 @@ pub struct NodeResources {
     /// Top functions of the CPU profile taken in the window (when asked for).
     #[serde(default)]
     pub profile_top: Vec<crate::profile::FunctionShare>,
+    /// That CPU profile (pprof protobuf), for flame graphs; not serialized.
+    #[serde(skip)]
+    pub profile_pb: Option<Vec<u8>>,
 }
 
 /// Clock ticks per second of /proc times (USER_HZ, 100 on every mainstream Linux).
@@ -259,8 +262,13 @@ impl Monitor {
         let _ = self.stop.send(true);
         let mut by_index = self.task.await.unwrap_or_default();
         for (i, task) in self.profiles {
+            let mut raw = None;
             let top = match task.await {
-                Ok(Ok(pb)) => crate::profile::functions(&pb).unwrap_or_default(),
+                Ok(Ok(pb)) => {
+                    let top = crate::profile::functions(&pb).unwrap_or_default();
+                    raw = Some(pb);
+                    top
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "profile failed");
                     Vec::new()
@@ -269,6 +277,7 @@ impl Monitor {
             };
             if let Some(r) = by_index.get_mut(&i) {
                 r.profile_top = top.into_iter().take(30).collect();
+                r.profile_pb = raw;
             }
         }
         (0..self.watched.len())

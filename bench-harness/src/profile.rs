@@ -52,15 +52,13 @@ fn gunzipped(pb: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
     Ok(std::borrow::Cow::Owned(out))
 }
 
-/// Decodes a pprof protobuf (raw or gzipped) and returns each function's self and total
-/// share, by self share.
-pub fn functions(pb: &[u8]) -> Result<Vec<FunctionShare>> {
+/// A decoded profile and each location's function names (innermost inlined frame first).
+fn decode(pb: &[u8]) -> Result<(Profile, HashMap<u64, Vec<String>>)> {
     let pb = gunzipped(pb)?;
-    let pb: &[u8] = &pb;
-    let p = Profile::decode(pb).context("not a pprof protobuf profile")?;
+    let p = Profile::decode(&*pb).context("not a pprof protobuf profile")?;
     let s = |i: i64| p.string_table.get(i as usize).cloned().unwrap_or_default();
     let fn_name: HashMap<u64, String> = p.function.iter().map(|f| (f.id, s(f.name))).collect();
-    let loc_fns: HashMap<u64, Vec<String>> = p
+    let loc_fns = p
         .location
         .iter()
         .map(|l| {
@@ -72,6 +70,41 @@ pub fn functions(pb: &[u8]) -> Result<Vec<FunctionShare>> {
             (l.id, names)
         })
         .collect();
+    Ok((p, loc_fns))
+}
+
+/// A flame graph (SVG, drawn by inferno) of a pprof profile: each sample's stack folded root
+/// first, as `flamegraph.pl` takes it.
+pub fn flamegraph(pb: &[u8], title: &str) -> Result<String> {
+    let (p, loc_fns) = decode(pb)?;
+    let mut folded: HashMap<String, i64> = HashMap::new();
+    for sample in &p.sample {
+        let n = sample.value.first().copied().unwrap_or(1);
+        let frames: Vec<&str> = sample
+            .location_id
+            .iter()
+            .rev()
+            .flat_map(|loc| loc_fns.get(loc).into_iter().flatten().rev())
+            .map(|name| name.as_str())
+            .collect();
+        if !frames.is_empty() {
+            *folded.entry(frames.join(";")).or_default() += n;
+        }
+    }
+    anyhow::ensure!(!folded.is_empty(), "the profile has no samples");
+    let lines: Vec<String> = folded.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let mut opts = inferno::flamegraph::Options::default();
+    opts.title = title.to_string();
+    let mut svg = Vec::new();
+    inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), &mut svg)
+        .context("drawing the flame graph")?;
+    String::from_utf8(svg).context("flame graph is not UTF-8")
+}
+
+/// Decodes a pprof protobuf (raw or gzipped) and returns each function's self and total
+/// share, by self share.
+pub fn functions(pb: &[u8]) -> Result<Vec<FunctionShare>> {
+    let (p, loc_fns) = decode(pb)?;
     let mut selfc: HashMap<String, i64> = HashMap::new();
     let mut totalc: HashMap<String, i64> = HashMap::new();
     let mut all = 0i64;
@@ -150,4 +183,67 @@ pub fn diff(a: &[FunctionShare], b: &[FunctionShare], top: usize) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pprof::protos::{Function, Line, Location, Sample};
+
+    /// main -> verify (3 samples), main -> commit (1 sample).
+    fn profile() -> Vec<u8> {
+        let strings = ["", "main", "verify", "commit"];
+        let function = (1..=3)
+            .map(|i| Function {
+                id: i,
+                name: i as i64,
+                ..Default::default()
+            })
+            .collect();
+        let location = (1..=3)
+            .map(|i| Location {
+                id: i,
+                line: vec![Line {
+                    function_id: i,
+                    line: 0,
+                }],
+                ..Default::default()
+            })
+            .collect();
+        let sample = vec![
+            Sample {
+                location_id: vec![2, 1],
+                value: vec![3],
+                ..Default::default()
+            },
+            Sample {
+                location_id: vec![3, 1],
+                value: vec![1],
+                ..Default::default()
+            },
+        ];
+        Profile {
+            function,
+            location,
+            sample,
+            string_table: strings.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn shares_and_flame_graph_from_a_profile_raw_or_gzipped() {
+        let pb = profile();
+        for bytes in [pb.clone(), gzip(&pb).unwrap()] {
+            let f = functions(&bytes).unwrap();
+            let verify = f.iter().find(|f| f.name == "verify").unwrap();
+            assert_eq!(verify.self_share, 0.75);
+            let main = f.iter().find(|f| f.name == "main").unwrap();
+            assert_eq!((main.self_share, main.total_share), (0.0, 1.0));
+        }
+        let svg = flamegraph(&pb, "test").unwrap();
+        assert!(svg.contains("<svg") && svg.contains("verify") && svg.contains("commit"));
+        assert!(flamegraph(&Profile::default().encode_to_vec(), "empty").is_err());
+    }
 }

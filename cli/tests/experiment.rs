@@ -106,6 +106,7 @@ fn quick_experiment_end_to_end() {
         // Unwinding in a debug build is slow enough to stall a profiled node; profiling has
         // its own test (profile.rs).
         "--no-profile",
+        "--probes",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

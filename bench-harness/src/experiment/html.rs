@@ -173,6 +173,7 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
     }
     html.push_str("</table>\n");
     html.push_str(&super::probes_html(r));
+    html.push_str(&flames(r, path.parent().unwrap_or(Path::new("."))));
     html.push_str("<h2>CPU profile per step (node0, 99 Hz): what moved</h2>\n<p>Each step's top functions by self time, and the functions whose share of CPU samples moved most against the baseline.</p>\n");
     let base = r
         .steps
@@ -211,4 +212,32 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
     }
     html.push_str("</body></html>\n");
     std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Each step's node0 flame graph, inlined as an image (the SVG's own script stays inert, the
+/// report needs nothing from the network).
+fn flames(r: &ExperimentResults, out: &Path) -> String {
+    use base64::Engine as _;
+    let mut h = String::from("<h2>Flame graph per step (node0, 99 Hz CPU profile)</h2>\n");
+    let mut any = false;
+    for s in &r.steps {
+        let Some(svg) = s
+            .flame_svg
+            .as_ref()
+            .and_then(|f| std::fs::read(out.join(f)).ok())
+        else {
+            continue;
+        };
+        any = true;
+        h.push_str(&format!(
+            "<details><summary>{}</summary><img alt=\"flame graph of {}\" style=\"width:100%\" src=\"data:image/svg+xml;base64,{}\"></details>\n",
+            esc(&s.name),
+            esc(&s.name),
+            base64::engine::general_purpose::STANDARD.encode(svg)
+        ));
+    }
+    if !any {
+        h.push_str("<p>No CPU profiles in this run (--no-profile).</p>\n");
+    }
+    h
 }

@@ -149,7 +149,11 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
                 p.commit_p99_us.map_or("-".into(), |v| format!("{v:.0}"))
             );
         }
+        let flame = write_flame(&report, &dir, &step.name);
         results.push(step, report, probes);
+        if let (Some(s), Some(f)) = (results.steps.last_mut(), flame) {
+            s.flame_svg = Some(format!("step{i:02}/{f}"));
+        }
         // Keep what was measured so far, in case a later step fails.
         results.save(&cfg.out)?;
     }
@@ -239,6 +243,23 @@ async fn run_step(
     Ok((report, probes))
 }
 
+/// Writes node0's flame graph into the step dir; returns its file name.
+fn write_flame(report: &crate::LoadReport, dir: &Path, step: &str) -> Option<String> {
+    let pb = report.resources.first()?.profile_pb.as_ref()?;
+    let title = format!("{step}: node0 CPU, 99 Hz");
+    match crate::profile::flamegraph(pb, &title) {
+        Ok(svg) => {
+            let name = "flame-node0.svg";
+            std::fs::write(dir.join(name), svg).ok()?;
+            Some(name.into())
+        }
+        Err(e) => {
+            eprintln!("      no flame graph: {e:#}");
+            None
+        }
+    }
+}
+
 async fn wait_for_height(addr: &str, height: u64, timeout: Duration) -> Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut client = tpslab_node::client::connect(addr).await?;
@@ -269,11 +290,11 @@ fn probes_html(r: &ExperimentResults) -> String {
             .info
             .probes_note
             .as_deref()
-            .unwrap_or("not requested (--no-probes)");
+            .unwrap_or("not requested (run with --probes)");
         h.push_str(&format!("<p>No probe figures: {}</p>\n", html::esc(why)));
         return h;
     }
-    h.push_str("<p>Run-queue latency (wakeup to running, log2 bucket upper bounds), off-CPU share of thread time, syscalls and futex time per committed tx (all validators together), and uprobe latency of block commit and CheckTx batches. Probes cover warm-up, window and drain. They cost most where syscalls and context switches are many (the naive steps): for headline TPS ratios run with --no-probes.</p>\n<table><tr>");
+    h.push_str("<p>Run-queue latency (wakeup to running, log2 bucket upper bounds), off-CPU share of thread time, syscalls and futex time per committed tx (all validators together), and uprobe latency of block commit and CheckTx batches. Probes cover warm-up, window and drain. They cost most where syscalls and context switches are many (the naive steps), so TPS and latency of a run with probes are not headline figures: compare those from a run without --probes.</p>\n<table><tr>");
     for c in probes::HEADINGS {
         h.push_str(&format!("<th>{c}</th>"));
     }
@@ -302,7 +323,7 @@ pub fn probes_table(r: &ExperimentResults) -> String {
     }
     let mut s = format!(
         "\neBPF probes were attached in every step; they cost most where syscalls and context \
-         switches are many (the naive steps), so for headline TPS ratios use --no-probes.\n\n\
+         switches are many (the naive steps): take headline TPS ratios from a run without --probes.\n\n\
          | {} |\n|{}\n",
         probes::HEADINGS.join(" | "),
         "---|".repeat(probes::HEADINGS.len())

@@ -44,6 +44,9 @@ pub struct StepResult {
     pub profile_top: Vec<crate::profile::FunctionShare>,
     /// The full load report.
     pub report: LoadReport,
+    /// node0's CPU flame graph (SVG), relative to the experiment's out dir.
+    #[serde(default)]
+    pub flame_svg: Option<String>,
     /// Kernel-side figures from the eBPF probes (None when they could not run).
     #[serde(default)]
     pub probes: Option<StepProbes>,
@@ -201,6 +204,7 @@ impl ExperimentResults {
             },
             report,
             probes,
+            flame_svg: None,
         });
     }
 

@@ -172,7 +172,7 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
         }
     }
     html.push_str("</table>\n");
-    html.push_str(&super::probes_html(r));
+    html.push_str(&probes_html(r));
     html.push_str(&flames(r, path.parent().unwrap_or(Path::new("."))));
     html.push_str("<h2>CPU profile per step (node0, 99 Hz): what moved</h2>\n<p>Each step's top functions by self time, and the functions whose share of CPU samples moved most against the baseline.</p>\n");
     let base = r
@@ -239,5 +239,35 @@ fn flames(r: &ExperimentResults, out: &Path) -> String {
     if !any {
         h.push_str("<p>No CPU profiles in this run (--no-profile).</p>\n");
     }
+    h
+}
+
+/// The report's eBPF section: a table per step, or why the probes did not run.
+fn probes_html(r: &ExperimentResults) -> String {
+    let mut h =
+        String::from("<h2>Kernel-side evidence per step (eBPF probes on all validators)</h2>\n");
+    let rows = super::probes::rows(&r.steps);
+    if rows.is_empty() {
+        let why = r
+            .info
+            .probes_note
+            .as_deref()
+            .unwrap_or("not requested (run with --probes)");
+        h.push_str(&format!("<p>No probe figures: {}</p>\n", esc(why)));
+        return h;
+    }
+    h.push_str("<p>Run-queue latency (wakeup to running, log2 bucket upper bounds), off-CPU share of thread time, syscalls and futex time per committed tx (all validators together), and uprobe latency of block commit and CheckTx batches. Probes cover warm-up, window and drain. They cost most where syscalls and context switches are many (the naive steps), so TPS and latency of a run with probes are not headline figures: compare those from a run without --probes.</p>\n<table><tr>");
+    for c in super::probes::HEADINGS {
+        h.push_str(&format!("<th>{c}</th>"));
+    }
+    h.push_str("</tr>\n");
+    for row in rows {
+        h.push_str("<tr>");
+        for c in row {
+            h.push_str(&format!("<td>{}</td>", esc(&c)));
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</table>\n");
     h
 }

@@ -7,7 +7,7 @@ mod html;
 mod probes;
 mod results;
 
-pub use probes::StepProbes;
+pub use probes::{table as probes_table, StepProbes};
 
 pub use results::{compare, ExperimentResults, StepResult};
 
@@ -278,60 +278,6 @@ async fn wait_for_height(addr: &str, height: u64, timeout: Duration) -> Result<(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// The report's eBPF section: a table per step, or why the probes did not run.
-fn probes_html(r: &ExperimentResults) -> String {
-    let mut h =
-        String::from("<h2>Kernel-side evidence per step (eBPF probes on all validators)</h2>\n");
-    let rows = probes::rows(&r.steps);
-    if rows.is_empty() {
-        let why = r
-            .info
-            .probes_note
-            .as_deref()
-            .unwrap_or("not requested (run with --probes)");
-        h.push_str(&format!("<p>No probe figures: {}</p>\n", html::esc(why)));
-        return h;
-    }
-    h.push_str("<p>Run-queue latency (wakeup to running, log2 bucket upper bounds), off-CPU share of thread time, syscalls and futex time per committed tx (all validators together), and uprobe latency of block commit and CheckTx batches. Probes cover warm-up, window and drain. They cost most where syscalls and context switches are many (the naive steps), so TPS and latency of a run with probes are not headline figures: compare those from a run without --probes.</p>\n<table><tr>");
-    for c in probes::HEADINGS {
-        h.push_str(&format!("<th>{c}</th>"));
-    }
-    h.push_str("</tr>\n");
-    for row in rows {
-        h.push_str("<tr>");
-        for c in row {
-            h.push_str(&format!("<td>{}</td>", html::esc(&c)));
-        }
-        h.push_str("</tr>\n");
-    }
-    h.push_str("</table>\n");
-    h
-}
-
-/// The kernel-side figures as a markdown table (empty when the probes did not run).
-pub fn probes_table(r: &ExperimentResults) -> String {
-    let rows = probes::rows(&r.steps);
-    if rows.is_empty() {
-        return r
-            .info
-            .probes_note
-            .as_ref()
-            .map(|n| format!("\nno eBPF probe figures: {n}\n"))
-            .unwrap_or_default();
-    }
-    let mut s = format!(
-        "\neBPF probes were attached in every step; they cost most where syscalls and context \
-         switches are many (the naive steps): take headline TPS ratios from a run without --probes.\n\n\
-         | {} |\n|{}\n",
-        probes::HEADINGS.join(" | "),
-        "---|".repeat(probes::HEADINGS.len())
-    );
-    for row in rows {
-        s.push_str(&format!("| {} |\n", row.join(" | ")));
-    }
-    s
 }
 
 #[cfg(test)]

@@ -177,3 +177,27 @@ pub(super) const HEADINGS: [&str; 9] = [
     "commit P50/P99 us",
     "CheckTx batch P50/P99 us",
 ];
+
+/// The kernel-side figures as a markdown table (empty when the probes did not run).
+pub fn table(r: &super::ExperimentResults) -> String {
+    let rows = rows(&r.steps);
+    if rows.is_empty() {
+        return r
+            .info
+            .probes_note
+            .as_ref()
+            .map(|n| format!("\nno eBPF probe figures: {n}\n"))
+            .unwrap_or_default();
+    }
+    let mut s = format!(
+        "\neBPF probes were attached in every step; they cost most where syscalls and context \
+         switches are many (the naive steps): take headline TPS ratios from a run without --probes.\n\n\
+         | {} |\n|{}\n",
+        HEADINGS.join(" | "),
+        "---|".repeat(HEADINGS.len())
+    );
+    for row in rows {
+        s.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    s
+}

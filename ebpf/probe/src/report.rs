@@ -114,7 +114,7 @@ impl ProcReport {
     pub fn func(&self, name: &str) -> Option<&FuncStat> {
         self.funcs
             .iter()
-            .find(|f| f.name == name || f.name.ends_with(&format!("probe_{name}")))
+            .find(|f| f.name == name || f.name.strip_prefix("tpslab_probe_") == Some(name))
     }
 }
 

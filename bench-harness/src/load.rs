@@ -286,6 +286,12 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
             .max(secs)
     };
     let rejected = shared.rejected.lock().clone();
+    let windows: Vec<_> = resources.iter().map(|r| r.stage_window.clone()).collect();
+    let stages = if windows.iter().any(|w| !w.is_empty()) {
+        tpslab_types::stages::summarize(&windows)
+    } else {
+        Vec::new()
+    };
     Ok(LoadReport {
         workload: cfg.workload.to_string(),
         mode: match cfg.mode {
@@ -316,6 +322,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
         latency_ms: Percentiles::of(&h),
         latency_cdf: crate::report::cdf(&h),
         resources,
+        stages,
     })
 }
 

@@ -1,10 +1,12 @@
 //! Resource monitors: each validator's CPU % and RSS sampled from /proc, and its /metrics
 //! (height, rounds, mempool size) sampled during the run, like Caliper's monitors.
 
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tpslab_types::stages::{Stage, StageSnapshot};
 
 /// What to watch for one node.
 #[derive(Clone, Debug)]
@@ -58,6 +60,10 @@ pub struct NodeResources {
     /// That CPU profile (pprof protobuf), for flame graphs; not serialized.
     #[serde(skip)]
     pub profile_pb: Option<Vec<u8>>,
+    /// The node's stage-latency histograms over the window (from `/debug/stages`); merged
+    /// across nodes into the report's stage table, not serialized.
+    #[serde(skip)]
+    pub stage_window: Vec<(Stage, Histogram<u64>)>,
 }
 
 /// Clock ticks per second of /proc times (USER_HZ, 100 on every mainstream Linux).
@@ -137,6 +143,12 @@ pub fn metric(page: &str, name: &str) -> Option<f64> {
 /// One sample of a node: CPU time, then height, allocations and lock wait from /metrics.
 type Point = (Sample, Option<f64>, Option<f64>, Option<f64>);
 
+/// A node's stage histograms, fetched at the window's edges only (they are ~10 KB of JSON).
+async fn stage_snapshot(addr: &str) -> Option<StageSnapshot> {
+    let body = http_get(addr, "/debug/stages").await.ok()?;
+    serde_json::from_str(&body).ok()
+}
+
 struct Sample {
     cpu: Option<f64>,
     at: Instant,
@@ -172,6 +184,14 @@ impl Monitor {
             let mut out: HashMap<usize, NodeResources> = HashMap::new();
             let mut first: HashMap<usize, Point> = HashMap::new();
             let mut last: HashMap<usize, Point> = HashMap::new();
+            let mut stages_first: HashMap<usize, StageSnapshot> = HashMap::new();
+            for (i, n) in w.iter().enumerate() {
+                if let Some(addr) = &n.metrics_addr {
+                    if let Some(snap) = stage_snapshot(addr).await {
+                        stages_first.insert(i, snap);
+                    }
+                }
+            }
             let mut stopping = false;
             loop {
                 for (i, n) in w.iter().enumerate() {
@@ -225,6 +245,14 @@ impl Monitor {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
                     _ = rx.changed() => stopping = true,
+                }
+            }
+            for (i, n) in w.iter().enumerate() {
+                let (Some(addr), Some(before)) = (&n.metrics_addr, stages_first.get(&i)) else {
+                    continue;
+                };
+                if let (Some(after), Some(r)) = (stage_snapshot(addr).await, out.get_mut(&i)) {
+                    r.stage_window = after.since(before);
                 }
             }
             for (i, r) in out.iter_mut() {

@@ -4,6 +4,7 @@ use crate::monitor::NodeResources;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use tpslab_types::stages::StageSummary;
 
 /// Everything a load run measured.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -50,6 +51,10 @@ pub struct LoadReport {
     pub latency_cdf: Vec<[f64; 2]>,
     /// Each watched node's CPU, memory and consensus figures over the window.
     pub resources: Vec<NodeResources>,
+    /// Where txs waited during the window: each pipeline stage's latency, all watched nodes
+    /// merged (empty when no node's `/debug/stages` was reachable).
+    #[serde(default)]
+    pub stages: Vec<StageSummary>,
 }
 
 /// Latency percentiles, milliseconds.
@@ -143,6 +148,10 @@ impl LoadReport {
         if self.ran_out_of_txs {
             s.push_str("note: the closed loop used every pre-made tx before the window ended (raise --max-txs)\n");
         }
+        if self.stages.iter().any(|st| st.count > 0) {
+            s.push('\n');
+            s.push_str(&stage_table(&self.stages));
+        }
         if !self.resources.is_empty() {
             s.push_str(
                 "\n| node | CPU % | RSS MiB (peak) | blocks | max round | mempool (peak) |\n|---|---|---|---|---|---|\n",
@@ -161,4 +170,18 @@ impl LoadReport {
         }
         s
     }
+}
+
+/// The seed-style stage table: where a tx waits, P50/P95/P99 per pipeline stage.
+pub fn stage_table(stages: &[StageSummary]) -> String {
+    let mut s = String::from(
+        "| stage | from -> to | txs | P50 ms | P95 ms | P99 ms | mean ms |\n|---|---|---|---|---|---|---|\n",
+    );
+    for st in stages {
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            st.stage, st.what, st.count, st.p50_ms, st.p95_ms, st.p99_ms, st.mean_ms
+        ));
+    }
+    s
 }

@@ -87,6 +87,7 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
     };
     let results = experiment::run(&cfg).await?;
     print!("{}", results.table());
+    print!("{}", results.stages_table());
     print!("{}", experiment::probes_table(&results));
     println!(
         "results: {}  report: {}",

@@ -157,6 +157,13 @@ fn quick_experiment_end_to_end() {
         assert!(cpu_sampled, "{s}");
         assert_eq!(s["report"]["resources"].as_array().unwrap().len(), 4);
         assert!(!s["report"]["latency_cdf"].as_array().unwrap().is_empty());
+        // Every pipeline stage was timed in the window, by the validators themselves.
+        let stages = s["report"]["stages"].as_array().unwrap();
+        assert_eq!(stages.len(), 5, "{s}");
+        assert!(
+            stages.iter().all(|x| x["count"].as_u64().unwrap() > 0),
+            "{s}"
+        );
     }
     assert_eq!(steps[0]["x_baseline"], 1.0);
 
@@ -188,6 +195,14 @@ fn quick_experiment_end_to_end() {
     assert!(html.contains("Committed TPS") && html.contains("Latency CDF"));
     assert!(html.contains("<td>baseline</td>") && html.contains("<td>tuned</td>"));
     assert!(html.contains("Kernel-side evidence per step"));
+    // A stage-latency table per step.
+    assert!(html.contains("Where txs wait: stage latencies per step"));
+    assert_eq!(
+        html.matches("<th>stage</th><th>from -> to</th>").count(),
+        2,
+        "one stage table per step"
+    );
+    assert!(stdout.contains("where txs wait"), "{stdout}");
     assert!(
         !html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http")
     );

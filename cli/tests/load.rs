@@ -144,6 +144,32 @@ async fn testnet_counts_match_every_node() {
         assert!(n["rss_peak_mib"].as_f64().unwrap() > 1.0, "{n}");
         assert!(n["blocks"].is_u64(), "{n}");
     }
+    // Where the window's txs waited: every stage of the pipeline was seen, from the
+    // validators' own histograms (/debug/stages at the window's edges, merged).
+    let stages = r["stages"].as_array().unwrap();
+    let names: Vec<&str> = stages
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["check_tx", "gossip", "mempool", "consensus", "notify"],
+        "{r}"
+    );
+    for st in stages {
+        let n = st["count"].as_u64().unwrap();
+        let q = |k: &str| st[k].as_f64().unwrap();
+        assert!(n > 0, "{st}");
+        assert!(q("p50_ms") > 0.0 && q("p50_ms") <= q("p95_ms") && q("p95_ms") <= q("p99_ms"));
+    }
+    // Each window tx passed CheckTx once, at the node it was sent to (give or take the txs
+    // in flight at the window's edges).
+    let checked = stages[0]["count"].as_u64().unwrap();
+    assert!((80..=120).contains(&checked), "{}", stages[0]);
+    // At most the three other validators admitted each from gossip (fewer when the block
+    // carrying it arrived first: slow unoptimised signature checks in a debug build).
+    let gossiped = stages[1]["count"].as_u64().unwrap();
+    assert!(gossiped <= 3 * checked + 60, "{}", stages[1]);
     // Every validator's chain holds exactly the generated txs (commits reach all of them).
     for n in &net.file.nodes {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -246,6 +246,9 @@ async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
         "p2p_message_send_bytes_total",
         "p2p_message_receive_bytes_total",
         "state_block_processing_time_count",
+        "tpslab_stage_latency_seconds{stage=\"check_tx\",quantile=\"0.99\"}",
+        "tpslab_stage_latency_seconds{stage=\"consensus\",quantile=\"0.5\"}",
+        "tpslab_stage_txs{stage=\"gossip\"}",
     ] {
         assert!(
             metrics.contains(name),

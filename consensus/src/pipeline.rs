@@ -5,7 +5,6 @@ use crate::error::{ConsensusError, ConsensusResult};
 use crate::event::CommitEvent;
 use crate::metrics::ConsensusMetrics;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tpslab_mempool::Mempool;
 use tpslab_statedb::ExecOptions;
 use tpslab_statedb::{execute_block, StateDb};
@@ -13,6 +12,7 @@ use tpslab_types::block::{block_hash, commit_hash, tx_root};
 use tpslab_types::keys::SigningKey;
 use tpslab_types::pb::{self, VoteType};
 use tpslab_types::sigcache::SigCache;
+use tpslab_types::stages::Stage;
 use tpslab_types::tx::tx_hash;
 use tpslab_types::vote::{commit_sig_from_vote, VoteData};
 use tpslab_types::{App, Hash, Tuning};
@@ -50,12 +50,7 @@ pub struct BlockPipeline {
     pub sig_cache: Arc<SigCache>,
 }
 
-/// Unix time in nanoseconds.
-pub fn now_unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
+pub use tpslab_types::stages::now_unix_nanos;
 
 impl BlockPipeline {
     /// Reaps txs and builds the next block on top of the last committed one (not executed:
@@ -191,6 +186,10 @@ impl BlockPipeline {
         self.metrics
             .on_commit(height, tx_hashes.len(), started.elapsed().as_secs_f64());
         self.mempool.update(&tx_hashes, touched.as_ref());
+        if let Some(d) = tpslab_types::stages::since_unix_nanos(block_time) {
+            let stages = self.mempool.stages();
+            stages.record_n(Stage::Consensus, d, tx_hashes.len() as u64);
+        }
         Ok(CommitEvent {
             height,
             block_hash: hash,

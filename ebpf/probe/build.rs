@@ -7,11 +7,10 @@ use std::path::PathBuf;
 fn main() {
     let probes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../probes");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
-    println!("cargo:rerun-if-changed={}", probes.join("src").display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        probes.join("Cargo.toml").display()
-    );
+    // Relative to this package, so the shared target dir of a checkout elsewhere (CI's fresh
+    // clone) does not reuse an outcome keyed to paths that no longer exist.
+    println!("cargo:rerun-if-changed=../probes/src");
+    println!("cargo:rerun-if-changed=../probes/Cargo.toml");
     println!("cargo:rerun-if-changed=../common/src");
     let elf = out.join("tpslab-probes");
     let result = (|| -> Result<(), String> {

@@ -9,9 +9,11 @@ use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::Notify;
 use tpslab_types::app::parse_kv;
 use tpslab_types::sigcache::SigCache;
+use tpslab_types::stages::{Stage, StageLatencies};
 use tpslab_types::tx::{tx_hash, verify_signatures, ParsedTx};
 use tpslab_types::{Address, App, Hash, StateView};
 
@@ -20,6 +22,11 @@ struct Entry {
     raw: Arc<[u8]>,
     nonce: u64,
     cost: u64,
+    /// When it was admitted, for the `mempool` stage latency.
+    admitted: Instant,
+    /// Whether it has been reaped into a proposal before (a failed round reaps it again; only
+    /// the first time counts as its wait).
+    proposed: bool,
 }
 
 /// One sender's pending txs, contiguous nonces from the committed nonce up.
@@ -65,6 +72,8 @@ pub struct Mempool<S> {
     metrics: MempoolMetrics,
     /// sig-cache toggle: where verified tx hashes are recorded for block execution.
     sig_cache: Option<Arc<SigCache>>,
+    /// The node's stage latencies; the pool times the `mempool` stage.
+    stages: Arc<StageLatencies>,
 }
 
 impl<S: StateView> Mempool<S> {
@@ -86,6 +95,7 @@ impl<S: StateView> Mempool<S> {
             wake_at: AtomicUsize::new(usize::MAX),
             metrics: MempoolMetrics::default(),
             sig_cache: None,
+            stages: Arc::default(),
         }
     }
 
@@ -105,6 +115,11 @@ impl<S: StateView> Mempool<S> {
         let g = self.inner.lock();
         self.metrics.lock_wait.inc_by(t.elapsed().as_secs_f64());
         g
+    }
+
+    /// The node's stage-latency histograms (every component of the node records into these).
+    pub fn stages(&self) -> &Arc<StageLatencies> {
+        &self.stages
     }
 
     /// The configuration.
@@ -227,6 +242,8 @@ impl<S: StateView> Mempool<S> {
                     raw: Arc::from(raw),
                     nonce: 0,
                     cost: 0,
+                    admitted: Instant::now(),
+                    proposed: false,
                 },
             );
             inner.bytes += raw.len();
@@ -304,6 +321,8 @@ impl<S: StateView> Mempool<S> {
                 raw: Arc::from(raw),
                 nonce,
                 cost,
+                admitted: Instant::now(),
+                proposed: false,
             },
         );
         inner.bytes += raw.len();
@@ -317,39 +336,53 @@ impl<S: StateView> Mempool<S> {
     /// order; kvstore txs in arrival order. Reaped txs stay pending until [`Mempool::update`]
     /// sees them committed.
     pub fn reap(&self, max_txs: usize, max_bytes: usize) -> Vec<Arc<[u8]>> {
-        let g = self.lock();
+        let mut g = self.lock();
+        let now = Instant::now();
+        let mut waits = Vec::new();
+        let Inner {
+            txs, senders, fifo, ..
+        } = &mut *g;
+        let mut out = Vec::with_capacity(max_txs.min(txs.len()));
+        let mut bytes = 0usize;
+        // Takes `h` if it fits; false once the proposal is full.
+        let mut take = |h: &Hash| -> bool {
+            let Some(e) = txs.get_mut(h) else { return true };
+            if out.len() >= max_txs || bytes + e.raw.len() > max_bytes {
+                return false;
+            }
+            if !e.proposed {
+                e.proposed = true;
+                waits.push(now.saturating_duration_since(e.admitted));
+            }
+            bytes += e.raw.len();
+            out.push(e.raw.clone());
+            true
+        };
         if self.cfg.app == App::KvStore {
-            let mut out = Vec::with_capacity(max_txs.min(g.fifo.len()));
-            let mut bytes = 0usize;
-            for e in g.fifo.iter().filter_map(|h| g.txs.get(h)) {
-                if out.len() >= max_txs || bytes + e.raw.len() > max_bytes {
+            for h in fifo.iter() {
+                if !take(h) {
                     break;
                 }
-                bytes += e.raw.len();
-                out.push(e.raw.clone());
             }
-            return out;
-        }
-        let mut queues: Vec<&SenderQueue> = g.senders.values().collect();
-        queues.sort_unstable_by_key(|q| q.first_seq);
-        let mut out = Vec::with_capacity(max_txs.min(g.txs.len()));
-        let mut bytes = 0usize;
-        for round in 0.. {
-            let mut any = false;
-            for q in &queues {
-                let Some(h) = q.txs.get(round) else { continue };
-                any = true;
-                let Some(e) = g.txs.get(h) else { continue };
-                if out.len() >= max_txs || bytes + e.raw.len() > max_bytes {
-                    return out;
+        } else {
+            let mut queues: Vec<&SenderQueue> = senders.values().collect();
+            queues.sort_unstable_by_key(|q| q.first_seq);
+            'rounds: for round in 0.. {
+                let mut any = false;
+                for q in &queues {
+                    let Some(h) = q.txs.get(round) else { continue };
+                    any = true;
+                    if !take(h) {
+                        break 'rounds;
+                    }
                 }
-                bytes += e.raw.len();
-                out.push(e.raw.clone());
-            }
-            if !any {
-                break;
+                if !any {
+                    break;
+                }
             }
         }
+        drop(g);
+        self.stages.record_all(Stage::Mempool, waits);
         out
     }
 

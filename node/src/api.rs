@@ -9,6 +9,7 @@ use crate::proto::{
 use futures::FutureExt;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -17,6 +18,7 @@ use tpslab_consensus::metrics::ConsensusMetrics;
 use tpslab_consensus::CommitEvent;
 use tpslab_mempool::{CheckTxError, Mempool, RejectReason};
 use tpslab_statedb::StateDb;
+use tpslab_types::stages::{now_unix_nanos, since_unix_nanos, Stage};
 use tpslab_types::tx::tx_hash;
 use tpslab_types::{pb, Address};
 
@@ -63,30 +65,41 @@ pub fn status_code(e: &CheckTxError) -> Code {
 }
 
 impl NodeApi {
-    fn check(&self, req: &BroadcastTxRequest) -> BroadcastTxResponse {
+    /// CheckTx of one request received at `received`.
+    fn check(&self, req: &BroadcastTxRequest, received: Instant) -> BroadcastTxResponse {
         let r = self.mempool.check_tx(&req.tx);
-        self.respond(req, r)
+        self.respond(req, received, r)
     }
 
-    /// CheckTx of several requests at once (signatures batched with the sig-batch toggle).
-    fn check_many(&self, reqs: &[BroadcastTxRequest]) -> Vec<BroadcastTxResponse> {
+    /// CheckTx of several requests at once (signatures batched with the sig-batch toggle);
+    /// `received[i]` is when `reqs[i]` arrived.
+    fn check_many(
+        &self,
+        reqs: &[BroadcastTxRequest],
+        received: &[Instant],
+    ) -> Vec<BroadcastTxResponse> {
         let raws: Vec<&[u8]> = reqs.iter().map(|r| r.tx.as_slice()).collect();
         let results = self.mempool.check_txs(&raws);
         reqs.iter()
+            .zip(received)
             .zip(results)
-            .map(|(req, r)| self.respond(req, r))
+            .map(|((req, &at), r)| self.respond(req, at, r))
             .collect()
     }
 
     fn respond(
         &self,
         req: &BroadcastTxRequest,
+        received: Instant,
         r: Result<tpslab_types::Hash, CheckTxError>,
     ) -> BroadcastTxResponse {
         match r {
             Ok(hash) => {
+                self.mempool
+                    .stages()
+                    .record(Stage::CheckTx, received.elapsed());
                 if let Some(g) = &self.gossip {
-                    g.send(req.tx.clone());
+                    g.send(req.tx.clone(), now_unix_nanos());
                 }
                 BroadcastTxResponse {
                     hash: hash.to_vec(),
@@ -126,8 +139,9 @@ impl Node for NodeApi {
         &self,
         req: Request<BroadcastTxRequest>,
     ) -> Result<Response<BroadcastTxResponse>, Status> {
+        let received = Instant::now();
         let req = req.into_inner();
-        let resp = self.check(&req);
+        let resp = self.check(&req, received);
         if resp.code == 0 {
             Ok(Response::new(resp))
         } else {
@@ -149,11 +163,15 @@ impl Node for NodeApi {
                 while let Some(item) = input.next().await {
                     // Take what has already arrived, check it off the I/O threads.
                     let mut chunk = Vec::new();
+                    let mut received = Vec::new();
                     let mut failed = None;
                     let mut next = Some(item);
                     while let Some(item) = next.take() {
                         match item {
-                            Ok(r) => chunk.push(r),
+                            Ok(r) => {
+                                chunk.push(r);
+                                received.push(Instant::now());
+                            }
                             Err(status) => {
                                 failed = Some(status);
                                 break;
@@ -164,7 +182,8 @@ impl Node for NodeApi {
                         }
                     }
                     let a = api.clone();
-                    let Ok(resps) = tokio::task::spawn_blocking(move || a.check_many(&chunk)).await
+                    let Ok(resps) =
+                        tokio::task::spawn_blocking(move || a.check_many(&chunk, &received)).await
                     else {
                         break;
                     };
@@ -184,7 +203,7 @@ impl Node for NodeApi {
         tokio::spawn(async move {
             while let Some(item) = input.next().await {
                 let msg = match item {
-                    Ok(r) => Ok(api.check(&r)),
+                    Ok(r) => Ok(api.check(&r, Instant::now())),
                     Err(status) => Err(status),
                 };
                 let stop = msg.is_err();
@@ -204,10 +223,15 @@ impl Node for NodeApi {
     ) -> Result<Response<Self::SubscribeCommitsStream>, Status> {
         let mut rx = self.commits.subscribe();
         let (tx_out, rx_out) = mpsc::channel(64);
+        let stages = self.mempool.stages().clone();
         tokio::spawn(async move {
             loop {
+                let mut delivered = None;
                 let msg = match rx.recv().await {
-                    Ok(e) => Ok(event_to_pb(&e)),
+                    Ok(e) => {
+                        delivered = Some((e.commit_time_unix_nanos, e.tx_hashes.len() as u64));
+                        Ok(event_to_pb(&e))
+                    }
                     Err(broadcast::error::RecvError::Lagged(n)) => Err(Status::data_loss(format!(
                         "subscriber fell behind and missed {n} commit events; resubscribe and \
                          fetch the gap with GetBlock"
@@ -217,6 +241,12 @@ impl Node for NodeApi {
                 let stop = msg.is_err();
                 if tx_out.send(msg).await.is_err() || stop {
                     break;
+                }
+                // Handed to the client's stream: the notify stage ends here.
+                if let Some((at, n)) = delivered {
+                    if let Some(d) = since_unix_nanos(at) {
+                        stages.record_n(Stage::Notify, d, n);
+                    }
                 }
             }
         });

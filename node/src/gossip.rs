@@ -13,11 +13,15 @@ const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// Most txs in one batch message.
 const BATCH_MAX: usize = 512;
 
+/// A tx and when this node's CheckTx finished with it (unix nanoseconds; peers time the
+/// gossip stage from it).
+type Gossiped = (Vec<u8>, u64);
+
 /// Sends txs accepted by the API to every peer.
 #[derive(Clone)]
 pub struct TxGossip {
     net: Network,
-    batcher: Option<mpsc::Sender<Vec<u8>>>,
+    batcher: Option<mpsc::Sender<Gossiped>>,
 }
 
 impl TxGossip {
@@ -36,27 +40,32 @@ impl TxGossip {
         &self.net
     }
 
-    /// Gossips one accepted tx.
-    pub fn send(&self, tx: Vec<u8>) {
+    /// Gossips one accepted tx whose CheckTx finished at `checked_unix_nanos`.
+    pub fn send(&self, tx: Vec<u8>, checked_unix_nanos: u64) {
+        let item = (tx, checked_unix_nanos);
         match &self.batcher {
             // A full batcher means the peers cannot keep up; sending the tx on its own keeps
             // it flowing rather than dropping it.
             Some(b) => {
-                if let Err(mpsc::error::TrySendError::Full(tx)) = b.try_send(tx) {
-                    broadcast(&self.net, vec![tx]);
+                if let Err(mpsc::error::TrySendError::Full(item)) = b.try_send(item) {
+                    broadcast(&self.net, vec![item]);
                 }
             }
-            None => broadcast(&self.net, vec![tx]),
+            None => broadcast(&self.net, vec![item]),
         }
     }
 }
 
-fn broadcast(net: &Network, txs: Vec<Vec<u8>>) {
-    let batch = pb::TxBatch { txs };
+fn broadcast(net: &Network, items: Vec<Gossiped>) {
+    let (txs, checked_unix_nanos) = items.into_iter().unzip();
+    let batch = pb::TxBatch {
+        txs,
+        checked_unix_nanos,
+    };
     net.broadcast(Channel::Mempool, Bytes::from(batch.encode_to_vec()));
 }
 
-async fn run_batcher(net: Network, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn run_batcher(net: Network, mut rx: mpsc::Receiver<Gossiped>) {
     while let Some(first) = rx.recv().await {
         let mut txs = vec![first];
         let deadline = tokio::time::Instant::now() + BATCH_WINDOW;

@@ -14,6 +14,7 @@ pub mod home;
 pub mod keyfile;
 pub mod profile;
 pub mod run;
+pub mod stage_metrics;
 pub mod testnet;
 
 /// Messages and client/server stubs generated from `proto/api.proto`.

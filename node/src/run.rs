@@ -8,6 +8,7 @@ use crate::gossip::TxGossip;
 use crate::home::{write_atomic, Home};
 use crate::keyfile;
 use crate::proto::node_server::NodeServer;
+use crate::stage_metrics::StageGauges;
 use anyhow::{bail, Context, Result};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -28,6 +29,7 @@ use tpslab_p2p::{Event, Network, NetworkConfig, PeerId, PeerInfo};
 use tpslab_statedb::{StateDb, StateDbOptions};
 use tpslab_types::keys::SigningKey;
 use tpslab_types::sigcache::SigCache;
+use tpslab_types::stages::StageLatencies;
 use tracing::{info, warn};
 
 /// Commit events buffered per subscriber before it is told it lagged.
@@ -184,6 +186,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         &cfg.api.metrics_addr,
         registry,
         api.db.clone(),
+        api.mempool.stages().clone(),
         rx_shutdown.clone(),
     )
     .await?;
@@ -239,6 +242,7 @@ async fn serve_metrics(
     addr: &str,
     registry: Registry,
     db: StateDb,
+    stages: Arc<StageLatencies>,
     mut rx_stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let mut registry = registry;
@@ -260,7 +264,10 @@ async fn serve_metrics(
         "Time spent waiting for the state cache lock (read-cache toggle)",
         state_lock_wait.clone(),
     );
+    let stage_gauges = StageGauges::default();
+    stage_gauges.register(&mut registry);
     let registry = Arc::new(registry);
+    let stages_json = stages.clone();
     let router = axum::Router::new()
         .route(
             "/metrics",
@@ -269,6 +276,7 @@ async fn serve_metrics(
                 allocs.set(crate::alloc::COUNTERS.allocations());
                 alloc_bytes.set(crate::alloc::COUNTERS.bytes());
                 state_lock_wait.set(db.lock_wait_seconds());
+                stage_gauges.update(&stages);
                 async move {
                     let mut text = String::new();
                     if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
@@ -287,6 +295,14 @@ async fn serve_metrics(
         .route(
             "/debug/pprof/profile",
             axum::routing::get(crate::profile::handler),
+        )
+        // The stage histograms' full content, so a harness can subtract two of them.
+        .route(
+            "/debug/stages",
+            axum::routing::get(move || {
+                let body = serde_json::to_string(&stages_json.snapshot()).unwrap_or_default();
+                async move { ([("content-type", "application/json")], body) }
+            }),
         );
     let listener = TcpListener::bind(addr)
         .await

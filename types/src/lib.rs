@@ -16,6 +16,7 @@ pub mod error;
 pub mod hash;
 pub mod keys;
 pub mod sigcache;
+pub mod stages;
 pub mod tuning;
 pub mod tx;
 pub mod vote;

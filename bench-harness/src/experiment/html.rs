@@ -172,6 +172,7 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
         }
     }
     html.push_str("</table>\n");
+    html.push_str(&stages_html(r));
     html.push_str(&probes_html(r));
     html.push_str(&flames(r, path.parent().unwrap_or(Path::new("."))));
     html.push_str("<h2>CPU profile per step (node0, 99 Hz): what moved</h2>\n<p>Each step's top functions by self time, and the functions whose share of CPU samples moved most against the baseline.</p>\n");
@@ -269,5 +270,40 @@ fn probes_html(r: &ExperimentResults) -> String {
         h.push_str("</tr>\n");
     }
     h.push_str("</table>\n");
+    h
+}
+
+/// Where txs waited in each step: one stage-latency table per step (all validators merged).
+fn stages_html(r: &ExperimentResults) -> String {
+    let mut h = String::from(
+        "<h2>Where txs wait: stage latencies per step</h2>\n<p>HDR histograms kept by every validator \
+         over the measured window, merged across validators. <code>gossip</code>, \
+         <code>consensus</code> and <code>notify</code> subtract wall-clock times of different \
+         processes (exact on one machine). <code>notify</code> counts one delivery per tx and \
+         subscribed client.</p>\n",
+    );
+    for s in &r.steps {
+        h.push_str(&format!("<h3>{}</h3>\n", esc(&s.name)));
+        if s.report.stages.is_empty() {
+            h.push_str(
+                "<p>(no stage figures: the validators' /debug/stages was not reachable)</p>\n",
+            );
+            continue;
+        }
+        h.push_str("<table><tr><th>stage</th><th>from -> to</th><th>txs</th><th>P50 ms</th><th>P95 ms</th><th>P99 ms</th><th>mean ms</th></tr>\n");
+        for st in &s.report.stages {
+            h.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>\n",
+                esc(&st.stage),
+                esc(&st.what),
+                st.count,
+                st.p50_ms,
+                st.p95_ms,
+                st.p99_ms,
+                st.mean_ms
+            ));
+        }
+        h.push_str("</table>\n");
+    }
     h
 }

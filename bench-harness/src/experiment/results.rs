@@ -265,6 +265,36 @@ impl ExperimentResults {
         s
     }
 
+    /// Stage latencies of every step on one line each: P50 / P99 ms per stage.
+    pub fn stages_table(&self) -> String {
+        let names: Vec<&str> = tpslab_types::stages::Stage::ALL
+            .iter()
+            .map(|s| s.name())
+            .collect();
+        let mut s =
+            String::from("\nwhere txs wait (P50 / P99 ms per stage, all validators):\n| step |");
+        for n in &names {
+            s.push_str(&format!(" {n} |"));
+        }
+        s.push_str(&format!("\n|---|{}\n", "---|".repeat(names.len())));
+        for st in &self.steps {
+            s.push_str(&format!("| {} |", st.name));
+            for n in &names {
+                match st
+                    .report
+                    .stages
+                    .iter()
+                    .find(|x| x.stage == *n && x.count > 0)
+                {
+                    Some(x) => s.push_str(&format!(" {:.1} / {:.1} |", x.p50_ms, x.p99_ms)),
+                    None => s.push_str(" - |"),
+                }
+            }
+            s.push('\n');
+        }
+        s
+    }
+
     /// The baseline step.
     pub fn baseline(&self) -> Option<&StepResult> {
         self.steps.iter().find(|s| s.name == "baseline")

@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 use tpslab_p2p::{Channel, Event, Network, PeerId};
 use tpslab_types::pb::{self, consensus_message::Msg, sync_message::Msg as SyncMsg, VoteType};
+use tpslab_types::stages::{since_unix_nanos, Stage};
 use tpslab_types::vote::{
     verify_proposal_signature, verify_vote_signature, ProposalData, VoteData,
 };
@@ -64,6 +65,9 @@ pub struct Reactor {
     step_since: (crate::bft::Step, std::time::Instant),
     /// When we last asked a peer for blocks (one request in flight at a time).
     sync_asked: Option<std::time::Instant>,
+    /// After a commit: when `height` (already the next one) starts. A timer, not a sleep, so
+    /// peers' gossip and next-height messages keep flowing during the pause.
+    start_at: Option<tokio::time::Instant>,
 }
 
 /// A refusal of the double-sign guard is the guard working (typically after a restart, for a
@@ -110,15 +114,22 @@ impl Reactor {
                     continue;
                 };
                 // Duplicates and txs this node already has are expected; not errors.
-                let check = |mp: &tpslab_mempool::Mempool<_>, txs: Vec<Vec<u8>>| {
-                    let raws: Vec<&[u8]> = txs.iter().map(|t| t.as_slice()).collect();
-                    let _ = mp.check_txs(&raws);
+                let check = |mp: &tpslab_mempool::Mempool<_>, batch: pb::TxBatch| {
+                    let raws: Vec<&[u8]> = batch.txs.iter().map(|t| t.as_slice()).collect();
+                    let results = mp.check_txs(&raws);
+                    // Gossip stage: the sender's CheckTx-done time to admission here.
+                    let waits = results
+                        .iter()
+                        .zip(batch.checked_unix_nanos.iter())
+                        .filter(|(r, _)| r.is_ok())
+                        .filter_map(|(_, &t)| since_unix_nanos(t));
+                    mp.stages().record_all(Stage::Gossip, waits);
                 };
                 if crypto_pool {
                     let mp = mempool.clone();
-                    let _ = tokio::task::spawn_blocking(move || check(&mp, batch.txs)).await;
+                    let _ = tokio::task::spawn_blocking(move || check(&mp, batch)).await;
                 } else {
-                    check(&mempool, batch.txs);
+                    check(&mempool, batch);
                 }
             }
         });
@@ -139,6 +150,7 @@ impl Reactor {
             rx_timeouts,
             tx_ingest,
             sync_asked: None,
+            start_at: None,
             step_since: (crate::bft::Step::Unstarted, std::time::Instant::now()),
         })
     }
@@ -156,7 +168,12 @@ impl Reactor {
         let mut status_tick = tokio::time::interval(crate::sync::STATUS_INTERVAL);
         let mut last_tick_height = 0;
         loop {
+            let start_at = self.start_at;
             tokio::select! {
+                _ = tokio::time::sleep_until(start_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if start_at.is_some() => {
+                    self.start_height(self.height).await?;
+                }
                 _ = status_tick.tick() => {
                     let msg = SyncMsg::Status(pb::SyncStatus { height: self.height - 1 });
                     self.net.broadcast(Channel::Sync, sync_frame(msg));
@@ -206,7 +223,13 @@ impl Reactor {
             Some(Msg::Vote(v)) => v.height,
             None => return Ok(()),
         };
-        if height == self.height + 1 {
+        // During the pause after a commit `self.height` is the next height, not started yet.
+        let next = if self.start_at.is_some() {
+            self.height
+        } else {
+            self.height + 1
+        };
+        if height == next {
             if self.future.len() < 10_000 {
                 self.future.push((peer, m));
             }

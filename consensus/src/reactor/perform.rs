@@ -200,8 +200,13 @@ impl Reactor {
         if let Err(e) = self.signer.prune_below(height) {
             warn!(error = %e, "could not prune the consensus wal");
         }
-        tokio::time::sleep(self.cfg.commit_pause).await;
-        self.start_height(height + 1).await
+        // The next height starts when the pause (timeout_commit) ends; meanwhile the reactor
+        // keeps receiving (its messages are kept for then) and stale ones are dropped.
+        self.height = height + 1;
+        self.blocks.clear();
+        self.proposals_seen.clear();
+        self.start_at = Some(tokio::time::Instant::now() + self.cfg.commit_pause);
+        Ok(())
     }
 
     /// Feeds the votes this validator signed at the current height before a restart (from the
@@ -231,6 +236,7 @@ impl Reactor {
 
     /// Moves consensus to `height` (after a commit or a sync) and replays buffered messages.
     pub(super) async fn start_height(&mut self, height: u64) -> ConsensusResult<()> {
+        self.start_at = None;
         self.height = height;
         self.blocks.clear();
         self.proposals_seen.clear();

@@ -60,10 +60,55 @@ pub struct NodeResources {
     /// That CPU profile (pprof protobuf), for flame graphs; not serialized.
     #[serde(skip)]
     pub profile_pb: Option<Vec<u8>>,
+    /// Tasks alive in the node's runtime at the window's start and end, and the most seen.
+    #[serde(default)]
+    pub tasks: Option<TaskCounts>,
     /// The node's stage-latency histograms over the window (from `/debug/stages`); merged
     /// across nodes into the report's stage table, not serialized.
     #[serde(skip)]
     pub stage_window: Vec<(Stage, Histogram<u64>)>,
+}
+
+/// A node's live task count over the window (`tokio_alive_tasks`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TaskCounts {
+    /// At the first sample.
+    pub start: u64,
+    /// At the last sample.
+    pub end: u64,
+    /// Highest sampled.
+    pub peak: u64,
+    /// Samples taken.
+    pub samples: usize,
+    /// The count only grew, and by enough to matter: see [`leak_suspected`].
+    pub leak_suspected: bool,
+}
+
+impl TaskCounts {
+    /// The figures of a series of samples (None when empty).
+    pub fn of(series: &[u64]) -> Option<TaskCounts> {
+        Some(TaskCounts {
+            start: *series.first()?,
+            end: *series.last()?,
+            peak: series.iter().copied().max()?,
+            samples: series.len(),
+            leak_suspected: leak_suspected(series),
+        })
+    }
+}
+
+/// Whether a live-task series looks like a leak: at least 5 samples, never falling, and the
+/// end above the start by at least 20 tasks and 20 %. Under steady load a healthy node's count
+/// moves both ways (per-request tasks come and go); one that only climbs is holding tasks
+/// whose work is over (a forwarder whose client left, a timer per message, ...).
+pub fn leak_suspected(series: &[u64]) -> bool {
+    let (Some(&first), Some(&last)) = (series.first(), series.last()) else {
+        return false;
+    };
+    series.len() >= 5
+        && series.windows(2).all(|w| w[1] >= w[0])
+        && last >= first + 20
+        && last * 5 >= first * 6
 }
 
 /// Clock ticks per second of /proc times (USER_HZ, 100 on every mainstream Linux).
@@ -193,6 +238,7 @@ impl Monitor {
                 }
             }
             let mut stopping = false;
+            let mut task_series: HashMap<usize, Vec<u64>> = HashMap::new();
             loop {
                 for (i, n) in w.iter().enumerate() {
                     let r = out.entry(i).or_insert_with(|| NodeResources {
@@ -213,6 +259,9 @@ impl Monitor {
                             lock_wait = metric(&page, "mempool_lock_wait_seconds_total").map(|m| {
                                 m + metric(&page, "state_lock_wait_seconds").unwrap_or(0.0)
                             });
+                            if let Some(t) = metric(&page, "tokio_alive_tasks") {
+                                task_series.entry(i).or_default().push(t as u64);
+                            }
                             if let Some(m) = metric(&page, "mempool_size") {
                                 let m = m as u64;
                                 r.mempool_peak = Some(r.mempool_peak.unwrap_or(0).max(m));
@@ -256,6 +305,7 @@ impl Monitor {
                 }
             }
             for (i, r) in out.iter_mut() {
+                r.tasks = task_series.get(i).and_then(|s| TaskCounts::of(s));
                 let (Some(a), Some(b)) = (first.get(i), last.get(i)) else {
                     continue;
                 };
@@ -334,6 +384,22 @@ mod tests {
         assert!(cpu_seconds(pid).is_some());
         assert!(rss_mib(pid).unwrap() > 0.0);
         assert!(cpu_seconds(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn only_a_steadily_growing_task_count_is_a_leak() {
+        // Per-request tasks come and go: not a leak, even if it ends higher.
+        assert!(!leak_suspected(&[40, 90, 60, 120, 80, 100]));
+        // Climbing by one forwarder per client that left: a leak.
+        let leak: Vec<u64> = (0..10).map(|i| 40 + 10 * i).collect();
+        assert!(leak_suspected(&leak));
+        assert!(TaskCounts::of(&leak).unwrap().leak_suspected);
+        // Flat, or a small drift, or too few samples: not flagged.
+        assert!(!leak_suspected(&[40; 10]));
+        assert!(!leak_suspected(&[40, 41, 42, 43, 44, 45]));
+        assert!(!leak_suspected(&[40, 100, 200]));
+        assert!(!leak_suspected(&[]));
+        assert_eq!(TaskCounts::of(&[]), None);
     }
 
     #[test]

@@ -107,6 +107,21 @@ impl Percentiles {
     }
 }
 
+/// `start -> end (peak)`, with a warning when the count only grew.
+pub fn task_cell(t: &crate::monitor::TaskCounts) -> String {
+    format!(
+        "{} -> {} ({}){}",
+        t.start,
+        t.end,
+        t.peak,
+        if t.leak_suspected {
+            " LEAK? only grew"
+        } else {
+            ""
+        }
+    )
+}
+
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or("-".into(), |v| v.to_string())
 }
@@ -154,17 +169,18 @@ impl LoadReport {
         }
         if !self.resources.is_empty() {
             s.push_str(
-                "\n| node | CPU % | RSS MiB (peak) | blocks | max round | mempool (peak) |\n|---|---|---|---|---|---|\n",
+                "\n| node | CPU % | RSS MiB (peak) | blocks | max round | mempool (peak) | tasks (start -> end, peak) |\n|---|---|---|---|---|---|---|\n",
             );
             for r in &self.resources {
                 s.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {} |\n",
+                    "| {} | {} | {} | {} | {} | {} | {} |\n",
                     r.name,
                     r.cpu_pct.map_or("-".into(), |v| format!("{v:.0}")),
                     r.rss_peak_mib.map_or("-".into(), |v| format!("{v:.0}")),
                     opt(r.blocks),
                     opt(r.max_round),
                     opt(r.mempool_peak),
+                    r.tasks.as_ref().map_or("-".into(), task_cell),
                 ));
             }
         }

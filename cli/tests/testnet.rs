@@ -120,6 +120,37 @@ async fn wait_height(addr: &str, home: &Path, at_least: u64, timeout: Duration) 
 }
 
 /// Plain HTTP/1.1 GET, enough for /metrics.
+/// A sample `name` of a metrics page, by its exact name and labels.
+fn sample(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Task health: each subscribed client holds one forwarder task, and leaving releases it
+/// (no waiting for the next commit), so the live count returns to where it was.
+async fn subscriptions_end_with_their_clients(home: &std::path::Path) {
+    let addr = std::fs::read_to_string(home.join("metrics.addr")).unwrap();
+    let grpc = std::fs::read_to_string(home.join("grpc.addr")).unwrap();
+    let name = "tokio_task_alive{task=\"subscribe\"}";
+    let alive = || sample(&http_get(&addr, "/metrics"), name).unwrap();
+    let before = alive();
+    let mut subs = Vec::new();
+    for _ in 0..20 {
+        subs.push(subscribe(grpc.trim()).await);
+    }
+    assert_eq!(alive(), before + 20.0);
+    drop(subs);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alive() != before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "subscription tasks outlived their clients: {} alive, {before} before",
+            alive()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr.trim()).unwrap();
@@ -249,12 +280,16 @@ async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
         "tpslab_stage_latency_seconds{stage=\"check_tx\",quantile=\"0.99\"}",
         "tpslab_stage_latency_seconds{stage=\"consensus\",quantile=\"0.5\"}",
         "tpslab_stage_txs{stage=\"gossip\"}",
+        "tokio_alive_tasks ",
+        "tokio_task_alive{task=\"consensus\"} 1",
+        "tokio_task_scheduled_seconds{task=\"api_stream\"}",
     ] {
         assert!(
             metrics.contains(name),
             "{name} missing from /metrics:\n{metrics}"
         );
     }
+    subscriptions_end_with_their_clients(&file.nodes[0].home).await;
 
     // A second one down: no quorum, no commits (and no fork).
     kill9(&file.nodes[2].home);

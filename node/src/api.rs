@@ -43,6 +43,8 @@ pub struct NodeApi {
     pub gossip: Option<TxGossip>,
     /// crypto-pool toggle: run CheckTx of streamed txs on the blocking pool, in chunks.
     pub crypto_pool: bool,
+    /// Monitors of the tasks the API spawns (stream handlers, subscriptions).
+    pub tasks: crate::tasks::TaskMonitors,
 }
 
 /// Most streamed txs checked in one blocking-pool task (crypto-pool toggle).
@@ -158,8 +160,9 @@ impl Node for NodeApi {
         let mut input = req.into_inner();
         let (tx_out, rx_out) = mpsc::channel(1024);
         let api = self.clone();
+        let monitor = self.tasks.api_stream.clone();
         if self.crypto_pool {
-            tokio::spawn(async move {
+            tokio::spawn(monitor.instrument(async move {
                 while let Some(item) = input.next().await {
                     // Take what has already arrived, check it off the I/O threads.
                     let mut chunk = Vec::new();
@@ -197,10 +200,10 @@ impl Node for NodeApi {
                         return;
                     }
                 }
-            });
+            }));
             return Ok(Response::new(Box::pin(ReceiverStream::new(rx_out))));
         }
-        tokio::spawn(async move {
+        tokio::spawn(monitor.instrument(async move {
             while let Some(item) = input.next().await {
                 let msg = match item {
                     Ok(r) => Ok(api.check(&r, Instant::now())),
@@ -211,7 +214,7 @@ impl Node for NodeApi {
                     break;
                 }
             }
-        });
+        }));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx_out))))
     }
 
@@ -224,10 +227,15 @@ impl Node for NodeApi {
         let mut rx = self.commits.subscribe();
         let (tx_out, rx_out) = mpsc::channel(64);
         let stages = self.mempool.stages().clone();
-        tokio::spawn(async move {
+        tokio::spawn(self.tasks.subscribe.instrument(async move {
             loop {
                 let mut delivered = None;
-                let msg = match rx.recv().await {
+                // A client that went away ends the task now, not at the next commit.
+                let ev = tokio::select! {
+                    ev = rx.recv() => ev,
+                    _ = tx_out.closed() => break,
+                };
+                let msg = match ev {
                     Ok(e) => {
                         delivered = Some((e.commit_time_unix_nanos, e.tx_hashes.len() as u64));
                         Ok(event_to_pb(&e))
@@ -249,7 +257,7 @@ impl Node for NodeApi {
                     }
                 }
             }
-        });
+        }));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx_out))))
     }
 

@@ -25,11 +25,12 @@ pub struct TxGossip {
 }
 
 impl TxGossip {
-    /// Gossip over `net`; `batch` turns on the gossip-batch toggle's tuned path.
-    pub fn new(net: Network, batch: bool) -> TxGossip {
+    /// Gossip over `net`; `batch` turns on the gossip-batch toggle's tuned path (its batcher
+    /// task runs under `monitor`).
+    pub fn new(net: Network, batch: bool, monitor: &tokio_metrics::TaskMonitor) -> TxGossip {
         let batcher = batch.then(|| {
             let (tx, rx) = mpsc::channel(65_536);
-            tokio::spawn(run_batcher(net.clone(), rx));
+            tokio::spawn(monitor.instrument(run_batcher(net.clone(), rx)));
             tx
         });
         TxGossip { net, batcher }

@@ -15,6 +15,7 @@ pub mod keyfile;
 pub mod profile;
 pub mod run;
 pub mod stage_metrics;
+pub mod tasks;
 pub mod testnet;
 
 /// Messages and client/server stubs generated from `proto/api.proto`.

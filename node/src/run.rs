@@ -114,6 +114,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
     let (tx_shutdown, rx_shutdown) = watch::channel(false);
 
     let consensus_metrics = ConsensusMetrics::default();
+    let tasks = crate::tasks::TaskMonitors::default();
     let pipeline = BlockPipeline {
         app: cfg.app,
         chain_id: genesis.chain_id.clone(),
@@ -139,7 +140,14 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
             pipeline,
             tx_commits.clone(),
         );
-        (tokio::spawn(producer.run(rx_shutdown.clone())), None)
+        (
+            tokio::spawn(
+                tasks
+                    .consensus
+                    .instrument(producer.run(rx_shutdown.clone())),
+            ),
+            None,
+        )
     } else {
         let (reactor, net, rx_net) = start_bft(
             &home,
@@ -151,7 +159,11 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         )
         .await?;
         (
-            tokio::spawn(reactor.run(rx_net, rx_shutdown.clone())),
+            tokio::spawn(
+                tasks
+                    .consensus
+                    .instrument(reactor.run(rx_net, rx_shutdown.clone())),
+            ),
             Some(net),
         )
     };
@@ -164,8 +176,9 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         validator: key.verifying_key().to_bytes().to_vec(),
         gossip: gossip
             .clone()
-            .map(|net| TxGossip::new(net, cfg.tuning.gossip_batch)),
+            .map(|net| TxGossip::new(net, cfg.tuning.gossip_batch, &tasks.gossip)),
         crypto_pool: cfg.tuning.crypto_pool,
+        tasks: tasks.clone(),
         consensus: consensus_metrics.clone(),
     };
     let listener = TcpListener::bind(&cfg.api.grpc_addr)
@@ -187,6 +200,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         registry,
         api.db.clone(),
         api.mempool.stages().clone(),
+        tasks,
         rx_shutdown.clone(),
     )
     .await?;
@@ -243,6 +257,7 @@ async fn serve_metrics(
     registry: Registry,
     db: StateDb,
     stages: Arc<StageLatencies>,
+    tasks: crate::tasks::TaskMonitors,
     mut rx_stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let mut registry = registry;
@@ -266,6 +281,8 @@ async fn serve_metrics(
     );
     let stage_gauges = StageGauges::default();
     stage_gauges.register(&mut registry);
+    let task_gauges = crate::tasks::TaskGauges::default();
+    task_gauges.register(&mut registry);
     let registry = Arc::new(registry);
     let stages_json = stages.clone();
     let router = axum::Router::new()
@@ -277,6 +294,7 @@ async fn serve_metrics(
                 alloc_bytes.set(crate::alloc::COUNTERS.bytes());
                 state_lock_wait.set(db.lock_wait_seconds());
                 stage_gauges.update(&stages);
+                task_gauges.update(&tasks);
                 async move {
                     let mut text = String::new();
                     if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {

@@ -156,18 +156,19 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
         &names,
         &cpu,
     )?);
-    html.push_str("<h2>Per-validator resources</h2>\n<table><tr><th>step</th><th>node</th><th>CPU %</th><th>RSS MiB</th><th>blocks</th><th>max round</th><th>mempool peak</th></tr>\n");
+    html.push_str("<h2>Per-validator resources</h2>\n<table><tr><th>step</th><th>node</th><th>CPU %</th><th>RSS MiB</th><th>blocks</th><th>max round</th><th>mempool peak</th><th>tasks start -> end (peak)</th></tr>\n");
     for s in &r.steps {
         for n in &s.report.resources {
             html.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                 esc(&s.name),
                 esc(&n.name),
                 n.cpu_pct.unwrap_or(0.0),
                 n.rss_peak_mib.unwrap_or(0.0),
                 n.blocks.unwrap_or(0),
                 n.max_round.unwrap_or(0),
-                n.mempool_peak.unwrap_or(0)
+                n.mempool_peak.unwrap_or(0),
+                esc(&n.tasks.as_ref().map_or("-".into(), crate::report::task_cell))
             ));
         }
     }

@@ -262,6 +262,16 @@ impl ExperimentResults {
                 b.p99_ms / t.p99_ms.max(1e-9)
             ));
         }
+        for st in &self.steps {
+            for n in &st.report.resources {
+                if let Some(t) = n.tasks.as_ref().filter(|t| t.leak_suspected) {
+                    s.push_str(&format!(
+                        "warning: {} {}: live tasks only grew over the window, {} -> {} (possible task leak)\n",
+                        st.name, n.name, t.start, t.end
+                    ));
+                }
+            }
+        }
         s
     }
 

@@ -73,9 +73,9 @@ fn decode(pb: &[u8]) -> Result<(Profile, HashMap<u64, Vec<String>>)> {
     Ok((p, loc_fns))
 }
 
-/// A flame graph (SVG, drawn by inferno) of a pprof profile: each sample's stack folded root
-/// first, as `flamegraph.pl` takes it.
-pub fn flamegraph(pb: &[u8], title: &str) -> Result<String> {
+/// A profile's samples as folded stacks (`root;...;leaf count`, as `flamegraph.pl` takes
+/// them).
+pub fn folded(pb: &[u8]) -> Result<Vec<String>> {
     let (p, loc_fns) = decode(pb)?;
     let mut folded: HashMap<String, i64> = HashMap::new();
     for sample in &p.sample {
@@ -92,13 +92,46 @@ pub fn flamegraph(pb: &[u8], title: &str) -> Result<String> {
         }
     }
     anyhow::ensure!(!folded.is_empty(), "the profile has no samples");
-    let lines: Vec<String> = folded.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    let mut opts = inferno::flamegraph::Options::default();
-    opts.title = title.to_string();
+    let mut lines: Vec<String> = folded.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    lines.sort_unstable();
+    Ok(lines)
+}
+
+fn draw(lines: &[String], opts: &mut inferno::flamegraph::Options) -> Result<String> {
     let mut svg = Vec::new();
-    inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), &mut svg)
+    inferno::flamegraph::from_lines(opts, lines.iter().map(String::as_str), &mut svg)
         .context("drawing the flame graph")?;
     String::from_utf8(svg).context("flame graph is not UTF-8")
+}
+
+/// A flame graph (SVG, drawn by inferno) of a pprof profile.
+pub fn flamegraph(pb: &[u8], title: &str) -> Result<String> {
+    let mut opts = inferno::flamegraph::Options::default();
+    opts.title = title.to_string();
+    draw(&folded(pb)?, &mut opts)
+}
+
+/// A differential flame graph from `before` to `after` (Gregg's red/blue): frames are sized by
+/// `after`, red where their share grew, blue where it shrank. `before` is scaled to `after`'s
+/// sample count, so two profiles of different length or load compare by share.
+pub fn diff_flamegraph(before: &[u8], after: &[u8], title: &str) -> Result<String> {
+    let (a, b) = (folded(before)?.join("\n"), folded(after)?.join("\n"));
+    let mut out = Vec::new();
+    let opts = inferno::differential::Options {
+        normalize: true,
+        strip_hex: false,
+    };
+    inferno::differential::from_readers(opts, a.as_bytes(), b.as_bytes(), &mut out)
+        .context("folding the two profiles together")?;
+    let lines: Vec<String> = String::from_utf8(out)
+        .context("differential stacks are not UTF-8")?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut opts = inferno::flamegraph::Options::default();
+    opts.title = title.to_string();
+    opts.subtitle = Some("red: more of the samples than before, blue: fewer".to_string());
+    draw(&lines, &mut opts)
 }
 
 /// Decodes a pprof protobuf (raw or gzipped) and returns each function's self and total
@@ -192,6 +225,11 @@ mod tests {
 
     /// main -> verify (3 samples), main -> commit (1 sample).
     fn profile() -> Vec<u8> {
+        profile_with(3, 1)
+    }
+
+    /// main -> verify (`v` samples), main -> commit (`c` samples).
+    fn profile_with(v: i64, c: i64) -> Vec<u8> {
         let strings = ["", "main", "verify", "commit"];
         let function = (1..=3)
             .map(|i| Function {
@@ -213,12 +251,12 @@ mod tests {
         let sample = vec![
             Sample {
                 location_id: vec![2, 1],
-                value: vec![3],
+                value: vec![v],
                 ..Default::default()
             },
             Sample {
                 location_id: vec![3, 1],
-                value: vec![1],
+                value: vec![c],
                 ..Default::default()
             },
         ];
@@ -245,5 +283,27 @@ mod tests {
         let svg = flamegraph(&pb, "test").unwrap();
         assert!(svg.contains("<svg") && svg.contains("verify") && svg.contains("commit"));
         assert!(flamegraph(&Profile::default().encode_to_vec(), "empty").is_err());
+        assert_eq!(
+            folded(&pb).unwrap(),
+            ["main;commit 1".to_string(), "main;verify 3".to_string()]
+        );
+    }
+
+    #[test]
+    fn differential_flame_graph_colours_by_share_change() {
+        // verify 75 % -> 25 % of the samples, over twice as many samples: after scaling,
+        // verify shrank (blue) and commit grew (red).
+        let before = profile_with(3, 1);
+        let after = profile_with(2, 6);
+        let svg = diff_flamegraph(&before, &after, "diff").unwrap();
+        assert!(svg.contains("<svg") && svg.contains("red: more"));
+        let title = |f: &str| {
+            let i = svg.find(&format!("<title>{f} ")).unwrap();
+            svg[i..i + 120].to_string()
+        };
+        // inferno titles differential frames with the change in percentage points.
+        assert!(title("verify").contains('-'), "{}", title("verify"));
+        assert!(title("commit").contains('+'), "{}", title("commit"));
+        assert!(diff_flamegraph(&before, &Profile::default().encode_to_vec(), "x").is_err());
     }
 }

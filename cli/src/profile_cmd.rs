@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use tpslab_bench::profile::{diff, fetch, functions};
+use tpslab_bench::profile::{diff, diff_flamegraph, fetch, functions};
 use tpslab_node::testnet;
 
 #[derive(Args)]
@@ -40,16 +40,33 @@ enum ProfileCmd {
         /// Rows to show.
         #[arg(long, default_value_t = 20)]
         top: usize,
+        /// Also write a differential flame graph (A -> B; red grew, blue shrank) here.
+        #[arg(long)]
+        svg: Option<PathBuf>,
     },
 }
 
 pub async fn profile(a: ProfileArgs) -> Result<()> {
-    if let Some(ProfileCmd::Diff { a: pa, b: pb, top }) = a.cmd {
+    if let Some(ProfileCmd::Diff {
+        a: pa,
+        b: pb,
+        top,
+        svg,
+    }) = a.cmd
+    {
         let read =
             |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
-        let fa = functions(&read(&pa)?).with_context(|| pa.display().to_string())?;
-        let fb = functions(&read(&pb)?).with_context(|| pb.display().to_string())?;
+        let (ra, rb) = (read(&pa)?, read(&pb)?);
+        let fa = functions(&ra).with_context(|| pa.display().to_string())?;
+        let fb = functions(&rb).with_context(|| pb.display().to_string())?;
         print!("{}", diff(&fa, &fb, top));
+        if let Some(out) = svg {
+            let title = format!("{} -> {}", pa.display(), pb.display());
+            let drawn = diff_flamegraph(&ra, &rb, &title)?;
+            std::fs::write(&out, drawn)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!("differential flame graph: {}", out.display());
+        }
         return Ok(());
     }
     let nodes: Vec<(String, String)> = match &a.testnet {

@@ -76,10 +76,13 @@ async fn profile_of_a_node_under_load() {
     assert!(stdout.contains("top functions by self time"), "{stdout}");
 
     let pb_path = out_dir.join(format!("{name}.pb.gz"));
+    let diff_svg = out_dir.join("diff.svg");
     let diff = Command::new(bin())
         .args(["profile", "diff"])
         .arg(&pb_path)
         .arg(&pb_path)
+        .arg("--svg")
+        .arg(&diff_svg)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&diff.stdout);
@@ -90,4 +93,8 @@ async fn profile_of_a_node_under_load() {
     );
     assert!(text.contains("| function | self A | self B |"), "{text}");
     assert!(text.contains("+0.0 pt"), "{text}");
+    // The differential flame graph of a profile against itself: the same frames, none moved.
+    let svg = std::fs::read_to_string(&diff_svg).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("tpslab_"));
+    assert!(svg.contains("red: more of the samples"));
 }

@@ -222,6 +222,13 @@ fn flames(r: &ExperimentResults, out: &Path) -> String {
     use base64::Engine as _;
     let mut h = String::from("<h2>Flame graph per step (node0, 99 Hz CPU profile)</h2>\n");
     let mut any = false;
+    let img = |alt: &str, svg: &[u8]| {
+        format!(
+            "<img alt=\"{}\" style=\"width:100%\" src=\"data:image/svg+xml;base64,{}\">",
+            esc(alt),
+            base64::engine::general_purpose::STANDARD.encode(svg)
+        )
+    };
     for s in &r.steps {
         let Some(svg) = s
             .flame_svg
@@ -232,11 +239,21 @@ fn flames(r: &ExperimentResults, out: &Path) -> String {
         };
         any = true;
         h.push_str(&format!(
-            "<details><summary>{}</summary><img alt=\"flame graph of {}\" style=\"width:100%\" src=\"data:image/svg+xml;base64,{}\"></details>\n",
+            "<details><summary>{}</summary>{}",
             esc(&s.name),
-            esc(&s.name),
-            base64::engine::general_purpose::STANDARD.encode(svg)
+            img(&format!("flame graph of {}", s.name), &svg)
         ));
+        if let Some((f, vs)) = &s.flame_diff_svg {
+            if let Ok(diff) = std::fs::read(out.join(f)) {
+                h.push_str(&format!(
+                    "<p>Differential, {} -> {} (red: larger share of samples, blue: smaller):</p>{}",
+                    esc(vs),
+                    esc(&s.name),
+                    img(&format!("differential flame graph {vs} to {}", s.name), &diff)
+                ));
+            }
+        }
+        h.push_str("</details>\n");
     }
     if !any {
         h.push_str("<p>No CPU profiles in this run (--no-profile).</p>\n");

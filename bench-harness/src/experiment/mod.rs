@@ -150,9 +150,17 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
             );
         }
         let flame = write_flame(&report, &dir, &step.name);
+        // Against the step before (the ladder adds one toggle) or the all-tuned step (an
+        // ablation step removes one): the toggle's own effect on the profile.
+        let reference = match step.kind {
+            "ablation" => results.tuned(),
+            _ => results.steps.last(),
+        };
+        let diff = reference.and_then(|r| write_diff_flame(r, &report, &dir, &step.name));
         results.push(step, report, probes);
-        if let (Some(s), Some(f)) = (results.steps.last_mut(), flame) {
-            s.flame_svg = Some(format!("step{i:02}/{f}"));
+        if let Some(s) = results.steps.last_mut() {
+            s.flame_svg = flame.map(|f| format!("step{i:02}/{f}"));
+            s.flame_diff_svg = diff.map(|(f, vs)| (format!("step{i:02}/{f}"), vs));
         }
         // Keep what was measured so far, in case a later step fails.
         results.save(&cfg.out)?;
@@ -255,6 +263,30 @@ fn write_flame(report: &crate::LoadReport, dir: &Path, step: &str) -> Option<Str
         }
         Err(e) => {
             eprintln!("      no flame graph: {e:#}");
+            None
+        }
+    }
+}
+
+/// Writes node0's differential flame graph from `reference`'s profile to this step's; returns
+/// its file name and the reference step's name.
+fn write_diff_flame(
+    reference: &StepResult,
+    report: &crate::LoadReport,
+    dir: &Path,
+    step: &str,
+) -> Option<(String, String)> {
+    let before = reference.report.resources.first()?.profile_pb.as_ref()?;
+    let after = report.resources.first()?.profile_pb.as_ref()?;
+    let title = format!("{} -> {step}: node0 CPU, 99 Hz", reference.name);
+    match crate::profile::diff_flamegraph(before, after, &title) {
+        Ok(svg) => {
+            let name = "flame-diff-node0.svg";
+            std::fs::write(dir.join(name), svg).ok()?;
+            Some((name.into(), reference.name.clone()))
+        }
+        Err(e) => {
+            eprintln!("      no differential flame graph: {e:#}");
             None
         }
     }

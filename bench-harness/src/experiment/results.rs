@@ -47,6 +47,9 @@ pub struct StepResult {
     /// node0's CPU flame graph (SVG), relative to the experiment's out dir.
     #[serde(default)]
     pub flame_svg: Option<String>,
+    /// node0's differential flame graph against another step (file, that step's name).
+    #[serde(default)]
+    pub flame_diff_svg: Option<(String, String)>,
     /// Kernel-side figures from the eBPF probes (None when they could not run).
     #[serde(default)]
     pub probes: Option<StepProbes>,
@@ -205,6 +208,7 @@ impl ExperimentResults {
             report,
             probes,
             flame_svg: None,
+            flame_diff_svg: None,
         });
     }
 

@@ -55,6 +55,15 @@ pub struct ExperimentArgs {
     /// the headline ratios.
     #[arg(long)]
     probes: bool,
+    /// Global allocators to compare on the tuned configuration, e.g. `system,jemalloc`. The
+    /// allocator is fixed at build time: a variant this binary is not gets built from the
+    /// source tree (`cargo build --release --features tpslab-cli/jemalloc` into its own target
+    /// dir under $TPSLAB_CACHE; the first build compiles RocksDB, 10-15 minutes).
+    #[arg(long, value_delimiter = ',')]
+    allocators: Vec<String>,
+    /// The tpslab source tree to build allocator variants from.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.."))]
+    source: PathBuf,
 }
 
 pub async fn experiment(a: ExperimentArgs) -> Result<()> {
@@ -69,6 +78,13 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
     } else {
         (Duration::from_secs(15), Duration::from_secs(5))
     };
+    let mut variants = Vec::new();
+    let own = tpslab_node::heap::allocator();
+    for name in &a.allocators {
+        if name != own {
+            variants.push((name.clone(), crate::variant::build(name, &a.source)?));
+        }
+    }
     let cfg = ExperimentConfig {
         exe: std::env::current_exe().context("cannot find the tpslab binary")?,
         out: a.out.clone(),
@@ -84,6 +100,7 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
         ablation: a.ablation,
         profile: !a.no_profile,
         probes: a.probes,
+        variants,
     };
     let results = experiment::run(&cfg).await?;
     print!("{}", results.table());

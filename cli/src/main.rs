@@ -23,6 +23,7 @@ mod opts_cmd;
 mod probe_cmd;
 mod probe_serve;
 mod profile_cmd;
+mod variant;
 
 /// tpslab: a Cosmos/Tendermint-style blockchain node simulator with a tuning harness.
 ///

@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod genesis;
 pub mod gossip;
+pub mod heap;
 pub mod home;
 pub mod keyfile;
 pub mod profile;

@@ -10,6 +10,7 @@ use crate::keyfile;
 use crate::proto::node_server::NodeServer;
 use crate::stage_metrics::StageGauges;
 use anyhow::{bail, Context, Result};
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
@@ -279,6 +280,18 @@ async fn serve_metrics(
         "Time spent waiting for the state cache lock (read-cache toggle)",
         state_lock_wait.clone(),
     );
+    let allocator: Family<Vec<(String, String)>, Gauge> = Family::default();
+    allocator
+        .get_or_create(&vec![(
+            "allocator".to_string(),
+            crate::heap::allocator().to_string(),
+        )])
+        .set(1);
+    registry.register(
+        "process_allocator",
+        "The allocator of the Rust heap (fixed at build time)",
+        allocator,
+    );
     let stage_gauges = StageGauges::default();
     stage_gauges.register(&mut registry);
     let task_gauges = crate::tasks::TaskGauges::default();
@@ -313,6 +326,10 @@ async fn serve_metrics(
         .route(
             "/debug/pprof/profile",
             axum::routing::get(crate::profile::handler),
+        )
+        .route(
+            "/debug/pprof/heap",
+            axum::routing::get(crate::heap::handler),
         )
         // The stage histograms' full content, so a harness can subtract two of them.
         .route(
@@ -385,6 +402,7 @@ async fn start_bft(
     let mut ncfg = NetworkConfig::new(genesis.chain_id.clone(), key.clone(), listen, peers);
     ncfg.max_frame_bytes = cfg.p2p.max_frame_bytes;
     ncfg.queue_capacity = cfg.p2p.send_queue;
+    ncfg.zero_copy = cfg.tuning.zero_copy_net;
     let (net, rx_net) = Network::start(ncfg)
         .await
         .with_context(|| format!("cannot start p2p on {}", cfg.p2p.listen_addr))?;

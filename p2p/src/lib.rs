@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
+mod codec;
 mod error;
 pub mod handshake;
 mod metrics;

@@ -47,6 +47,10 @@ pub struct NetworkConfig {
     pub handshake_timeout: Duration,
     /// Longest wait between reconnect attempts.
     pub max_backoff: Duration,
+    /// zero-copy-net toggle: encode frames straight into the connection's write buffer and
+    /// flush every frame already queued at once, instead of one buffer and one write per
+    /// frame.
+    pub zero_copy: bool,
 }
 
 impl NetworkConfig {
@@ -66,6 +70,7 @@ impl NetworkConfig {
             queue_capacity: 4096,
             handshake_timeout: Duration::from_secs(5),
             max_backoff: Duration::from_secs(5),
+            zero_copy: true,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One live connection: a reader forwarding frames to the node, a writer draining the three
 //! channel queues consensus-first, and the counters both keep.
 
+use crate::codec::{FrameCodec, Outgoing};
 use crate::network::{Event, Shared};
 use crate::wire::{Channel, Envelope, PeerId};
 use bytes::Bytes;
@@ -31,6 +32,9 @@ pub(crate) struct PeerHandle {
     pub task: AbortHandle,
 }
 
+/// Most queued frames written with one flush on the zero-copy-net path.
+const COALESCE_MAX: usize = 64;
+
 /// Starts the peer's task and returns its handle.
 pub(crate) fn spawn(
     framed: Framed<TcpStream, LengthDelimitedCodec>,
@@ -38,6 +42,8 @@ pub(crate) fn spawn(
     conn_id: u64,
     shared: Arc<Shared>,
 ) -> PeerHandle {
+    let max_frame = shared.cfg.max_frame_bytes;
+    let framed = framed.map_codec(|c| FrameCodec::new(c, max_frame));
     let cap = shared.cfg.queue_capacity.max(1);
     let (tx_c, rx_c) = mpsc::channel(cap);
     let (tx_s, rx_s) = mpsc::channel(cap);
@@ -61,7 +67,7 @@ pub(crate) fn spawn(
 }
 
 async fn read_loop(
-    mut stream: futures::stream::SplitStream<Framed<TcpStream, LengthDelimitedCodec>>,
+    mut stream: futures::stream::SplitStream<Framed<TcpStream, FrameCodec>>,
     peer: PeerId,
     shared: &Shared,
     c: &Counters,
@@ -96,12 +102,13 @@ async fn read_loop(
 }
 
 async fn write_loop(
-    mut sink: futures::stream::SplitSink<Framed<TcpStream, LengthDelimitedCodec>, Bytes>,
+    mut sink: futures::stream::SplitSink<Framed<TcpStream, FrameCodec>, Outgoing>,
     queues: [mpsc::Receiver<Bytes>; 3],
     c: &Counters,
     shared: &Shared,
 ) -> String {
     let [mut rx_c, mut rx_s, mut rx_m] = queues;
+    let zero_copy = shared.cfg.zero_copy;
     loop {
         let (channel, payload) = tokio::select! {
             biased;
@@ -110,18 +117,53 @@ async fn write_loop(
             Some(b) = rx_m.recv() => (Channel::Mempool, b),
             else => return "send queues closed".into(),
         };
-        let frame = Envelope {
+        let env = Envelope {
             channel: channel as u32,
             payload,
+        };
+        let n = env.encoded_len() as u64 + 4;
+        if !zero_copy {
+            // Naive: the frame in its own buffer (copied again into the connection's), one
+            // write per frame.
+            if let Err(e) = sink
+                .send(Outgoing::Encoded(Bytes::from(env.encode_to_vec())))
+                .await
+            {
+                return format!("write error: {e}");
+            }
+            count_sent(c, shared, n);
+            continue;
         }
-        .encode_to_vec();
-        let n = frame.len() as u64 + 4;
-        // One frame, one write: the plain path (coalescing writes is a tuning toggle).
-        if let Err(e) = sink.send(Bytes::from(frame)).await {
+        // Tuned: encoded in place; frames already queued go out with the same flush.
+        if let Err(e) = sink.feed(Outgoing::Parts(env)).await {
             return format!("write error: {e}");
         }
-        c.sent_bytes.fetch_add(n, Ordering::Relaxed);
-        shared.metrics.send_bytes.inc_by(n);
-        c.sent_msgs.fetch_add(1, Ordering::Relaxed);
+        count_sent(c, shared, n);
+        for _ in 1..COALESCE_MAX {
+            let next = rx_c
+                .try_recv()
+                .map(|b| (Channel::Consensus, b))
+                .or_else(|_| rx_s.try_recv().map(|b| (Channel::Sync, b)))
+                .or_else(|_| rx_m.try_recv().map(|b| (Channel::Mempool, b)));
+            let Ok((channel, payload)) = next else { break };
+            let env = Envelope {
+                channel: channel as u32,
+                payload,
+            };
+            let n = env.encoded_len() as u64 + 4;
+            if let Err(e) = sink.feed(Outgoing::Parts(env)).await {
+                return format!("write error: {e}");
+            }
+            count_sent(c, shared, n);
+        }
+        if let Err(e) = sink.flush().await {
+            return format!("write error: {e}");
+        }
     }
+}
+
+fn count_sent(c: &Counters, shared: &Shared, n: u64) {
+    c.sent_bytes.fetch_add(n, Ordering::Relaxed);
+    shared.metrics.send_bytes.inc_by(n);
+    c.sent_msgs.fetch_add(1, Ordering::Relaxed);
 }

@@ -94,6 +94,13 @@ pub const CATALOGUE: &[Toggle] = &[
         models: "Go's sync.Pool for decode buffers (and its misuse lesson: reset before reuse); Rust nodes reusing BytesMut/prost messages instead of decoding into new ones",
         moves: "allocations per committed tx (process_allocations), CPU in malloc/free",
     },
+    Toggle {
+        name: "zero-copy-net",
+        naive: "each p2p frame is encoded into its own buffer, copied into the connection's write buffer and written with its own flush (one write syscall per frame)",
+        tuned: "frames are encoded straight into the connection's write buffer (one copy of the payload) and every frame already queued for the peer goes out with one flush",
+        models: "prost encode_to_vec + Framed::send per message, the plain way to write a framed protocol; tokio-util's feed-then-flush batching and in-place encoding (CometBFT's MConnection also batches packets per flush)",
+        moves: "write syscalls per p2p frame (eBPF syscalls probe), memcpy in the p2p writer, CPU % of the senders",
+    },
 ];
 
 /// Which toggles are on. Field names are the toggle names with `_`.
@@ -120,6 +127,8 @@ pub struct Tuning {
     pub crypto_pool: bool,
     /// See [`CATALOGUE`].
     pub buffer_pool: bool,
+    /// See [`CATALOGUE`].
+    pub zero_copy_net: bool,
 }
 
 impl Default for Tuning {
@@ -147,6 +156,7 @@ impl Tuning {
             quiet_log: false,
             crypto_pool: false,
             buffer_pool: false,
+            zero_copy_net: false,
         }
     }
 
@@ -163,6 +173,7 @@ impl Tuning {
             quiet_log: true,
             crypto_pool: true,
             buffer_pool: true,
+            zero_copy_net: true,
         }
     }
 
@@ -178,6 +189,7 @@ impl Tuning {
             "quiet-log" => &mut self.quiet_log,
             "crypto-pool" => &mut self.crypto_pool,
             "buffer-pool" => &mut self.buffer_pool,
+            "zero-copy-net" => &mut self.zero_copy_net,
             other => return Err(UnknownToggle(other.to_string())),
         })
     }

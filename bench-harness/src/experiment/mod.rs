@@ -54,6 +54,9 @@ pub struct ExperimentConfig {
     /// Attach the eBPF probes to each step's validators (needs root; skipped with a note
     /// otherwise).
     pub probes: bool,
+    /// Builds of tpslab with another global allocator (name, binary): each runs the tuned
+    /// configuration once more, as a step of kind `allocator`.
+    pub variants: Vec<(String, PathBuf)>,
 }
 
 /// One step to run: a name, the toggle it adds (or removes), and the toggles on.
@@ -67,6 +70,8 @@ pub struct Step {
     pub kind: &'static str,
     /// The toggles on.
     pub tuning: Tuning,
+    /// The binary the step's validators run, when not the experiment's own.
+    pub exe: Option<PathBuf>,
 }
 
 /// The steps of an experiment: the ladder (or baseline + tuned when quick) and the ablation.
@@ -76,6 +81,7 @@ pub fn plan(quick: bool, ablation: bool) -> Vec<Step> {
         toggle: None,
         kind: "ladder",
         tuning: Tuning::baseline(),
+        exe: None,
     }];
     if quick {
         steps.push(Step {
@@ -83,6 +89,7 @@ pub fn plan(quick: bool, ablation: bool) -> Vec<Step> {
             toggle: Some("all".into()),
             kind: "ladder",
             tuning: Tuning::tuned(),
+            exe: None,
         });
     } else {
         let mut t = Tuning::baseline();
@@ -93,6 +100,7 @@ pub fn plan(quick: bool, ablation: bool) -> Vec<Step> {
                 toggle: Some(entry.name.into()),
                 kind: "ladder",
                 tuning: t,
+                exe: None,
             });
         }
     }
@@ -105,6 +113,7 @@ pub fn plan(quick: bool, ablation: bool) -> Vec<Step> {
                 toggle: Some(entry.name.into()),
                 kind: "ablation",
                 tuning: t,
+                exe: None,
             });
         }
     }
@@ -115,7 +124,17 @@ pub fn plan(quick: bool, ablation: bool) -> Vec<Step> {
 pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
     std::fs::create_dir_all(&cfg.out)
         .with_context(|| format!("cannot create {}", cfg.out.display()))?;
-    let steps = plan(cfg.quick, cfg.ablation);
+    let mut steps = plan(cfg.quick, cfg.ablation);
+    // The allocator is fixed at build time: the same tuned chain, run by another build.
+    for (name, exe) in &cfg.variants {
+        steps.push(Step {
+            name: format!("tuned [{name}]"),
+            toggle: Some(name.clone()),
+            kind: "allocator",
+            tuning: Tuning::tuned(),
+            exe: Some(exe.clone()),
+        });
+    }
     let mut results = ExperimentResults::new(cfg);
     for (i, step) in steps.iter().enumerate() {
         eprintln!(
@@ -153,7 +172,7 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
         // Against the step before (the ladder adds one toggle) or the all-tuned step (an
         // ablation step removes one): the toggle's own effect on the profile.
         let reference = match step.kind {
-            "ablation" => results.tuned(),
+            "ablation" | "allocator" => results.tuned(),
             _ => results.steps.last(),
         };
         let diff = reference.and_then(|r| write_diff_flame(r, &report, &dir, &step.name));
@@ -191,7 +210,12 @@ async fn run_step(
         balance: 1_000_000_000,
         config,
     })?;
-    testnet::up(dir, &cfg.exe, Duration::from_secs(60)).await?;
+    testnet::up(
+        dir,
+        step.exe.as_ref().unwrap_or(&cfg.exe),
+        Duration::from_secs(60),
+    )
+    .await?;
     // Measure a running chain, not its start-up (peers connecting, a first proposer that may
     // time out): wait for every validator to commit a block first.
     for n in &file.nodes {

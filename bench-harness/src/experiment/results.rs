@@ -13,9 +13,9 @@ use std::path::Path;
 pub struct StepResult {
     /// `baseline`, `+sig-cache`, `tuned - sig-cache`, ...
     pub name: String,
-    /// `ladder` or `ablation`.
+    /// `ladder`, `ablation` or `allocator` (the tuned chain run by another allocator build).
     pub kind: String,
-    /// The toggle the step adds (ladder) or removes (ablation).
+    /// The toggle the step adds (ladder) or removes (ablation), or the allocator.
     pub toggle: Option<String>,
     /// The toggles on.
     pub enabled: Vec<String>,
@@ -235,6 +235,7 @@ impl ExperimentResults {
         for st in &self.steps {
             let toggle = match (st.kind.as_str(), &st.toggle) {
                 ("ablation", Some(t)) => format!("(removed) {t}"),
+                ("allocator", Some(t)) => format!("(allocator) {t}"),
                 (_, Some(t)) => t.clone(),
                 _ => "-".into(),
             };

@@ -1,0 +1,113 @@
+//! The global allocator is a build-time choice (the `jemalloc` cargo feature): a system-
+//! allocator node says it has no heap profile and why; `experiment --allocators
+//! system,jemalloc` builds the jemalloc variant itself and runs the tuned chain on it; that
+//! build serves a real heap profile (pprof, symbolised) on `/debug/pprof/heap`.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_build_explains_the_missing_heap_profile() {
+    let mut node = TestNode::init(10, "");
+    node.start().await;
+    let metrics = std::fs::read_to_string(node.home().join("metrics.addr")).unwrap();
+    let page = tpslab_bench::monitor::http_get(metrics.trim(), "/metrics")
+        .await
+        .unwrap();
+    assert!(
+        page.contains("process_allocator{allocator=\"system\"} 1"),
+        "{page}"
+    );
+    let err = tpslab_bench::monitor::http_get(metrics.trim(), "/debug/pprof/heap")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("501") && err.contains("jemalloc"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiment_builds_and_runs_the_jemalloc_variant_which_serves_heap_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("exp");
+    let out = Command::new(bin())
+        .args([
+            "experiment",
+            "--quick",
+            "--rate",
+            "25",
+            "--duration",
+            "4s",
+            "--warmup",
+            "1s",
+            "--drain",
+            "60s",
+            "--accounts",
+            "300",
+            "--no-profile",
+            "--allocators",
+            "system,jemalloc",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("| tuned [jemalloc] | (allocator) jemalloc |"),
+        "{stdout}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
+            .unwrap();
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    assert_eq!(steps[2]["kind"], "allocator");
+    assert_eq!(steps[2]["report"]["committed"], 100, "{}", steps[2]);
+
+    // The variant the experiment built: a node on it serves a heap profile.
+    let cache = std::env::var("TPSLAB_CACHE").unwrap_or_else(|_| "/var/cache/tpslab".into());
+    let variant = std::path::Path::new(&cache).join("target-jemalloc/release/tpslab");
+    let node = TestNode::init(200, "[consensus]\nblock_interval_ms = 50\n");
+    let log = std::fs::File::create(node.home().join("node.log")).unwrap();
+    let mut child = Command::new(&variant)
+        .args(["node", "--home"])
+        .arg(node.home())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let metrics_file = node.home().join("metrics.addr");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let metrics = loop {
+        if let Ok(a) = std::fs::read_to_string(&metrics_file) {
+            break a.trim().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", node.log());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let page = tpslab_bench::monitor::http_get(&metrics, "/metrics")
+        .await
+        .unwrap();
+    assert!(page.contains("process_allocator{allocator=\"jemalloc\"} 1"));
+    let heap = tpslab_bench::monitor::http_get_bytes(
+        &metrics,
+        "/debug/pprof/heap",
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let heap = heap.unwrap();
+    assert_eq!(&heap[..2], &[0x1f, 0x8b], "gzipped pprof");
+    let funcs = tpslab_bench::profile::functions(&heap).unwrap();
+    assert!(
+        funcs.iter().any(|f| f.name.contains("tpslab")),
+        "no tpslab function in the heap profile: {:?}",
+        funcs.iter().take(20).map(|f| &f.name).collect::<Vec<_>>()
+    );
+}

@@ -12,6 +12,7 @@ pub mod genesis;
 pub mod gossip;
 pub mod heap;
 pub mod home;
+mod http;
 pub mod keyfile;
 pub mod profile;
 pub mod run;

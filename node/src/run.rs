@@ -8,12 +8,8 @@ use crate::gossip::TxGossip;
 use crate::home::{write_atomic, Home};
 use crate::keyfile;
 use crate::proto::node_server::NodeServer;
-use crate::stage_metrics::StageGauges;
 use anyhow::{bail, Context, Result};
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -30,7 +26,6 @@ use tpslab_p2p::{Event, Network, NetworkConfig, PeerId, PeerInfo};
 use tpslab_statedb::{StateDb, StateDbOptions};
 use tpslab_types::keys::SigningKey;
 use tpslab_types::sigcache::SigCache;
-use tpslab_types::stages::StageLatencies;
 use tracing::{info, warn};
 
 /// Commit events buffered per subscriber before it is told it lagged.
@@ -195,7 +190,7 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
     if let Some(net) = &gossip {
         net.metrics().register(&mut registry);
     }
-    let metrics_task = serve_metrics(
+    let metrics_task = crate::http::serve_metrics(
         &home,
         &cfg.api.metrics_addr,
         registry,
@@ -248,114 +243,6 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
     let _ = std::fs::remove_file(home.grpc_addr_file());
     info!("stopped");
     outcome
-}
-
-/// Serves `GET /metrics` (Prometheus text) on `addr`; the bound address goes to
-/// `<home>/metrics.addr`.
-async fn serve_metrics(
-    home: &Home,
-    addr: &str,
-    registry: Registry,
-    db: StateDb,
-    stages: Arc<StageLatencies>,
-    tasks: crate::tasks::TaskMonitors,
-    mut rx_stop: watch::Receiver<bool>,
-) -> Result<tokio::task::JoinHandle<()>> {
-    let mut registry = registry;
-    let allocs: Gauge<u64, AtomicU64> = Gauge::default();
-    let alloc_bytes: Gauge<u64, AtomicU64> = Gauge::default();
-    registry.register(
-        "process_allocations",
-        "Heap allocations since start (counted by the binary's global allocator)",
-        allocs.clone(),
-    );
-    registry.register(
-        "process_allocated_bytes",
-        "Bytes allocated since start (not net of frees)",
-        alloc_bytes.clone(),
-    );
-    let state_lock_wait: Gauge<f64, AtomicU64> = Gauge::default();
-    registry.register(
-        "state_lock_wait_seconds",
-        "Time spent waiting for the state cache lock (read-cache toggle)",
-        state_lock_wait.clone(),
-    );
-    let allocator: Family<Vec<(String, String)>, Gauge> = Family::default();
-    allocator
-        .get_or_create(&vec![(
-            "allocator".to_string(),
-            crate::heap::allocator().to_string(),
-        )])
-        .set(1);
-    registry.register(
-        "process_allocator",
-        "The allocator of the Rust heap (fixed at build time)",
-        allocator,
-    );
-    let stage_gauges = StageGauges::default();
-    stage_gauges.register(&mut registry);
-    let task_gauges = crate::tasks::TaskGauges::default();
-    task_gauges.register(&mut registry);
-    let registry = Arc::new(registry);
-    let stages_json = stages.clone();
-    let router = axum::Router::new()
-        .route(
-            "/metrics",
-            axum::routing::get(move || {
-                let registry = registry.clone();
-                allocs.set(crate::alloc::COUNTERS.allocations());
-                alloc_bytes.set(crate::alloc::COUNTERS.bytes());
-                state_lock_wait.set(db.lock_wait_seconds());
-                stage_gauges.update(&stages);
-                task_gauges.update(&tasks);
-                async move {
-                    let mut text = String::new();
-                    if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
-                        text = "# metrics encoding failed\n".into();
-                    }
-                    (
-                        [(
-                            "content-type",
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        text,
-                    )
-                }
-            }),
-        )
-        .route(
-            "/debug/pprof/profile",
-            axum::routing::get(crate::profile::handler),
-        )
-        .route(
-            "/debug/pprof/heap",
-            axum::routing::get(crate::heap::handler),
-        )
-        // The stage histograms' full content, so a harness can subtract two of them.
-        .route(
-            "/debug/stages",
-            axum::routing::get(move || {
-                let body = serde_json::to_string(&stages_json.snapshot()).unwrap_or_default();
-                async move { ([("content-type", "application/json")], body) }
-            }),
-        );
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot bind metrics address {addr}"))?;
-    let bound = listener.local_addr()?;
-    write_atomic(&home.metrics_addr_file(), &bound.to_string())?;
-    info!(addr = %bound, "metrics on http://{bound}/metrics");
-    let server = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .add_routes(tonic::service::Routes::from(router))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            let _ = rx_stop.wait_for(|s| *s).await;
-        });
-    Ok(tokio::spawn(async move {
-        if let Err(e) = server.await {
-            warn!(error = %e, "metrics server failed");
-        }
-    }))
 }
 
 /// Starts the p2p network and the BFT reactor of a multi-validator chain.

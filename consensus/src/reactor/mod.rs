@@ -82,6 +82,37 @@ fn refused(e: SignError) -> Result<(), SignError> {
     }
 }
 
+/// Hands gossiped tx frames straight to the CheckTx task and passes everything else on. The
+/// reactor's loop is busy while a block executes and commits; tx gossip must not queue behind
+/// that (the stage table showed it waiting for whole block commits).
+fn split_tx_gossip(
+    mut rx_net: mpsc::Receiver<Event>,
+    tx_ingest: mpsc::Sender<Bytes>,
+) -> mpsc::Receiver<Event> {
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::spawn(async move {
+        while let Some(ev) = rx_net.recv().await {
+            match ev {
+                Event::Message {
+                    channel: Channel::Mempool,
+                    payload,
+                    ..
+                } => {
+                    // A full CheckTx queue drops the batch: gossip is best-effort, and the
+                    // proposer's block carries the txs anyway.
+                    let _ = tx_ingest.try_send(payload);
+                }
+                other => {
+                    if tx.send(other).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
 fn sync_frame(msg: SyncMsg) -> Bytes {
     Bytes::from(pb::SyncMessage { msg: Some(msg) }.encode_to_vec())
 }
@@ -158,10 +189,11 @@ impl Reactor {
     /// Runs until `shutdown` turns true. A block being committed is finished first.
     pub async fn run(
         mut self,
-        mut rx_net: mpsc::Receiver<Event>,
+        rx_net: mpsc::Receiver<Event>,
         mut shutdown: watch::Receiver<bool>,
     ) -> ConsensusResult<()> {
         info!(height = self.height, validator = ?self.me, "consensus started");
+        let mut rx_net = split_tx_gossip(rx_net, self.tx_ingest.clone());
         let out = self.driver.process(DriverInput::Start);
         self.perform(out).await?;
         self.replay_own_votes().await?;

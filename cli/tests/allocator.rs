@@ -71,25 +71,12 @@ async fn experiment_builds_and_runs_the_jemalloc_variant_which_serves_heap_profi
     // The variant the experiment built: a node on it serves a heap profile.
     let cache = std::env::var("TPSLAB_CACHE").unwrap_or_else(|_| "/var/cache/tpslab".into());
     let variant = std::path::Path::new(&cache).join("target-jemalloc/release/tpslab");
-    let node = TestNode::init(200, "[consensus]\nblock_interval_ms = 50\n");
-    let log = std::fs::File::create(node.home().join("node.log")).unwrap();
-    let mut child = Command::new(&variant)
-        .args(["node", "--home"])
-        .arg(node.home())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let metrics_file = node.home().join("metrics.addr");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let metrics = loop {
-        if let Ok(a) = std::fs::read_to_string(&metrics_file) {
-            break a.trim().to_string();
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", node.log());
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let mut node = TestNode::init(200, "[consensus]\nblock_interval_ms = 50\n");
+    node.start_exe(&variant).await;
+    let metrics = std::fs::read_to_string(node.home().join("metrics.addr"))
+        .unwrap()
+        .trim()
+        .to_string();
     let page = tpslab_bench::monitor::http_get(&metrics, "/metrics")
         .await
         .unwrap();
@@ -100,8 +87,6 @@ async fn experiment_builds_and_runs_the_jemalloc_variant_which_serves_heap_profi
         std::time::Duration::from_secs(60),
     )
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
     let heap = heap.unwrap();
     assert_eq!(&heap[..2], &[0x1f, 0x8b], "gzipped pprof");
     let funcs = tpslab_bench::profile::functions(&heap).unwrap();

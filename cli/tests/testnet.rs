@@ -133,6 +133,13 @@ async fn subscriptions_end_with_their_clients(home: &std::path::Path) {
     let grpc = std::fs::read_to_string(home.join("grpc.addr")).unwrap();
     let name = "tokio_task_alive{task=\"subscribe\"}";
     let alive = || sample(&http_get(&addr, "/metrics"), name).unwrap();
+    // Forwarders of the subscriptions this test dropped earlier end asynchronously: start
+    // from a settled count (no client is subscribed now).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alive() != 0.0 {
+        assert!(std::time::Instant::now() < deadline, "{} alive", alive());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let before = alive();
     let mut subs = Vec::new();
     for _ in 0..20 {

@@ -33,6 +33,12 @@ fn main() {
         Ok(()) => "the eBPF build produced no tpslab-probes object".into(),
         Err(e) => {
             println!("cargo:warning=tpslab-probe: eBPF programs not built: {e}");
+            // A path that never exists keeps this outcome stale, so a failure (a toolchain
+            // missing, a checkout gone mid-build) is retried on the next build, never replayed.
+            println!(
+                "cargo:rerun-if-changed={}",
+                out.join("retry-after-failure").display()
+            );
             std::fs::write(&elf, b"").expect("write placeholder");
             e
         }

@@ -70,7 +70,11 @@ impl NodeApi {
     /// CheckTx of one request received at `received`.
     fn check(&self, req: &BroadcastTxRequest, received: Instant) -> BroadcastTxResponse {
         let r = self.mempool.check_tx(&req.tx);
-        self.respond(req, received, r)
+        if r.is_ok() {
+            let stages = self.mempool.stages();
+            stages.record(Stage::CheckTx, received.elapsed());
+        }
+        self.respond(req, r)
     }
 
     /// CheckTx of several requests at once (signatures batched with the sig-batch toggle);
@@ -82,24 +86,26 @@ impl NodeApi {
     ) -> Vec<BroadcastTxResponse> {
         let raws: Vec<&[u8]> = reqs.iter().map(|r| r.tx.as_slice()).collect();
         let results = self.mempool.check_txs(&raws);
+        // One histogram lock for the chunk, not one per tx.
+        let waits = received
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(at, _)| at.elapsed());
+        self.mempool.stages().record_all(Stage::CheckTx, waits);
         reqs.iter()
-            .zip(received)
             .zip(results)
-            .map(|((req, &at), r)| self.respond(req, at, r))
+            .map(|(req, r)| self.respond(req, r))
             .collect()
     }
 
     fn respond(
         &self,
         req: &BroadcastTxRequest,
-        received: Instant,
         r: Result<tpslab_types::Hash, CheckTxError>,
     ) -> BroadcastTxResponse {
         match r {
             Ok(hash) => {
-                self.mempool
-                    .stages()
-                    .record(Stage::CheckTx, received.elapsed());
                 if let Some(g) = &self.gossip {
                     g.send(req.tx.clone(), now_unix_nanos());
                 }

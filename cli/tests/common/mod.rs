@@ -72,6 +72,12 @@ impl TestNode {
 
     /// Starts the node and waits until it serves gRPC.
     pub async fn start(&mut self) {
+        self.start_exe(bin()).await
+    }
+
+    /// Starts the node from the binary `exe` (another build of tpslab) and waits until it
+    /// serves gRPC.
+    pub async fn start_exe(&mut self, exe: impl AsRef<std::ffi::OsStr>) {
         let addr_file = self.home().join("grpc.addr");
         let _ = std::fs::remove_file(&addr_file);
         let log = std::fs::OpenOptions::new()
@@ -79,7 +85,7 @@ impl TestNode {
             .append(true)
             .open(self.home().join("node.log"))
             .unwrap();
-        let child = Command::new(bin())
+        let child = Command::new(exe)
             .args(["node", "--home"])
             .arg(self.home())
             .stdout(Stdio::null())

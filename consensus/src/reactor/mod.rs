@@ -232,9 +232,8 @@ impl Reactor {
                             Err(e) => self.net.disconnect(peer, format!("malformed consensus message: {e}")).await,
                         }
                     }
-                    Some(Event::Message { channel: Channel::Mempool, payload, .. }) => {
-                        let _ = self.tx_ingest.try_send(payload);
-                    }
+                    // Split off to the CheckTx task before this loop (`split_tx_gossip`).
+                    Some(Event::Message { channel: Channel::Mempool, .. }) => {}
                     Some(Event::Message { peer, channel: Channel::Sync, payload }) => {
                         match pb::SyncMessage::decode(payload) {
                             Ok(m) => self.on_sync(peer, m).await?,

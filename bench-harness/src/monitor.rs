@@ -245,7 +245,10 @@ impl Monitor {
                         name: n.name.clone(),
                         ..Default::default()
                     });
+                    // The CPU reading's own instant: a slow /metrics answer below (a busy or
+                    // profiled node) must not stretch or shrink the interval it is divided by.
                     let cpu = n.pid.and_then(cpu_seconds);
+                    let cpu_at = Instant::now();
                     if let Some(rss) = n.pid.and_then(rss_mib) {
                         r.rss_peak_mib = Some(r.rss_peak_mib.map_or(rss, |p: f64| p.max(rss)));
                     }
@@ -272,15 +275,7 @@ impl Monitor {
                             }
                         }
                     }
-                    let s = (
-                        Sample {
-                            cpu,
-                            at: Instant::now(),
-                        },
-                        height,
-                        allocs,
-                        lock_wait,
-                    );
+                    let s = (Sample { cpu, at: cpu_at }, height, allocs, lock_wait);
                     if let std::collections::hash_map::Entry::Vacant(e) = first.entry(i) {
                         e.insert(s);
                     } else {

@@ -52,42 +52,56 @@ fn gunzipped(pb: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
     Ok(std::borrow::Cow::Owned(out))
 }
 
-/// A decoded profile and each location's function names (innermost inlined frame first).
-fn decode(pb: &[u8]) -> Result<(Profile, HashMap<u64, Vec<String>>)> {
+/// Whether a frame is the profiler's own stack walk. pprof-rs trims its signal handler, but
+/// in a build without inlining the unwinder it calls (`backtrace::...`) stays on top of every
+/// stack and would be every sample's "self" function.
+fn is_profiler_frame(name: &str) -> bool {
+    name.starts_with("backtrace::") || name.starts_with("pprof::") || name.starts_with("<pprof::")
+}
+
+/// A decoded profile's samples: (count, function names leaf first, inlined frames expanded),
+/// with the profiler's own frames taken off the top.
+fn samples(pb: &[u8]) -> Result<Vec<(i64, Vec<String>)>> {
     let pb = gunzipped(pb)?;
     let p = Profile::decode(&*pb).context("not a pprof protobuf profile")?;
     let s = |i: i64| p.string_table.get(i as usize).cloned().unwrap_or_default();
     let fn_name: HashMap<u64, String> = p.function.iter().map(|f| (f.id, s(f.name))).collect();
-    let loc_fns = p
+    // Each location's function names, innermost inlined frame first.
+    let loc_fns: HashMap<u64, Vec<&String>> = p
         .location
         .iter()
         .map(|l| {
             let names = l
                 .line
                 .iter()
-                .filter_map(|line| fn_name.get(&line.function_id).cloned())
+                .filter_map(|line| fn_name.get(&line.function_id))
                 .collect();
             (l.id, names)
         })
         .collect();
-    Ok((p, loc_fns))
+    Ok(p.sample
+        .iter()
+        .map(|sample| {
+            let n = sample.value.first().copied().unwrap_or(1);
+            let frames: Vec<String> = sample
+                .location_id
+                .iter()
+                .flat_map(|loc| loc_fns.get(loc).into_iter().flatten())
+                .skip_while(|name| is_profiler_frame(name))
+                .map(|name| name.to_string())
+                .collect();
+            (n, frames)
+        })
+        .collect())
 }
 
 /// A profile's samples as folded stacks (`root;...;leaf count`, as `flamegraph.pl` takes
 /// them).
 pub fn folded(pb: &[u8]) -> Result<Vec<String>> {
-    let (p, loc_fns) = decode(pb)?;
     let mut folded: HashMap<String, i64> = HashMap::new();
-    for sample in &p.sample {
-        let n = sample.value.first().copied().unwrap_or(1);
-        let frames: Vec<&str> = sample
-            .location_id
-            .iter()
-            .rev()
-            .flat_map(|loc| loc_fns.get(loc).into_iter().flatten().rev())
-            .map(|name| name.as_str())
-            .collect();
+    for (n, mut frames) in samples(pb)? {
         if !frames.is_empty() {
+            frames.reverse();
             *folded.entry(frames.join(";")).or_default() += n;
         }
     }
@@ -137,22 +151,18 @@ pub fn diff_flamegraph(before: &[u8], after: &[u8], title: &str) -> Result<Strin
 /// Decodes a pprof protobuf (raw or gzipped) and returns each function's self and total
 /// share, by self share.
 pub fn functions(pb: &[u8]) -> Result<Vec<FunctionShare>> {
-    let (p, loc_fns) = decode(pb)?;
     let mut selfc: HashMap<String, i64> = HashMap::new();
     let mut totalc: HashMap<String, i64> = HashMap::new();
     let mut all = 0i64;
-    for sample in &p.sample {
-        let n = sample.value.first().copied().unwrap_or(1);
+    for (n, frames) in samples(pb)? {
         all += n;
+        if let Some(leaf) = frames.first() {
+            *selfc.entry(leaf.clone()).or_default() += n;
+        }
         let mut seen = std::collections::HashSet::new();
-        for (depth, loc) in sample.location_id.iter().enumerate() {
-            for (k, name) in loc_fns.get(loc).into_iter().flatten().enumerate() {
-                if depth == 0 && k == 0 {
-                    *selfc.entry(name.clone()).or_default() += n;
-                }
-                if seen.insert(name.clone()) {
-                    *totalc.entry(name.clone()).or_default() += n;
-                }
+        for name in frames {
+            if seen.insert(name.clone()) {
+                *totalc.entry(name).or_default() += n;
             }
         }
     }
@@ -228,17 +238,24 @@ mod tests {
         profile_with(3, 1)
     }
 
-    /// main -> verify (`v` samples), main -> commit (`c` samples).
+    /// main -> verify (`v` samples), main -> commit (`c` samples). The verify samples carry
+    /// the profiler's unwinder on top, as a debug build's do.
     fn profile_with(v: i64, c: i64) -> Vec<u8> {
-        let strings = ["", "main", "verify", "commit"];
-        let function = (1..=3)
+        let strings = [
+            "",
+            "main",
+            "verify",
+            "commit",
+            "backtrace::backtrace::libunwind::trace",
+        ];
+        let function = (1..=4)
             .map(|i| Function {
                 id: i,
                 name: i as i64,
                 ..Default::default()
             })
             .collect();
-        let location = (1..=3)
+        let location = (1..=4)
             .map(|i| Location {
                 id: i,
                 line: vec![Line {
@@ -250,7 +267,7 @@ mod tests {
             .collect();
         let sample = vec![
             Sample {
-                location_id: vec![2, 1],
+                location_id: vec![4, 2, 1],
                 value: vec![v],
                 ..Default::default()
             },

@@ -2,7 +2,7 @@
 //! gets its own cargo target dir under the cache (a feature change would otherwise rebuild
 //! shared dependencies, RocksDB included, every time the two builds alternate).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,6 +13,37 @@ fn features(name: &str) -> Result<&'static [&'static str]> {
         "jemalloc" => Ok(&["--features", "tpslab-cli/jemalloc"]),
         other => bail!("unknown allocator `{other}`: expected system or jemalloc"),
     }
+}
+
+/// The active toolchain's own cargo and rustc, not rustup's proxies. A proxy picks its toolchain
+/// from RUSTUP_TOOLCHAIN, else from the directory it runs in, and cargo runs rustc inside each
+/// dependency's source: several ship a rust-toolchain.toml (proc-macro2, rocksdb, ...), so a
+/// nested build started without RUSTUP_TOOLCHAIN (as a test's can be) failed with "toolchain
+/// 1.88.0 is not installed".
+fn toolchain(source: &Path) -> Result<(PathBuf, PathBuf)> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .current_dir(source)
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {} to find the toolchain",
+                rustc.to_string_lossy()
+            )
+        })?;
+    ensure!(
+        out.status.success(),
+        "`rustc --print sysroot` failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bin");
+    ensure!(
+        bin.join("cargo").exists() && bin.join("rustc").exists(),
+        "no cargo and rustc in {}",
+        bin.display()
+    );
+    Ok((bin.join("cargo"), bin.join("rustc")))
 }
 
 /// Builds (or finds up to date) the `name` variant from the source tree at `source`; returns
@@ -34,7 +65,9 @@ pub fn build(name: &str, source: &Path) -> Result<PathBuf> {
         "building the {name} variant into {} (the first build compiles RocksDB: 10-15 min)",
         target.display()
     );
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let (cargo, rustc) = toolchain(source)?;
+    let status = Command::new(cargo)
+        .env("RUSTC", rustc)
         .arg("build")
         .arg("--release")
         .arg("--manifest-path")

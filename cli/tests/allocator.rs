@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn system_build_explains_the_missing_heap_profile() {
@@ -51,11 +51,21 @@ async fn experiment_builds_and_runs_the_jemalloc_variant_which_serves_heap_profi
             "--out",
         ])
         .arg(&out_dir)
-        .stderr(Stdio::inherit())
+        // The error itself, not a backtrace that pushes it out of the tail below.
+        .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The tail of stderr names the failure (cargo's error when the variant did not build, the
+    // step that failed otherwise); a CI log shows only the end of the output.
+    let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
+    assert!(
+        out.status.success(),
+        "experiment failed ({}):\n{}\nstdout:\n{stdout}",
+        out.status,
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
     assert!(
         stdout.contains("| tuned [jemalloc] | (allocator) jemalloc |"),
         "{stdout}"

@@ -103,9 +103,6 @@ fn quick_experiment_end_to_end() {
         "300",
         "--out",
         out_dir.to_str().unwrap(),
-        // Unwinding in a debug build is slow enough to stall a profiled node; profiling has
-        // its own test (profile.rs).
-        "--no-profile",
         "--probes",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -203,6 +200,24 @@ fn quick_experiment_end_to_end() {
         "one stage table per step"
     );
     assert!(stdout.contains("where txs wait"), "{stdout}");
+    // A CPU flame graph per step (node0, profiled over the window), the differential one
+    // against the step before, and the "what moved" table.
+    for (i, s) in steps.iter().enumerate() {
+        let svg = s["flame_svg"].as_str().unwrap_or_else(|| panic!("{s}"));
+        let svg = std::fs::read_to_string(out_dir.join(svg)).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("tpslab"), "{svg:.300}");
+        let name = s["name"].as_str().unwrap();
+        assert!(html.contains(&format!("alt=\"flame graph of {name}\"")));
+        assert!(!s["profile_top"].as_array().unwrap().is_empty(), "{s}");
+        if i > 0 {
+            let diff = s["flame_diff_svg"][0]
+                .as_str()
+                .unwrap_or_else(|| panic!("{s}"));
+            assert!(out_dir.join(diff).exists(), "{diff}");
+        }
+    }
+    assert!(html.contains("alt=\"differential flame graph baseline to tuned\""));
+    assert!(html.contains("what moved"));
     assert!(
         !html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http")
     );

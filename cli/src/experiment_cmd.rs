@@ -61,9 +61,10 @@ pub struct ExperimentArgs {
     /// dir under $TPSLAB_CACHE; the first build compiles RocksDB, 10-15 minutes).
     #[arg(long, value_delimiter = ',')]
     allocators: Vec<String>,
-    /// The tpslab source tree to build allocator variants from.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.."))]
-    source: PathBuf,
+    /// The tpslab source tree to build allocator variants from (default: the tree this binary
+    /// was built from, else the one containing the current directory).
+    #[arg(long)]
+    source: Option<PathBuf>,
 }
 
 pub async fn experiment(a: ExperimentArgs) -> Result<()> {
@@ -82,7 +83,11 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
     let own = tpslab_node::heap::allocator();
     for name in &a.allocators {
         if name != own {
-            variants.push((name.clone(), crate::variant::build(name, &a.source)?));
+            let source = match &a.source {
+                Some(s) => s.clone(),
+                None => crate::variant::default_source()?,
+            };
+            variants.push((name.clone(), crate::variant::build(name, &source)?));
         }
     }
     let cfg = ExperimentConfig {

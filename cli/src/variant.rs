@@ -15,6 +15,33 @@ fn features(name: &str) -> Result<&'static [&'static str]> {
     }
 }
 
+/// Whether `dir` is a tpslab source tree (the workspace root).
+fn is_source_tree(dir: &Path) -> bool {
+    dir.join("Cargo.toml").is_file() && dir.join("cli/Cargo.toml").is_file()
+}
+
+/// The source tree to build variants from when none is given: the one this binary was built
+/// from if it is still there, else the one containing the current directory. A binary reused
+/// from a shared target dir may have been built in another checkout that no longer exists.
+pub fn default_source() -> Result<PathBuf> {
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if is_source_tree(&built_from) {
+        return Ok(built_from);
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    cwd.ancestors()
+        .find(|d| is_source_tree(d))
+        .map(Path::to_path_buf)
+        .with_context(|| {
+            format!(
+                "no tpslab source tree at {} or around {} to build the allocator variant from \
+                 (pass --source DIR)",
+                built_from.display(),
+                cwd.display()
+            )
+        })
+}
+
 /// The active toolchain's own cargo and rustc, not rustup's proxies. A proxy picks its toolchain
 /// from RUSTUP_TOOLCHAIN, else from the directory it runs in, and cargo runs rustc inside each
 /// dependency's source: several ship a rust-toolchain.toml (proc-macro2, rocksdb, ...), so a
@@ -50,13 +77,14 @@ fn toolchain(source: &Path) -> Result<(PathBuf, PathBuf)> {
 /// its binary.
 pub fn build(name: &str, source: &Path) -> Result<PathBuf> {
     let features = features(name)?;
-    let manifest = source.join("Cargo.toml");
-    if !manifest.exists() {
+    if !is_source_tree(source) {
         bail!(
             "cannot build the {name} variant: no tpslab source tree at {} (pass --source DIR)",
             source.display()
         );
     }
+    let source = &source.canonicalize().context("resolving --source")?;
+    let manifest = source.join("Cargo.toml");
     let cache = std::env::var_os("TPSLAB_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/tpslab"));
@@ -96,5 +124,7 @@ mod tests {
             .contains("tcmalloc"));
         let e = build("jemalloc", Path::new("/nonexistent")).unwrap_err();
         assert!(e.to_string().contains("--source"), "{e}");
+        assert!(is_source_tree(&default_source().unwrap()));
+        assert!(!is_source_tree(Path::new("/")));
     }
 }

@@ -48,6 +48,10 @@ async fn experiment_builds_and_runs_the_jemalloc_variant_which_serves_heap_profi
             "--no-profile",
             "--allocators",
             "system,jemalloc",
+            // The checkout under test (cargo runs tests in the package's dir); the binary may
+            // come from a shared target dir built in another checkout.
+            "--source",
+            "..",
             "--out",
         ])
         .arg(&out_dir)

@@ -79,14 +79,16 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
     } else {
         (Duration::from_secs(15), Duration::from_secs(5))
     };
-    let mut variants = Vec::new();
+    // This binary is one allocator variant; the others are built from source.
     let own = tpslab_node::heap::allocator();
-    for name in &a.allocators {
-        if name != own {
-            let source = match &a.source {
-                Some(s) => s.clone(),
-                None => crate::variant::default_source()?,
-            };
+    let others: Vec<&String> = a.allocators.iter().filter(|n| *n != own).collect();
+    let mut variants = Vec::new();
+    if !others.is_empty() {
+        let source = match &a.source {
+            Some(s) => s.clone(),
+            None => crate::variant::default_source()?,
+        };
+        for name in others {
             variants.push((name.clone(), crate::variant::build(name, &source)?));
         }
     }

@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn system_build_explains_the_missing_heap_profile() {
@@ -31,32 +30,13 @@ async fn system_build_explains_the_missing_heap_profile() {
 async fn experiment_builds_and_runs_the_jemalloc_variant_which_serves_heap_profiles() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("exp");
-    let out = Command::new(bin())
-        .args([
-            "experiment",
-            "--quick",
-            "--rate",
-            "25",
-            "--duration",
-            "4s",
-            "--warmup",
-            "1s",
-            "--drain",
-            "60s",
-            "--accounts",
-            "300",
-            "--no-profile",
-            "--allocators",
-            "system,jemalloc",
-            // The checkout under test (cargo runs tests in the package's dir); the binary may
-            // come from a shared target dir built in another checkout.
-            "--source",
-            "..",
-            "--out",
-        ])
+    let out = quick_experiment("4s")
+        .args(["--no-profile", "--allocators", "system,jemalloc"])
+        // The checkout under test (cargo runs tests in the package's dir); the binary may
+        // come from a shared target dir built in another checkout.
+        .args(["--source", ".."])
+        .arg("--out")
         .arg(&out_dir)
-        // The error itself, not a backtrace that pushes it out of the tail below.
-        .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

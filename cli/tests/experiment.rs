@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::bin;
+use common::{bin, quick_experiment};
 use std::process::Command;
 
 fn run(args: &[&str]) -> std::process::Output {
@@ -88,23 +88,12 @@ fn unknown_toggles_are_refused_and_chosen_ones_are_written() {
 fn quick_experiment_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("exp");
-    let out = run(&[
-        "experiment",
-        "--quick",
-        "--rate",
-        "25",
-        "--duration",
-        "6s",
-        "--warmup",
-        "1s",
-        "--drain",
-        "60s",
-        "--accounts",
-        "300",
-        "--out",
-        out_dir.to_str().unwrap(),
-        "--probes",
-    ]);
+    let out = quick_experiment("6s")
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--probes")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

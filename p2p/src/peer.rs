@@ -117,14 +117,14 @@ async fn write_loop(
             Some(b) = rx_m.recv() => (Channel::Mempool, b),
             else => return "send queues closed".into(),
         };
-        let env = Envelope {
-            channel: channel as u32,
-            payload,
-        };
-        let n = env.encoded_len() as u64 + 4;
         if !zero_copy {
             // Naive: the frame in its own buffer (copied again into the connection's), one
             // write per frame.
+            let env = Envelope {
+                channel: channel as u32,
+                payload,
+            };
+            let n = env.encoded_len() as u64 + 4;
             if let Err(e) = sink
                 .send(Outgoing::Encoded(Bytes::from(env.encode_to_vec())))
                 .await
@@ -135,31 +135,47 @@ async fn write_loop(
             continue;
         }
         // Tuned: encoded in place; frames already queued go out with the same flush.
-        if let Err(e) = sink.feed(Outgoing::Parts(env)).await {
-            return format!("write error: {e}");
-        }
-        count_sent(c, shared, n);
-        for _ in 1..COALESCE_MAX {
-            let next = rx_c
-                .try_recv()
-                .map(|b| (Channel::Consensus, b))
-                .or_else(|_| rx_s.try_recv().map(|b| (Channel::Sync, b)))
-                .or_else(|_| rx_m.try_recv().map(|b| (Channel::Mempool, b)));
-            let Ok((channel, payload)) = next else { break };
-            let env = Envelope {
-                channel: channel as u32,
-                payload,
-            };
-            let n = env.encoded_len() as u64 + 4;
-            if let Err(e) = sink.feed(Outgoing::Parts(env)).await {
-                return format!("write error: {e}");
+        let mut next = Some((channel, payload));
+        let mut fed = 0;
+        while let Some((channel, payload)) = next {
+            if let Err(e) = feed(&mut sink, channel, payload, c, shared).await {
+                return e;
             }
-            count_sent(c, shared, n);
+            fed += 1;
+            next = (fed < COALESCE_MAX)
+                .then(|| {
+                    rx_c.try_recv()
+                        .map(|b| (Channel::Consensus, b))
+                        .or_else(|_| rx_s.try_recv().map(|b| (Channel::Sync, b)))
+                        .or_else(|_| rx_m.try_recv().map(|b| (Channel::Mempool, b)))
+                        .ok()
+                })
+                .flatten();
         }
         if let Err(e) = sink.flush().await {
             return format!("write error: {e}");
         }
     }
+}
+
+/// Encodes one frame into the connection's write buffer (no flush) and counts it.
+async fn feed(
+    sink: &mut futures::stream::SplitSink<Framed<TcpStream, FrameCodec>, Outgoing>,
+    channel: Channel,
+    payload: Bytes,
+    c: &Counters,
+    shared: &Shared,
+) -> Result<(), String> {
+    let env = Envelope {
+        channel: channel as u32,
+        payload,
+    };
+    let n = env.encoded_len() as u64 + 4;
+    sink.feed(Outgoing::Parts(env))
+        .await
+        .map_err(|e| format!("write error: {e}"))?;
+    count_sent(c, shared, n);
+    Ok(())
 }
 
 fn count_sent(c: &Counters, shared: &Shared, n: u64) {

@@ -18,6 +18,24 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tpslab")
 }
 
+/// `tpslab experiment --quick` under the e2e tests' tiny load (25 tx/s for `duration`, 300
+/// accounts, a long drain so every tx commits); the caller adds `--out` and the rest. Errors
+/// come without a backtrace, so the message itself ends the output.
+pub fn quick_experiment(duration: &str) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "experiment",
+        "--quick",
+        "--rate",
+        "25",
+        "--duration",
+        duration,
+    ])
+    .args(["--warmup", "1s", "--drain", "60s", "--accounts", "300"])
+    .env("RUST_BACKTRACE", "0");
+    cmd
+}
+
 pub struct TestNode {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,

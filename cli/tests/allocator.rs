@@ -28,6 +28,7 @@ async fn system_build_explains_the_missing_heap_profile() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn experiment_builds_and_runs_the_jemalloc_variant_which_serves_heap_profiles() {
+    let _turn = testnet_turn();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("exp");
     let out = quick_experiment("4s")

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{bin, quick_experiment};
+use common::{bin, quick_experiment, testnet_turn};
 use std::process::Command;
 
 fn run(args: &[&str]) -> std::process::Output {
@@ -86,6 +86,7 @@ fn unknown_toggles_are_refused_and_chosen_ones_are_written() {
 
 #[test]
 fn quick_experiment_end_to_end() {
+    let _turn = testnet_turn();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("exp");
     let out = quick_experiment("6s")

@@ -111,7 +111,20 @@ impl BlockPipeline {
             h.num_txs as usize == block.txs.len(),
             "num_txs differs from txs",
         )?;
-        expect(block.txs.len() <= self.limits.max_txs, "too many txs")?;
+        if block.txs.len() > self.limits.max_txs {
+            return Err(format!(
+                "{} txs, over max_block_txs ({})",
+                block.txs.len(),
+                self.limits.max_txs
+            ));
+        }
+        let bytes: usize = block.txs.iter().map(|t| t.len()).sum();
+        if bytes > self.limits.max_bytes {
+            return Err(format!(
+                "{bytes} bytes of txs, over max_block_bytes ({})",
+                self.limits.max_bytes
+            ));
+        }
         expect(h.tx_root == tx_root(&block.txs).0, "tx_root differs")?;
         expect(
             h.last_commit_hash == commit_hash(block.last_commit.as_ref()).0,

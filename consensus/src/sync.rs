@@ -6,6 +6,7 @@ use crate::bft::commit::verify_commit;
 use crate::bft::ValidatorSet;
 use crate::error::ConsensusResult;
 use crate::event::CommitEvent;
+use crate::frame_budget::{record_overhead, SYNC_RESPONSE_OVERHEAD};
 use crate::pipeline::BlockPipeline;
 use std::time::Duration;
 use tpslab_statedb::StateDb;
@@ -16,11 +17,21 @@ use tpslab_types::Hash;
 pub const STATUS_INTERVAL: Duration = Duration::from_millis(500);
 /// Most blocks asked for at once.
 pub const MAX_BLOCKS_PER_REQUEST: u64 = 64;
-/// Most bytes of blocks in one response (well under the frame limit).
-const MAX_RESPONSE_BYTES: usize = 8 << 20;
+/// Bytes of records (each with its overhead inside the response) that fit one sync frame of
+/// `max_frame_bytes`.
+pub fn records_budget(max_frame_bytes: usize) -> usize {
+    tpslab_p2p::max_payload_len(max_frame_bytes).saturating_sub(SYNC_RESPONSE_OVERHEAD)
+}
 
-/// Answers a request from our store (in order, stopping at the first missing block).
-pub fn serve(db: &StateDb, req: &pb::SyncRequest) -> pb::SyncResponse {
+/// Answers a request from our store (in order, stopping at the first missing block), with as
+/// many records as fit both our frame budget `own_budget` (see [`records_budget`]) and the
+/// requester's (`req.max_bytes`). A record that fits neither alone is not sent (a frame over
+/// the limit would only break the link); the node start check makes the largest block fit.
+pub fn serve(db: &StateDb, req: &pb::SyncRequest, own_budget: usize) -> pb::SyncResponse {
+    let budget = match req.max_bytes {
+        0 => own_budget,
+        theirs => own_budget.min(usize::try_from(theirs).unwrap_or(usize::MAX)),
+    };
     let to = req
         .to_height
         .min(req.from_height.saturating_add(MAX_BLOCKS_PER_REQUEST - 1));
@@ -28,8 +39,17 @@ pub fn serve(db: &StateDb, req: &pb::SyncRequest) -> pb::SyncResponse {
     let mut bytes = 0usize;
     for h in req.from_height.max(1)..=to {
         let Ok(Some(rec)) = db.block(h) else { break };
-        bytes += prost::Message::encoded_len(&rec);
-        if !blocks.is_empty() && bytes > MAX_RESPONSE_BYTES {
+        let len = prost::Message::encoded_len(&rec);
+        bytes += len + record_overhead(len);
+        if bytes > budget {
+            if blocks.is_empty() {
+                tracing::warn!(
+                    height = h,
+                    record_bytes = len,
+                    budget,
+                    "a block record does not fit a sync frame; not served"
+                );
+            }
             break;
         }
         blocks.push(rec);

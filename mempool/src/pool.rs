@@ -163,8 +163,20 @@ impl<S: StateView> Mempool<S> {
         if self.cfg.app == App::KvStore || !self.cfg.sig_batch || raws.len() < 2 {
             return raws.iter().map(|r| self.check_tx(r)).collect();
         }
-        let pre: Vec<Result<ParsedTx, CheckTxError>> =
+        let mut pre: Vec<Result<ParsedTx, CheckTxError>> =
             raws.iter().map(|r| self.precheck(r)).collect();
+        // Verify only what the pool has room for: the rest is refused as full without
+        // spending a verification on it.
+        let (mut room_txs, mut room_bytes) = self.room();
+        for p in pre.iter_mut() {
+            let Ok(tx) = p else { continue };
+            if room_txs == 0 || tx.size > room_bytes {
+                *p = Err(self.full_error());
+                continue;
+            }
+            room_txs -= 1;
+            room_bytes -= tx.size;
+        }
         let refs: Vec<&ParsedTx> = pre.iter().filter_map(|p| p.as_ref().ok()).collect();
         let mut verified = verify_signatures(&refs, true).into_iter();
         let out: Vec<Result<Hash, CheckTxError>> = pre
@@ -186,7 +198,11 @@ impl<S: StateView> Mempool<S> {
         out
     }
 
-    /// The stateless checks before the signature: size, decoding, chain id, duplicates.
+    /// Everything refusable before the signature, cheapest first: size, decoding, chain id,
+    /// duplicate, a full pool, and the sender's nonce and balance (read from its pending
+    /// queue, or one state read). A verification costs ~50 us; none of these costs more than
+    /// a lookup, so a flood of txs that cannot be admitted spends no verification at all.
+    /// `insert` checks room, nonce and balance again under the lock (they may have changed).
     fn precheck(&self, raw: &[u8]) -> Result<ParsedTx, CheckTxError> {
         if raw.len() > self.cfg.max_tx_bytes {
             return Err(CheckTxError::TooLarge {
@@ -196,11 +212,45 @@ impl<S: StateView> Mempool<S> {
         }
         let tx = ParsedTx::decode_with(raw, self.cfg.buffer_pool)?;
         tx.check_chain_id(&self.cfg.chain_id)?;
-        // Cheap duplicate check before the expensive signature check.
-        if self.lock().seen.contains(&tx.hash) {
-            return Err(CheckTxError::Duplicate { hash: tx.hash });
-        }
+        let pending = {
+            let g = self.lock();
+            if g.seen.contains(&tx.hash) {
+                return Err(CheckTxError::Duplicate { hash: tx.hash });
+            }
+            self.check_room(&g, raw.len())?;
+            g.senders.get(&tx.sender).map(|q| (q.next_nonce, q.available))
+        };
+        let (next_nonce, available) = match pending {
+            Some(p) => p,
+            None => {
+                let acc = self
+                    .state
+                    .account(&tx.sender)
+                    .map_err(|e| CheckTxError::State(e.to_string()))?;
+                (acc.nonce, acc.balance)
+            }
+        };
+        check_nonce_and_funds(&tx, next_nonce, available)?;
         Ok(tx)
+    }
+
+    /// Free room in txs and bytes.
+    fn room(&self) -> (usize, usize) {
+        let g = self.lock();
+        (
+            self.cfg.max_txs.saturating_sub(g.txs.len()),
+            self.cfg.max_bytes.saturating_sub(g.bytes),
+        )
+    }
+
+    fn full_error(&self) -> CheckTxError {
+        let g = self.lock();
+        CheckTxError::Full {
+            txs: g.txs.len(),
+            bytes: g.bytes,
+            max_txs: self.cfg.max_txs,
+            max_bytes: self.cfg.max_bytes,
+        }
     }
 
     /// After the signature verified: record it, insert, wake the producer.
@@ -288,22 +338,8 @@ impl<S: StateView> Mempool<S> {
                 (acc.nonce, acc.balance)
             }
         };
+        check_nonce_and_funds(tx, next_nonce, available)?;
         let nonce = tx.tx.nonce;
-        if nonce < next_nonce {
-            return Err(CheckTxError::NonceTooLow {
-                expected: next_nonce,
-                got: nonce,
-            });
-        }
-        if nonce > next_nonce {
-            return Err(CheckTxError::NonceTooHigh {
-                expected: next_nonce,
-                got: nonce,
-            });
-        }
-        if tx.cost().is_none() || cost > available {
-            return Err(CheckTxError::InsufficientFunds { available, cost });
-        }
         inner.seq += 1;
         let seq = inner.seq;
         let q = inner.senders.entry(tx.sender).or_insert(SenderQueue {
@@ -466,5 +502,29 @@ impl<S: StateView> Mempool<S> {
             return;
         }
         self.notify.notified().await;
+    }
+}
+
+/// Strict nonces (exactly the sender's next one) and enough funds for amount + fee.
+fn check_nonce_and_funds(tx: &ParsedTx, next_nonce: u64, available: u64) -> Result<(), CheckTxError> {
+    let nonce = tx.tx.nonce;
+    if nonce < next_nonce {
+        return Err(CheckTxError::NonceTooLow {
+            expected: next_nonce,
+            got: nonce,
+        });
+    }
+    if nonce > next_nonce {
+        return Err(CheckTxError::NonceTooHigh {
+            expected: next_nonce,
+            got: nonce,
+        });
+    }
+    match tx.cost() {
+        Some(cost) if cost <= available => Ok(()),
+        cost => Err(CheckTxError::InsufficientFunds {
+            available,
+            cost: cost.unwrap_or(u64::MAX),
+        }),
     }
 }

@@ -221,3 +221,71 @@ fn kvstore_txs_are_admitted_in_arrival_order() {
     mp.check_tx(b"k2=v").unwrap();
     assert_eq!(reason(mp.check_tx(b"k1=v")), RejectReason::Duplicate);
 }
+
+/// CheckTx one by one and in batches (sig-batch) give every crafted signature shape the same
+/// verdict, whatever the rest of the batch (see types/src/sig.rs for the rule).
+#[test]
+fn crafted_signatures_get_the_same_verdict_alone_and_batched() {
+    use tpslab_types::craft::{self, Shape};
+    let crafted = |k: u64, shape: Shape| {
+        prost::Message::encode_to_vec(&craft::sign_transfer(
+            &account_key("s", 100 + k),
+            Transfer {
+                chain_id: CHAIN.into(),
+                to: address_of(&account_key("s", 9)),
+                amount: 1,
+                nonce: 0,
+                fee: 1,
+                payload: vec![],
+            },
+            shape,
+            k,
+        ))
+    };
+    let verdicts = |sig_batch: bool, batched: bool| -> Vec<Option<RejectReason>> {
+        let (pool, st) = setup(MempoolConfig {
+            sig_batch,
+            ..cfg()
+        });
+        for i in 0..200 {
+            st.0.write().insert(
+                address_of(&account_key("s", 100 + i)),
+                Account {
+                    balance: 100,
+                    nonce: 0,
+                },
+            );
+        }
+        let mut out = Vec::new();
+        let mut nonce = 0;
+        for (k, shape) in Shape::ALL.into_iter().enumerate() {
+            for round in 0..8u64 {
+                let bad = crafted(k as u64 * 8 + round, shape);
+                let r = if batched {
+                    // Fresh honest company each time: the next nonce of accounts 0..3.
+                    let honest: Vec<Vec<u8>> = (0..3).map(|i| tx(i, 0, nonce)).collect();
+                    nonce += 1;
+                    let mut raws: Vec<&[u8]> = honest.iter().map(|h| h.as_slice()).collect();
+                    raws.insert((round % 4) as usize, &bad);
+                    pool.check_txs(&raws).remove((round % 4) as usize)
+                } else {
+                    pool.check_tx(&bad)
+                };
+                out.push(r.err().map(|e| e.reason()));
+            }
+        }
+        out
+    };
+    let alone = verdicts(false, false);
+    assert_eq!(verdicts(true, true), alone);
+    assert_eq!(verdicts(false, true), alone);
+    for (k, shape) in Shape::ALL.into_iter().enumerate() {
+        let want = match shape {
+            Shape::HighS => Some(RejectReason::BadSignature),
+            Shape::SmallOrderKey => Some(RejectReason::Malformed),
+            Shape::MixedOrderKey => Some(RejectReason::InsufficientFunds),
+            _ => None,
+        };
+        assert!(alone[k * 8..k * 8 + 8].iter().all(|v| *v == want), "{shape:?}: {alone:?}");
+    }
+}

@@ -4,7 +4,11 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
+use tpslab_consensus::frame_budget::{self, WireLimits};
 use tpslab_types::{App, Tuning};
+
+/// Smallest `p2p.max_frame_bytes` accepted.
+pub const MIN_FRAME_BYTES: usize = 64 << 10;
 
 /// Why a config file was refused.
 #[derive(Debug, Error)]
@@ -305,6 +309,39 @@ impl Config {
                 ),
             ));
         }
+        if self.mempool.max_tx_bytes > self.mempool.max_bytes {
+            return Err(invalid(
+                "mempool.max_tx_bytes",
+                format!(
+                    "({}) must not exceed mempool.max_bytes ({}), or the largest tx could never be admitted",
+                    self.mempool.max_tx_bytes, self.mempool.max_bytes
+                ),
+            ));
+        }
+        let c = &self.consensus;
+        let timeouts: [(&'static str, u64); 3] = [
+            ("consensus.timeout_propose_ms", c.timeout_propose_ms),
+            ("consensus.timeout_prevote_ms", c.timeout_prevote_ms),
+            ("consensus.timeout_precommit_ms", c.timeout_precommit_ms),
+        ];
+        for (field, v) in timeouts {
+            // A zero timeout ends every round before a proposal or vote can arrive.
+            if v == 0 {
+                return Err(invalid(field, "must be greater than 0".into()));
+            }
+        }
+        if self.p2p.send_queue == 0 {
+            return Err(invalid("p2p.send_queue", "must be greater than 0".into()));
+        }
+        if self.p2p.max_frame_bytes < MIN_FRAME_BYTES {
+            return Err(invalid(
+                "p2p.max_frame_bytes",
+                format!(
+                    "({}) must be at least {MIN_FRAME_BYTES} (handshake, votes and sync status frames need room)",
+                    self.p2p.max_frame_bytes
+                ),
+            ));
+        }
         if self.mempool.max_tx_bytes > 4 << 20 {
             return Err(invalid(
                 "mempool.max_tx_bytes",
@@ -312,6 +349,52 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The checks that need the genesis too: the largest block the limits allow, as a
+    /// proposal and as a block-sync response, must fit one p2p frame (a proposal over the
+    /// frame limit is dropped by every peer, and the chain never commits again). `path` is
+    /// only used in messages.
+    pub fn check_against_genesis(
+        &self,
+        path: &str,
+        chain_id: &str,
+        validators: usize,
+    ) -> Result<(), ConfigError> {
+        let max = self.p2p.max_frame_bytes;
+        let (proposal, sync) = self.largest_frames(chain_id, validators);
+        let need = proposal.max(sync);
+        if need > max {
+            return Err(ConfigError::Invalid {
+                path: path.to_string(),
+                field: "p2p.max_frame_bytes",
+                reason: format!(
+                    "({max}) is too small for the largest block consensus.max_block_bytes ({}) \
+                     and consensus.max_block_txs ({}) allow with {validators} validators: its \
+                     proposal takes up to {proposal} bytes on the wire and its block-sync \
+                     response up to {sync}; raise p2p.max_frame_bytes to at least {need} or \
+                     lower the block limits",
+                    self.consensus.max_block_bytes, self.consensus.max_block_txs
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The frame sizes (proposal, block-sync response) of the largest block these block
+    /// limits allow on a chain with `chain_id` and `validators`; `p2p.max_frame_bytes` must
+    /// hold the larger.
+    pub fn largest_frames(&self, chain_id: &str, validators: usize) -> (usize, usize) {
+        let limits = WireLimits {
+            chain_id_len: chain_id.len(),
+            validators,
+            max_block_txs: self.consensus.max_block_txs,
+            max_block_bytes: self.consensus.max_block_bytes,
+        };
+        (
+            tpslab_p2p::frame_len(frame_budget::max_proposal_payload(&limits)),
+            tpslab_p2p::frame_len(frame_budget::max_one_block_sync_payload(&limits)),
+        )
     }
 
     /// The file as TOML text.
@@ -343,5 +426,48 @@ mod tests {
         assert!(e.to_string().contains("api.grpc_addr"), "{e}");
         let e = Config::parse("[mempool\n", "c.toml").unwrap_err();
         assert!(e.to_string().contains("c.toml"), "{e}");
+    }
+
+    #[test]
+    fn impossible_combinations_are_refused_naming_the_fields() {
+        for (text, field) in [
+            ("[consensus]\ntimeout_prevote_ms = 0\n", "consensus.timeout_prevote_ms"),
+            ("[p2p]\nsend_queue = 0\n", "p2p.send_queue"),
+            ("[p2p]\nmax_frame_bytes = 1000\n", "p2p.max_frame_bytes"),
+            (
+                "[mempool]\nmax_bytes = 100\nmax_tx_bytes = 200\n",
+                "mempool.max_tx_bytes",
+            ),
+        ] {
+            let e = Config::parse(text, "c.toml").unwrap_err();
+            assert!(e.to_string().contains(field), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_block_that_cannot_travel_is_refused() {
+        // The issue's case: 16 MiB blocks in 16 MiB frames.
+        let text = "[consensus]\nmax_block_bytes = 16777216\nmax_block_txs = 50000\n";
+        let c = Config::parse(text, "c.toml").unwrap();
+        let e = c.check_against_genesis("c.toml", "tpslab-test", 4).unwrap_err();
+        let msg = e.to_string();
+        for f in ["p2p.max_frame_bytes", "consensus.max_block_bytes", "consensus.max_block_txs"] {
+            assert!(msg.contains(f), "{msg}");
+        }
+        // The defaults fit with room to spare, and so does a frame of exactly what it asks.
+        Config::default()
+            .check_against_genesis("c.toml", "tpslab-test", 4)
+            .unwrap();
+        let need: usize = msg
+            .split("at least ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        let mut c = c;
+        c.p2p.max_frame_bytes = need;
+        c.check_against_genesis("c.toml", "tpslab-test", 4).unwrap();
+        c.p2p.max_frame_bytes = need - 1;
+        assert!(c.check_against_genesis("c.toml", "tpslab-test", 4).is_err());
     }
 }

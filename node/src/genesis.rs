@@ -73,8 +73,13 @@ impl Genesis {
                 .ok()
                 .filter(|b| b.len() == 32)
                 .with_context(|| format!("field `validators[{i}].pub_key` must be 64 hex chars"))?;
-            if ed25519_dalek::VerifyingKey::from_bytes(&pk.try_into().unwrap_or([0; 32])).is_err() {
-                bail!("field `validators[{i}].pub_key` is not a valid ed25519 key");
+            let pk: [u8; 32] = pk.try_into().unwrap_or([0; 32]);
+            let on_curve = ed25519_dalek::VerifyingKey::from_bytes(&pk).is_ok();
+            if !on_curve || tpslab_types::sig::check_public_key(&pk).is_err() {
+                bail!(
+                    "field `validators[{i}].pub_key` is not an acceptable ed25519 key \
+                     (a canonical encoding of a curve point not of small order)"
+                );
             }
             if v.power == 0 {
                 bail!("field `validators[{i}].power` must be greater than 0");

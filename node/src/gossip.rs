@@ -10,8 +10,13 @@ use tpslab_types::pb;
 
 /// Longest a tx waits in a batch before it is sent.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
-/// Most txs in one batch message.
+/// Most txs in one batch message (fewer when their bytes reach the frame limit).
 const BATCH_MAX: usize = 512;
+/// What a tx costs in a `TxBatch` besides its bytes: its tag and length varint, and its
+/// `checked_unix_nanos` (a packed u64 of up to 10 bytes).
+const ITEM_OVERHEAD: usize = 1 + 5 + 10;
+/// The batch's own overhead: the packed timestamps' tag and length.
+const BATCH_OVERHEAD: usize = 1 + 5;
 
 /// A tx and when this node's CheckTx finished with it (unix nanoseconds; peers time the
 /// gossip stage from it).
@@ -26,11 +31,17 @@ pub struct TxGossip {
 
 impl TxGossip {
     /// Gossip over `net`; `batch` turns on the gossip-batch toggle's tuned path (its batcher
-    /// task runs under `monitor`).
-    pub fn new(net: Network, batch: bool, monitor: &tokio_metrics::TaskMonitor) -> TxGossip {
+    /// task runs under `monitor`). A batch never makes a frame over `max_frame_bytes`.
+    pub fn new(
+        net: Network,
+        batch: bool,
+        max_frame_bytes: usize,
+        monitor: &tokio_metrics::TaskMonitor,
+    ) -> TxGossip {
+        let budget = tpslab_p2p::max_payload_len(max_frame_bytes).saturating_sub(BATCH_OVERHEAD);
         let batcher = batch.then(|| {
             let (tx, rx) = mpsc::channel(65_536);
-            tokio::spawn(monitor.instrument(run_batcher(net.clone(), rx)));
+            tokio::spawn(monitor.instrument(run_batcher(net.clone(), rx, budget)));
             tx
         });
         TxGossip { net, batcher }
@@ -66,13 +77,31 @@ fn broadcast(net: &Network, items: Vec<Gossiped>) {
     net.broadcast(Channel::Mempool, Bytes::from(batch.encode_to_vec()));
 }
 
-async fn run_batcher(net: Network, mut rx: mpsc::Receiver<Gossiped>) {
-    while let Some(first) = rx.recv().await {
+async fn run_batcher(net: Network, mut rx: mpsc::Receiver<Gossiped>, budget: usize) {
+    let cost = |t: &Gossiped| t.0.len() + ITEM_OVERHEAD;
+    let mut next = None;
+    loop {
+        let first = match next.take() {
+            Some(t) => t,
+            None => match rx.recv().await {
+                Some(t) => t,
+                None => return,
+            },
+        };
+        let mut bytes = cost(&first);
         let mut txs = vec![first];
         let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
         while txs.len() < BATCH_MAX {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(tx)) => txs.push(tx),
+                Ok(Some(tx)) if bytes + cost(&tx) > budget => {
+                    // Starts the next batch: this one is as big as a frame allows.
+                    next = Some(tx);
+                    break;
+                }
+                Ok(Some(tx)) => {
+                    bytes += cost(&tx);
+                    txs.push(tx);
+                }
                 Ok(None) | Err(_) => break,
             }
         }

@@ -63,6 +63,8 @@ pub(crate) async fn serve_metrics(
     stage_gauges.register(&mut registry);
     let task_gauges = crate::tasks::TaskGauges::default();
     task_gauges.register(&mut registry);
+    let sig_counters = crate::sig_metrics::SigCounters::default();
+    sig_counters.register(&mut registry);
     let registry = Arc::new(registry);
     let stages_json = stages.clone();
     let router = axum::Router::new()
@@ -75,6 +77,7 @@ pub(crate) async fn serve_metrics(
                 state_lock_wait.set(db.lock_wait_seconds());
                 stage_gauges.update(&stages);
                 task_gauges.update(&tasks);
+                sig_counters.update();
                 async move {
                     let mut text = String::new();
                     if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {

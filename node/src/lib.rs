@@ -16,6 +16,7 @@ mod http;
 pub mod keyfile;
 pub mod profile;
 pub mod run;
+mod sig_metrics;
 pub mod stage_metrics;
 pub mod tasks;
 pub mod testnet;

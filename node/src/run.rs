@@ -56,6 +56,13 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         bail!("this node's key {pubkey} is not a validator in the genesis");
     }
     let solo = genesis.validators.len() == 1;
+    if !solo {
+        cfg.check_against_genesis(
+            &home.config().display().to_string(),
+            &genesis.chain_id,
+            genesis.validators.len(),
+        )?;
+    }
 
     let db = StateDb::open(
         &home.data(),
@@ -172,7 +179,14 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         validator: key.verifying_key().to_bytes().to_vec(),
         gossip: gossip
             .clone()
-            .map(|net| TxGossip::new(net, cfg.tuning.gossip_batch, &tasks.gossip)),
+            .map(|net| {
+                TxGossip::new(
+                    net,
+                    cfg.tuning.gossip_batch,
+                    cfg.p2p.max_frame_bytes,
+                    &tasks.gossip,
+                )
+            }),
         crypto_pool: cfg.tuning.crypto_pool,
         tasks: tasks.clone(),
         consensus: consensus_metrics.clone(),
@@ -309,6 +323,7 @@ async fn start_bft(
                 precommit_delta: ms(c.timeout_precommit_delta_ms),
             },
             commit_pause: c.block_interval(),
+            max_frame_bytes: cfg.p2p.max_frame_bytes,
         },
         vals,
         signer,

@@ -1,7 +1,7 @@
 //! `tpslab testnet ...`: a local multi-validator network of separate `tpslab node` processes.
 //!
-//! `init` writes one home per validator (`DIR/node<i>`) sharing one genesis, with ports picked
-//! free on 127.0.0.1, and `DIR/testnet.json` listing them. `up` starts each node as its own
+//! `init` writes one home per validator (`DIR/node<i>`) sharing one genesis, with ports from
+//! the project's range on 127.0.0.1 (tpslab_p2p::ports), and `DIR/testnet.json` listing them. `up` starts each node as its own
 //! process group (it outlives the CLI), `down` stops them with SIGTERM, `status` shows each
 //! node, and `check` audits safety across nodes.
 
@@ -62,12 +62,6 @@ pub struct TestnetInit {
     pub config: Config,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// Reads `<dir>/testnet.json`.
 pub fn load(dir: &Path) -> Result<TestnetFile> {
     let p = dir.join("testnet.json");
@@ -91,14 +85,16 @@ pub fn init(o: &TestnetInit) -> Result<TestnetFile> {
     let keys: Vec<SigningKey> = (0..o.validators)
         .map(|_| SigningKey::generate(&mut OsRng))
         .collect();
+    // Ports from the project's range, never the ephemeral one (see p2p/src/ports.rs).
+    let ports = tpslab_p2p::ports::allocate(3 * o.validators)?;
     let mut nodes = Vec::new();
-    for i in 0..o.validators {
+    for (i, p) in ports.chunks(3).enumerate() {
         nodes.push(TestnetNode {
             name: format!("node{i}"),
             home: o.out.join(format!("node{i}")),
-            grpc_addr: format!("127.0.0.1:{}", free_port()?),
-            p2p_addr: format!("127.0.0.1:{}", free_port()?),
-            metrics_addr: format!("127.0.0.1:{}", free_port()?),
+            grpc_addr: format!("127.0.0.1:{}", p[0]),
+            p2p_addr: format!("127.0.0.1:{}", p[1]),
+            metrics_addr: format!("127.0.0.1:{}", p[2]),
         });
     }
     let genesis = Genesis {
@@ -223,11 +219,16 @@ pub async fn up(dir: &Path, exe: &Path, timeout: Duration) -> Result<TestnetFile
                 }
             }
             if read_pid(n).is_some_and(|p| !alive(p)) {
-                bail!(
-                    "{} exited at start; see {}",
-                    n.name,
-                    n.home.join("node.log").display()
-                );
+                let log = n.home.join("node.log");
+                let cause = exit_cause(&log);
+                if cause.contains("Address already in use") {
+                    return Err(PortTaken {
+                        node: n.name.clone(),
+                        cause,
+                    }
+                    .into());
+                }
+                bail!("{} exited at start: {cause} (log: {})", n.name, log.display());
             }
             if Instant::now() > deadline {
                 bail!("{} did not become healthy in {timeout:?}", n.name);
@@ -236,6 +237,32 @@ pub async fn up(dir: &Path, exe: &Path, timeout: Duration) -> Result<TestnetFile
         }
     }
     Ok(t)
+}
+
+/// A node could not start because one of its ports was taken by another socket; the caller
+/// may retry on fresh ports (`testnet init` again).
+#[derive(Debug, thiserror::Error)]
+#[error("{node} could not bind its port: {cause}")]
+pub struct PortTaken {
+    /// The node.
+    pub node: String,
+    /// The node's own error, naming the address.
+    pub cause: String,
+}
+
+/// The error a node printed last before exiting (its `Error:` line and causes, on one line).
+fn exit_cause(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let Some(at) = text.rfind("Error: ") else {
+        return "no error in its log".into();
+    };
+    text[at + "Error: ".len()..]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "Caused by:")
+        .map(|l| l.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':').trim())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Stops one node with SIGTERM (SIGKILL after 20 s).

@@ -50,6 +50,19 @@ pub enum P2pError {
         /// Channel name.
         channel: &'static str,
     },
+    /// The message would make a frame over `max_frame_bytes`; it was not sent (sending it
+    /// would only make the peer drop the link).
+    #[error("a {channel} message of {payload} bytes makes a frame of {frame} bytes, over the {max} byte limit (p2p.max_frame_bytes)")]
+    FrameTooLarge {
+        /// Channel name.
+        channel: &'static str,
+        /// Payload size.
+        payload: usize,
+        /// Its frame size.
+        frame: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Result alias of this crate.

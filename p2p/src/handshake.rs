@@ -9,7 +9,8 @@
 use crate::error::{P2pError, P2pResult};
 use crate::wire::{Auth, Hello, PeerId};
 use bytes::Bytes;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
+use tpslab_types::sig::{self, SigPath};
 use futures::{SinkExt, StreamExt};
 use prost::Message;
 use rand::RngCore;
@@ -111,11 +112,13 @@ pub async fn handshake(
         .as_slice()
         .try_into()
         .map_err(|_| fail("signature of wrong length".into()))?;
-    let vk = VerifyingKey::from_bytes(&their_pub).map_err(|_| fail("invalid public key".into()))?;
-    vk.verify_strict(
+    // The project's one signature rule, as for votes and txs.
+    sig::verify(
+        &their_pub,
+        &sig,
         &auth_bytes(chain_id, &nonce, &theirs.nonce, &their_pub),
-        &Signature::from_bytes(&sig),
+        SigPath::Handshake,
     )
-    .map_err(|_| fail("invalid handshake signature".into()))?;
+    .map_err(|e| fail(format!("invalid handshake signature: {e}")))?;
     Ok(peer)
 }

@@ -19,9 +19,10 @@ pub mod handshake;
 mod metrics;
 mod network;
 mod peer;
+pub mod ports;
 mod wire;
 
 pub use error::{P2pError, P2pResult};
 pub use metrics::P2pMetrics;
 pub use network::{Event, Network, NetworkConfig, PeerInfo, PeerStats};
-pub use wire::{Channel, Envelope, PeerId};
+pub use wire::{frame_len, max_payload_len, Channel, Envelope, PeerId};

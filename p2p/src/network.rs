@@ -353,8 +353,25 @@ impl Network {
         Ok((h.queues[channel as usize].clone(), h.counters.clone()))
     }
 
-    /// Queues a message without waiting; fails if the queue is full.
+    /// Refuses a payload whose frame the peers would refuse.
+    fn check_size(&self, channel: Channel, payload: &Bytes) -> P2pResult<()> {
+        let frame = crate::wire::frame_len(payload.len());
+        let max = self.shared.cfg.max_frame_bytes;
+        if frame > max {
+            return Err(P2pError::FrameTooLarge {
+                channel: channel.name(),
+                payload: payload.len(),
+                frame,
+                max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Queues a message without waiting; fails if the queue is full or the message is over
+    /// the frame limit.
     pub fn try_send(&self, peer: PeerId, channel: Channel, payload: Bytes) -> P2pResult<()> {
+        self.check_size(channel, &payload)?;
         let (q, c) = self.queue(peer, channel)?;
         q.try_send(payload).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
@@ -373,6 +390,7 @@ impl Network {
 
     /// Queues a message, waiting for room (backpressure).
     pub async fn send(&self, peer: PeerId, channel: Channel, payload: Bytes) -> P2pResult<()> {
+        self.check_size(channel, &payload)?;
         let (q, _) = self.queue(peer, channel)?;
         q.send(payload).await.map_err(|_| P2pError::NotConnected {
             peer: peer.to_string(),
@@ -380,7 +398,12 @@ impl Network {
     }
 
     /// Queues a message to every connected peer without waiting; returns how many queued it.
+    /// A message over the frame limit goes to no one (logged: it is a bug in the caller).
     pub fn broadcast(&self, channel: Channel, payload: Bytes) -> usize {
+        if let Err(e) = self.check_size(channel, &payload) {
+            tracing::error!(error = %e, "not broadcast");
+            return 0;
+        }
         self.peers()
             .into_iter()
             .filter(|p| self.try_send(*p, channel, payload.clone()).is_ok())

@@ -58,6 +58,23 @@ impl Channel {
     }
 }
 
+/// Bytes of the frame (the encoded [`Envelope`]) that carries a payload of `payload_len`
+/// bytes: at most 2 for the channel field, 1 for the payload's tag, its length varint, the
+/// payload. (The 4-byte length prefix of the framing is not counted, as `max_frame_bytes`
+/// does not count it.)
+pub fn frame_len(payload_len: usize) -> usize {
+    2 + 1 + prost::length_delimiter_len(payload_len) + payload_len
+}
+
+/// The largest payload whose frame fits in `max_frame_bytes`.
+pub fn max_payload_len(max_frame_bytes: usize) -> usize {
+    let mut p = max_frame_bytes.saturating_sub(3 + 10);
+    while frame_len(p + 1) <= max_frame_bytes {
+        p += 1;
+    }
+    p
+}
+
 /// One frame after the handshake.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Envelope {

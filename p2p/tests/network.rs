@@ -23,12 +23,14 @@ fn id(k: &SigningKey) -> PeerId {
     PeerId(k.verifying_key().to_bytes())
 }
 
-/// Picks free ports by binding :0 and releasing them (the networks then bind them).
+/// Ports from the project's range (never the ephemeral one, where an outgoing connection
+/// could take a released port before the network binds it).
 fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let ls: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap()).collect()
+    tpslab_p2p::ports::allocate(n)
+        .unwrap()
+        .into_iter()
+        .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+        .collect()
 }
 
 fn config(i: usize, keys: &[SigningKey], addrs: &[SocketAddr]) -> NetworkConfig {
@@ -229,4 +231,33 @@ async fn naive_and_zero_copy_writers_interoperate() {
     }
     n0.shutdown();
     n1.shutdown();
+}
+
+#[tokio::test]
+async fn a_message_over_the_frame_limit_is_refused_locally_and_the_link_stays_up() {
+    let keys: Vec<_> = (0..2).map(key).collect();
+    let addrs = free_addrs(2);
+    let (n0, _rx0) = Network::start(config(0, &keys, &addrs)).await.unwrap();
+    let (_n1, mut rx1) = Network::start(config(1, &keys, &addrs)).await.unwrap();
+    wait_peers(&n0, 1).await;
+    let limit = 64 * 1024;
+    let fits = tpslab_p2p::max_payload_len(limit);
+    assert_eq!(tpslab_p2p::frame_len(fits), limit);
+    let err = n0
+        .try_send(id(&keys[1]), Channel::Sync, Bytes::from(vec![1u8; fits + 1]))
+        .unwrap_err();
+    assert!(
+        matches!(err, tpslab_p2p::P2pError::FrameTooLarge { .. }),
+        "{err}"
+    );
+    assert_eq!(n0.broadcast(Channel::Sync, Bytes::from(vec![1u8; fits + 1])), 0);
+    // The largest payload that fits arrives, on the same link.
+    n0.try_send(id(&keys[1]), Channel::Sync, Bytes::from(vec![2u8; fits]))
+        .unwrap();
+    let e = next_event(&mut rx1, |e| matches!(e, Event::Message { .. } | Event::PeerDown { .. })).await;
+    match e {
+        Event::Message { payload, .. } => assert_eq!(payload.len(), fits),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(n0.peers().len(), 1);
 }

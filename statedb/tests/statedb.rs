@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use tpslab_statedb::{execute_block, ExecOptions, StateDb, StateDbOptions, TxCode, WriteSet};
+use tpslab_types::craft::{self, Shape};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, Transfer};
 use tpslab_types::{pb, Account, Address, App, Hash};
@@ -283,7 +284,25 @@ fn execution_paths_agree_on_bad_signatures_and_nonces() {
         txs.push(prost::Message::encode_to_vec(&tx));
     }
     txs.push(vec![0xff, 0x01]); // malformed
-                                // The cache holds only txs whose signature verified (as CheckTx fills it).
+    // Crafted signatures (see types/src/craft.rs), one of each shape, from funded accounts.
+    let crafted_at = txs.len();
+    for (k, shape) in Shape::ALL.into_iter().enumerate() {
+        let tx = craft::sign_transfer(
+            &account_key(SEED, 10 + k as u64),
+            Transfer {
+                chain_id: CHAIN.into(),
+                to: address_of(&account_key(SEED, 5)),
+                amount: 10,
+                nonce: 0,
+                fee: 1,
+                payload: vec![],
+            },
+            shape,
+            k as u64,
+        );
+        txs.push(prost::Message::encode_to_vec(&tx));
+    }
+    // The cache holds only txs whose signature verified (as CheckTx fills it).
     let cache = SigCache::new(100);
     for raw in txs.iter().step_by(2) {
         let p = tpslab_types::ParsedTx::decode(raw);
@@ -299,7 +318,7 @@ fn execution_paths_agree_on_bad_signatures_and_nonces() {
             for cached in [false, true] {
                 let dir = tempfile::tempdir().unwrap();
                 let db = open(dir.path());
-                db.init_genesis(App::Transfer, CHAIN, 0, &genesis(6, 1_000))
+                db.init_genesis(App::Transfer, CHAIN, 0, &genesis(20, 1_000))
                     .unwrap();
                 let opts = ExecOptions {
                     app: App::Transfer,
@@ -335,6 +354,16 @@ fn execution_paths_agree_on_bad_signatures_and_nonces() {
     assert!(first.1.contains(&(TxCode::BadSignature as u32)));
     assert!(first.1.contains(&(TxCode::BadNonce as u32)));
     assert!(first.1.contains(&(TxCode::Malformed as u32)));
+    let crafted_codes: Vec<u32> = Shape::ALL
+        .iter()
+        .map(|s| match s {
+            Shape::HighS => TxCode::BadSignature,
+            Shape::SmallOrderKey => TxCode::Malformed,
+            Shape::MixedOrderKey => TxCode::InsufficientFunds,
+            _ => TxCode::Ok,
+        } as u32)
+        .collect();
+    assert_eq!(&first.1[crafted_at..], &crafted_codes[..], "{:?}", Shape::ALL);
     for r in &results[1..] {
         assert_eq!(
             (&r.1, &r.2, &r.3),

@@ -11,10 +11,12 @@
 pub mod account;
 pub mod app;
 pub mod block;
+pub mod craft;
 mod bufpool;
 pub mod error;
 pub mod hash;
 pub mod keys;
+pub mod sig;
 pub mod sigcache;
 pub mod stages;
 pub mod tuning;

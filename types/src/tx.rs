@@ -4,7 +4,8 @@ use crate::account::Address;
 use crate::hash::Hash;
 use crate::pb;
 use crate::{TypesError, TypesResult};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use crate::sig::{self, SigPath};
+use ed25519_dalek::{Signer, SigningKey};
 use prost::Message;
 
 /// Domain separator of tx sign-bytes, so a tx signature can never be replayed as a vote.
@@ -92,10 +93,9 @@ pub struct ParsedTx {
     /// Length of the wire bytes.
     pub size: usize,
     /// The sender's key bytes; decompressed to a curve point only when a signature is
-    /// verified (decompression costs about a third of a verification, and a tx whose
-    /// signature is cached never needs it).
+    /// verified (a tx whose signature is cached never needs it).
     pubkey: [u8; 32],
-    signature: Signature,
+    signature: [u8; 64],
     /// buffer-pool toggle: `tx` came from the pool and goes back on drop.
     pooled: bool,
 }
@@ -135,7 +135,7 @@ impl ParsedTx {
             to: Address::default(),
             size: raw.len(),
             pubkey: [0; 32],
-            signature: Signature::from_bytes(&[0; 64]),
+            signature: [0; 64],
             pooled,
             tx,
         };
@@ -165,10 +165,13 @@ impl ParsedTx {
                     expected: 64,
                     got: tx.signature.len(),
                 })?;
+        // The key half of the signature rule is a byte check: refuse a small-order or
+        // non-canonical key at decoding, before any state read or verification.
+        crate::sig::check_public_key(&from)?;
         self.sender = Address::from_pubkey(&from);
         self.to = to;
         self.pubkey = from;
-        self.signature = Signature::from_bytes(&sig);
+        self.signature = sig;
         Ok(())
     }
 
@@ -184,27 +187,18 @@ impl ParsedTx {
         }
     }
 
-    /// Verifies the ed25519 signature over the canonical sign-bytes.
+    /// Verifies the ed25519 signature over the canonical sign-bytes, under the project's one
+    /// rule ([`crate::sig`]).
     pub fn verify_signature(&self) -> TypesResult<()> {
-        let key = self.key()?;
-        let ok = if self.pooled {
+        let path = SigPath::TxSingle;
+        if self.pooled {
             crate::bufpool::with_scratch(|buf| {
                 sign_bytes_into(&self.tx, buf);
-                key.verify_strict(buf, &self.signature).is_ok()
+                sig::verify(&self.pubkey, &self.signature, buf, path)
             })
         } else {
-            key.verify_strict(&sign_bytes(&self.tx), &self.signature)
-                .is_ok()
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(TypesError::BadSignature)
+            sig::verify(&self.pubkey, &self.signature, &sign_bytes(&self.tx), path)
         }
-    }
-
-    fn key(&self) -> TypesResult<VerifyingKey> {
-        VerifyingKey::from_bytes(&self.pubkey).map_err(|_| TypesError::BadPublicKey)
     }
 
     /// What the tx takes from the sender: amount + fee, or None on overflow.
@@ -215,60 +209,50 @@ impl ParsedTx {
 
 /// Verifies the signatures of `txs`; `out[i]` tells whether tx `i`'s verifies.
 ///
-/// `batch = false` (the sig-batch toggle's naive path) verifies one by one with
-/// `verify_strict`. `batch = true` runs one ed25519 batch verification and, only if the batch
-/// fails, falls back to one by one to find the bad txs. Small-order (weak) keys, which
-/// `verify_strict` always refuses, are refused before batching. Batch verification is
-/// cofactored, so a crafted signature with a mixed-order R could pass it and fail
-/// `verify_strict`; honest signers never make one, and all validators of a chain run with the
-/// same setting (as with ZIP-215's rules), so they still agree.
+/// `batch = false` (the sig-batch toggle's naive path) verifies one by one. `batch = true`
+/// runs one batch verification and, only if the batch fails, falls back to one by one to find
+/// the bad txs. Both paths apply the same rule ([`crate::sig`]: ZIP-215, cofactored single
+/// and batch equations, small-order and non-canonical keys refused), so a tx's verdict never
+/// depends on the path it took, the other txs of its batch or the node's cache: a crafted
+/// signature cannot split the validators.
 pub fn verify_signatures(txs: &[&ParsedTx], batch: bool) -> Vec<bool> {
     if !batch || txs.len() < 2 {
         return txs.iter().map(|t| t.verify_signature().is_ok()).collect();
     }
-    let keys: Vec<Option<VerifyingKey>> = txs
-        .iter()
-        .map(|t| t.key().ok().filter(|k| !k.is_weak()))
-        .collect();
-    let mut ok: Vec<bool> = keys.iter().map(|k| k.is_some()).collect();
-    let idx: Vec<usize> = (0..txs.len()).filter(|&i| ok[i]).collect();
-    let sigs: Vec<Signature> = idx.iter().map(|&i| txs[i].signature).collect();
-    let keys: Vec<VerifyingKey> = idx.iter().filter_map(|&i| keys[i]).collect();
-    // buffer-pool: all sign-bytes of the batch in one scratch buffer instead of one
-    // allocation each.
-    let verified = tpslab_probe_points::verify_batch(idx.len() as u64, 0, || {
-        verify_batch(txs, &idx, &sigs, &keys)
-    });
-    if !verified {
-        for &i in &idx {
-            ok[i] = txs[i].verify_signature().is_ok();
+    tpslab_probe_points::verify_batch(txs.len() as u64, 0, || {
+        // buffer-pool: all sign-bytes of the batch in one scratch buffer instead of one
+        // allocation each.
+        if txs.iter().all(|t| t.pooled) {
+            crate::bufpool::with_scratch(|buf| {
+                let mut ends = Vec::with_capacity(txs.len());
+                for t in txs {
+                    sign_bytes_into(&t.tx, buf);
+                    ends.push(buf.len());
+                }
+                let starts = std::iter::once(0).chain(ends.iter().copied());
+                let items: Vec<sig::Item<'_>> = starts
+                    .zip(&ends)
+                    .zip(txs)
+                    .map(|((s, &e), t)| t.item(&buf[s..e]))
+                    .collect();
+                sig::verify_many(&items, true)
+            })
+        } else {
+            let msgs: Vec<Vec<u8>> = txs.iter().map(|t| sign_bytes(&t.tx)).collect();
+            let items: Vec<sig::Item<'_>> =
+                txs.iter().zip(&msgs).map(|(t, m)| t.item(m)).collect();
+            sig::verify_many(&items, true)
         }
-    }
-    ok
+    })
 }
 
-/// One ed25519 batch verification of `txs[idx]`.
-fn verify_batch(
-    txs: &[&ParsedTx],
-    idx: &[usize],
-    sigs: &[Signature],
-    keys: &[VerifyingKey],
-) -> bool {
-    if txs.iter().all(|t| t.pooled) {
-        crate::bufpool::with_scratch(|buf| {
-            let mut ends = Vec::with_capacity(idx.len());
-            for &i in idx {
-                sign_bytes_into(&txs[i].tx, buf);
-                ends.push(buf.len());
-            }
-            let starts = std::iter::once(0).chain(ends.iter().copied());
-            let msg_refs: Vec<&[u8]> = starts.zip(&ends).map(|(s, &e)| &buf[s..e]).collect();
-            ed25519_dalek::verify_batch(&msg_refs, sigs, keys).is_ok()
-        })
-    } else {
-        let msgs: Vec<Vec<u8>> = idx.iter().map(|&i| sign_bytes(&txs[i].tx)).collect();
-        let msg_refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
-        ed25519_dalek::verify_batch(&msg_refs, sigs, keys).is_ok()
+impl ParsedTx {
+    fn item<'a>(&'a self, msg: &'a [u8]) -> sig::Item<'a> {
+        sig::Item {
+            pk: &self.pubkey,
+            sig: &self.signature,
+            msg,
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 
 use crate::hash::Hash;
 use crate::pb::{self, VoteType};
-use crate::{TypesError, TypesResult};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use crate::TypesResult;
+use ed25519_dalek::{Signer, SigningKey};
 
 /// Domain separator of vote sign-bytes.
 const VOTE_DOMAIN: &[u8] = b"tpslab/vote/v1\0";
@@ -70,25 +70,14 @@ pub fn verify_vote_signature(
     )
 }
 
-/// Checks key and signature lengths (naming the fields) and verifies strictly.
+/// Checks key and signature lengths (naming the fields) and verifies under the project's
+/// one rule ([`crate::sig`]).
 fn verify_ed25519(
-    (key_field, key): (&'static str, &[u8]),
-    (sig_field, signature): (&'static str, &[u8]),
+    key: (&'static str, &[u8]),
+    signature: (&'static str, &[u8]),
     msg: &[u8],
 ) -> TypesResult<()> {
-    let pk: [u8; 32] = key.try_into().map_err(|_| TypesError::BadLength {
-        field: key_field,
-        expected: 32,
-        got: key.len(),
-    })?;
-    let sig: [u8; 64] = signature.try_into().map_err(|_| TypesError::BadLength {
-        field: sig_field,
-        expected: 64,
-        got: signature.len(),
-    })?;
-    let pk = VerifyingKey::from_bytes(&pk).map_err(|_| TypesError::BadPublicKey)?;
-    pk.verify_strict(msg, &Signature::from_bytes(&sig))
-        .map_err(|_| TypesError::BadSignature)
+    crate::sig::verify_fields(key, signature, msg, crate::sig::SigPath::Vote)
 }
 
 /// The precommit a commit signature stands for.
@@ -145,7 +134,7 @@ mod tests {
         let other_chain = commit_sig_data("d", &commit, sig).unwrap();
         assert_eq!(
             verify_vote_signature(&other_chain, &sig.validator, &sig.signature),
-            Err(TypesError::BadSignature)
+            Err(crate::TypesError::BadSignature)
         );
     }
 

@@ -122,6 +122,14 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
         i.validators, i.rate, i.tx_size, i.accounts, i.duration_secs, i.warmup_secs,
         i.block_interval_ms, esc(&i.cpu), i.cpus, i.mem_mib, esc(&i.kernel), esc(&i.version)
     ));
+    if let Some(f) = &r.failed {
+        html.push_str(&format!(
+            "<p><b>The run stopped at step {} ({} attempt(s)):</b> {}. The steps below are the ones that finished.</p>\n",
+            esc(&f.name),
+            f.attempts,
+            esc(&f.error)
+        ));
+    }
     html.push_str("<h2>Steps</h2>\n<table><tr><th>step</th><th>toggles on</th><th>TPS</th><th>P50 ms</th><th>P99 ms</th><th>CPU %</th><th>allocs/tx</th><th>lock wait us/tx</th><th>x baseline</th><th>sent</th><th>committed</th><th>rejected</th></tr>\n");
     for s in &r.steps {
         html.push_str(&format!(

@@ -9,7 +9,7 @@ mod results;
 
 pub use probes::{table as probes_table, StepProbes};
 
-pub use results::{compare, ExperimentResults, StepResult};
+pub use results::{compare, ExperimentResults, FailedStep, StepResult};
 
 use crate::load::{run as run_load, LoadConfig, Mode};
 use crate::monitor::watch_testnet;
@@ -21,6 +21,9 @@ use tpslab_node::genesis::Genesis;
 use tpslab_node::testnet::{self, TestnetInit};
 use tpslab_types::tuning::CATALOGUE;
 use tpslab_types::{App, Tuning};
+
+/// Starts of one step before its failure to bind a port is final.
+const START_ATTEMPTS: u32 = 3;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -147,12 +150,40 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
             cfg.duration
         );
         let dir = cfg.out.join(format!("step{i:02}"));
-        let report = run_step(cfg, step, &dir, &mut results.info.probes_note).await;
+        let mut attempts = 0;
+        let report = loop {
+            attempts += 1;
+            let r = run_step(cfg, step, &dir, &mut results.info.probes_note).await;
+            match r {
+                // Another socket took a port between init and start: new ports, same step.
+                Err(e)
+                    if attempts < START_ATTEMPTS
+                        && e.chain().any(|c| c.is::<testnet::PortTaken>()) =>
+                {
+                    let _ = testnet::down(&dir);
+                    eprintln!("      {e:#}; retrying on fresh ports");
+                }
+                r => break r,
+            }
+        };
         let (report, probes) = match report {
             Ok(r) => r,
             Err(e) => {
                 let _ = testnet::down(&dir);
-                return Err(e.context(format!("step {}", step.name)));
+                let e = e.context(format!("step {}", step.name));
+                // What was measured stays readable, and the report says what failed.
+                results.failed = Some(FailedStep {
+                    name: step.name.clone(),
+                    error: format!("{e:#}"),
+                    attempts,
+                });
+                results.save(&cfg.out)?;
+                html::write(&results, &cfg.out.join("report.html"))?;
+                return Err(e.context(format!(
+                    "results of the {} steps before it are in {}",
+                    results.steps.len(),
+                    cfg.out.display()
+                )));
             }
         };
         eprintln!(

@@ -101,6 +101,21 @@ pub struct ExperimentResults {
     pub info: RunInfo,
     /// Steps in the order run.
     pub steps: Vec<StepResult>,
+    /// The step that failed and why, when the run stopped early (the steps before it are
+    /// complete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<FailedStep>,
+}
+
+/// A step that could not be measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FailedStep {
+    /// Its name.
+    pub name: String,
+    /// The error with its causes.
+    pub error: String,
+    /// Start attempts made (a taken port is retried on fresh ports).
+    pub attempts: u32,
 }
 
 fn read_first_line(path: &str, key: &str) -> Option<String> {
@@ -153,6 +168,7 @@ impl ExperimentResults {
                 drain_secs: cfg.drain.as_secs_f64(),
             },
             steps: Vec::new(),
+            failed: None,
         }
     }
 

@@ -228,12 +228,28 @@ pub fn transfer_on(chain: &str, from: u64, to: u64, amount: u64, nonce: u64) -> 
 pub struct TestNet {
     pub dir: PathBuf,
     pub file: tpslab_node::testnet::TestnetFile,
+    /// Held while the testnet runs: multi-node testnets of all test binaries run one at a
+    /// time, so the suite does not overload a 2-core machine (CONVENTIONS.md).
+    _turn: std::fs::File,
+}
+
+/// Waits for the machine-wide turn to run a multi-node testnet.
+pub fn testnet_turn() -> std::fs::File {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("tpslab-test-testnet.lock"))
+        .unwrap();
+    f.lock().unwrap();
+    f
 }
 
 impl TestNet {
     /// `testnet init` with `validators` and `accounts` (test seed and chain id), `patch` merged
     /// into every node's config.toml, then `testnet up`.
     pub fn up(dir: PathBuf, validators: usize, accounts: u64, patch: &str) -> TestNet {
+        let turn = testnet_turn();
         let out = Command::new(bin())
             .args(["testnet", "init", "--validators", &validators.to_string()])
             .args(["--accounts", &accounts.to_string(), "--seed", SEED])
@@ -256,7 +272,11 @@ impl TestNet {
                 std::fs::write(&cfg, patch_toml(&text, patch)).unwrap();
             }
         }
-        let net = TestNet { dir, file };
+        let net = TestNet {
+            dir,
+            file,
+            _turn: turn,
+        };
         let up = net.run(&["testnet", "up"]);
         assert!(
             up.status.success(),

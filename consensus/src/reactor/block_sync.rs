@@ -18,6 +18,7 @@ impl Reactor {
                     let req = pb::SyncRequest {
                         from_height: committed + 1,
                         to_height: s.height,
+                        max_bytes: crate::sync::records_budget(self.cfg.max_frame_bytes) as u64,
                     };
                     if self
                         .net
@@ -30,10 +31,14 @@ impl Reactor {
             }
             Some(SyncMsg::Request(req)) => {
                 let db = self.pipeline.db.clone();
-                let resp = tokio::task::block_in_place(|| crate::sync::serve(&db, &req));
-                let _ = self
-                    .net
-                    .try_send(peer, Channel::Sync, sync_frame(SyncMsg::Response(resp)));
+                let own = crate::sync::records_budget(self.cfg.max_frame_bytes);
+                let resp = tokio::task::block_in_place(|| crate::sync::serve(&db, &req, own));
+                if let Err(e) =
+                    self.net
+                        .try_send(peer, Channel::Sync, sync_frame(SyncMsg::Response(resp)))
+                {
+                    debug!(%peer, error = %e, "block sync response not sent");
+                }
             }
             Some(SyncMsg::Response(resp)) => {
                 self.sync_asked = None;

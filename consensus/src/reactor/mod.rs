@@ -39,6 +39,8 @@ pub struct ReactorConfig {
     /// Pause after a commit before the next height starts (CometBFT's timeout_commit), so txs
     /// can gather for the next block.
     pub commit_pause: Duration,
+    /// `p2p.max_frame_bytes`: block-sync responses are cut to fit it.
+    pub max_frame_bytes: usize,
 }
 
 /// Runs consensus for one validator.

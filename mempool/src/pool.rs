@@ -163,34 +163,56 @@ impl<S: StateView> Mempool<S> {
         if self.cfg.app == App::KvStore || !self.cfg.sig_batch || raws.len() < 2 {
             return raws.iter().map(|r| self.check_tx(r)).collect();
         }
-        let mut pre: Vec<Result<ParsedTx, CheckTxError>> =
-            raws.iter().map(|r| self.precheck(r)).collect();
-        // Verify only what the pool has room for: the rest is refused as full without
-        // spending a verification on it.
-        let (mut room_txs, mut room_bytes) = self.room();
-        for p in pre.iter_mut() {
-            let Ok(tx) = p else { continue };
-            if room_txs == 0 || tx.size > room_bytes {
-                *p = Err(self.full_error());
+        // Earlier txs of the batch count as pending for the nonce and balance prechecks of
+        // later ones from the same sender, as they would one by one.
+        let mut overlay = HashMap::new();
+        let pre: Vec<Result<ParsedTx, CheckTxError>> = raws
+            .iter()
+            .map(|r| self.precheck(r, Some(&mut overlay)))
+            .collect();
+        let mut out: Vec<Option<Result<Hash, CheckTxError>>> = pre
+            .iter()
+            .map(|p| p.as_ref().err().map(|e| Err(e.clone())))
+            .collect();
+        // Verify only what the pool has room for, in rounds: take candidates in order while
+        // they fit, verify them in one batch, admit the good ones, and go on with the room
+        // that is really left. A flood at a full pool is refused without one verification,
+        // and each tx gets the verdict it would get one by one.
+        let cand: Vec<usize> = (0..pre.len()).filter(|&i| pre[i].is_ok()).collect();
+        let mut k = 0;
+        while k < cand.len() {
+            let (mut room_txs, mut room_bytes) = self.room();
+            let mut pick = Vec::new();
+            while let Some(&i) = cand.get(k) {
+                let size = raws[i].len();
+                if room_txs == 0 || size > room_bytes {
+                    break;
+                }
+                room_txs -= 1;
+                room_bytes -= size;
+                pick.push(i);
+                k += 1;
+            }
+            if pick.is_empty() {
+                out[cand[k]] = Some(Err(self.full_error()));
+                k += 1;
                 continue;
             }
-            room_txs -= 1;
-            room_bytes -= tx.size;
-        }
-        let refs: Vec<&ParsedTx> = pre.iter().filter_map(|p| p.as_ref().ok()).collect();
-        let mut verified = verify_signatures(&refs, true).into_iter();
-        let out: Vec<Result<Hash, CheckTxError>> = pre
-            .into_iter()
-            .zip(raws)
-            .map(|(p, raw)| {
-                let tx = p?;
-                if !verified.next().unwrap_or(false) {
-                    return Err(CheckTxError::Invalid(
+            let refs: Vec<&ParsedTx> = pick.iter().filter_map(|&i| pre[i].as_ref().ok()).collect();
+            let verified = verify_signatures(&refs, true);
+            for (&i, (ok, tx)) in pick.iter().zip(verified.into_iter().zip(refs)) {
+                out[i] = Some(if ok {
+                    self.admit(raws[i], tx)
+                } else {
+                    Err(CheckTxError::Invalid(
                         tpslab_types::TypesError::BadSignature,
-                    ));
-                }
-                self.admit(raw, &tx)
-            })
+                    ))
+                });
+            }
+        }
+        let out: Vec<Result<Hash, CheckTxError>> = out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(self.full_error())))
             .collect();
         for r in &out {
             self.count(r);
@@ -203,7 +225,13 @@ impl<S: StateView> Mempool<S> {
     /// queue, or one state read). A verification costs ~50 us; none of these costs more than
     /// a lookup, so a flood of txs that cannot be admitted spends no verification at all.
     /// `insert` checks room, nonce and balance again under the lock (they may have changed).
-    fn precheck(&self, raw: &[u8]) -> Result<ParsedTx, CheckTxError> {
+    /// `overlay` (batches) holds the next nonce and available balance of senders whose
+    /// earlier txs in the batch passed, ahead of the pool.
+    fn precheck(
+        &self,
+        raw: &[u8],
+        overlay: Option<&mut HashMap<Address, (u64, u64)>>,
+    ) -> Result<ParsedTx, CheckTxError> {
         if raw.len() > self.cfg.max_tx_bytes {
             return Err(CheckTxError::TooLarge {
                 size: raw.len(),
@@ -220,7 +248,8 @@ impl<S: StateView> Mempool<S> {
             self.check_room(&g, raw.len())?;
             g.senders.get(&tx.sender).map(|q| (q.next_nonce, q.available))
         };
-        let (next_nonce, available) = match pending {
+        let ahead = overlay.as_ref().and_then(|o| o.get(&tx.sender).copied());
+        let (next_nonce, available) = match ahead.or(pending) {
             Some(p) => p,
             None => {
                 let acc = self
@@ -231,6 +260,10 @@ impl<S: StateView> Mempool<S> {
             }
         };
         check_nonce_and_funds(&tx, next_nonce, available)?;
+        if let Some(o) = overlay {
+            let cost = tx.cost().unwrap_or(u64::MAX);
+            o.insert(tx.sender, (next_nonce + 1, available - cost));
+        }
         Ok(tx)
     }
 
@@ -269,7 +302,7 @@ impl<S: StateView> Mempool<S> {
         if self.cfg.app == App::KvStore {
             return self.check_kv(raw);
         }
-        let tx = self.precheck(raw)?;
+        let tx = self.precheck(raw, None)?;
         tx.verify_signature()?;
         self.admit(raw, &tx)
     }

@@ -54,6 +54,20 @@ fn expected_code(shape: Shape) -> u32 {
     }
 }
 
+/// BroadcastTx's verdict as a code: 0, or the gRPC status it failed with.
+async fn unary(c: &mut Client, tx: &[u8]) -> (u32, String) {
+    match c
+        .broadcast_tx(BroadcastTxRequest {
+            tx: tx.to_vec(),
+            id: 0,
+        })
+        .await
+    {
+        Ok(r) => (r.into_inner().code, String::new()),
+        Err(s) => (s.code() as u32, s.message().to_string()),
+    }
+}
+
 /// Sends `txs` on one BroadcastTxStream; returns the code of each (by position).
 async fn stream(c: &mut Client, txs: &[Vec<u8>]) -> Vec<u32> {
     let reqs: Vec<BroadcastTxRequest> = txs
@@ -111,15 +125,12 @@ async fn crafted_signatures_get_one_verdict_on_every_validator() {
             (0..4).collect()
         };
         for t in targets {
-            let r = clients[t]
-                .broadcast_tx(BroadcastTxRequest {
-                    tx: raw.clone(),
-                    id: 0,
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            assert_eq!(r.code, expected_code(shape), "{shape:?} alone at node{t}: {}", r.log);
+            let (code, log) = unary(&mut clients[t], &raw).await;
+            assert_eq!(
+                code,
+                expected_code(shape),
+                "{shape:?} alone at node{t}: {log}"
+            );
         }
         if expected_code(shape) == 0 {
             want.insert(tx_hash(&raw).to_vec());
@@ -137,16 +148,17 @@ async fn crafted_signatures_get_one_verdict_on_every_validator() {
             _ => Shape::MixedOrderR,
         };
         let target = (round % 4) as usize;
-        let mut txs: Vec<Vec<u8>> = (0..31)
-            .map(|_| transfer(account(), 0, 5, 0))
-            .collect();
+        let mut txs: Vec<Vec<u8>> = (0..31).map(|_| transfer(account(), 0, 5, 0)).collect();
         let pos = (round as usize * 7) % 32;
         let bad = crafted(account(), shape, 100 + round);
         txs.insert(pos, bad.clone());
         let codes = stream(&mut clients[target], &txs).await;
         for (i, code) in codes.iter().enumerate() {
             let want_code = if i == pos { expected_code(shape) } else { 0 };
-            assert_eq!(*code, want_code, "round {round}: {shape:?} at {pos}, tx {i}");
+            assert_eq!(
+                *code, want_code,
+                "round {round}: {shape:?} at {pos}, tx {i}"
+            );
             if *code == 0 {
                 want.insert(tx_hash(&txs[i]).to_vec());
             }
@@ -156,15 +168,8 @@ async fn crafted_signatures_get_one_verdict_on_every_validator() {
         } else {
             // The same refused bytes get the same verdict at the other validators too.
             for (t, c) in clients.iter_mut().enumerate().filter(|(t, _)| *t != target) {
-                let r = c
-                    .broadcast_tx(BroadcastTxRequest {
-                        tx: bad.clone(),
-                        id: 0,
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                assert_eq!(r.code, 3, "round {round}: {shape:?} at node{t}: {}", r.log);
+                let (code, log) = unary(c, &bad).await;
+                assert_eq!(code, 3, "round {round}: {shape:?} at node{t}: {log}");
             }
         }
     }
@@ -221,19 +226,25 @@ async fn crafted_signatures_get_one_verdict_on_every_validator() {
     // The chain goes on at every node, and the audit agrees.
     let mut start = Vec::new();
     for c in clients.iter_mut() {
-        start.push(c.status(StatusRequest {}).await.unwrap().into_inner().height);
+        start.push(
+            c.status(StatusRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .height,
+        );
     }
     for (i, c) in clients.iter_mut().enumerate() {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             // A transfer keeps blocks coming (empty blocks are not cut between txs).
-            let _ = c
-                .broadcast_tx(BroadcastTxRequest {
-                    tx: transfer(account(), 0, 1, 0),
-                    id: 0,
-                })
-                .await;
-            let h = c.status(StatusRequest {}).await.unwrap().into_inner().height;
+            let _ = unary(c, &transfer(account(), 0, 1, 0)).await;
+            let h = c
+                .status(StatusRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .height;
             if h >= start[i] + 3 {
                 break;
             }

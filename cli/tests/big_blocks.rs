@@ -114,7 +114,11 @@ async fn the_largest_allowed_block_commits_and_syncs() {
 
     // node3 comes back and syncs the full blocks through frames of exactly `need` bytes.
     let out = net.run(&["testnet", "up"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while height(&nodes[3].grpc_addr).await < top {
         assert!(

@@ -134,7 +134,13 @@ mod tests {
     /// per tx at most over the real size).
     #[test]
     fn the_bounds_hold_for_real_maximal_blocks() {
-        for (n, size) in [(1usize, 1usize), (10, 100), (5000, 200), (3, 1 << 20), (200, 40_000)] {
+        for (n, size) in [
+            (1usize, 1usize),
+            (10, 100),
+            (5000, 200),
+            (3, 1 << 20),
+            (200, 40_000),
+        ] {
             let l = limits(n, n * size);
             let mut block = skeleton_block(&l);
             block.txs = (0..n).map(|_| vec![0xab; size]).collect();
@@ -153,7 +159,10 @@ mod tests {
             let real = msg.encoded_len();
             let bound = max_proposal_payload(&l);
             assert!(real <= bound, "{n} x {size}: {real} > {bound}");
-            assert!(bound - real <= 32 + 4 * n, "{n} x {size}: bound {bound}, real {real}");
+            assert!(
+                bound - real <= 32 + 4 * n,
+                "{n} x {size}: bound {bound}, real {real}"
+            );
 
             let rec = pb::BlockRecord {
                 block: Some(block),

@@ -10,9 +10,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 pub mod bft;
-pub mod frame_budget;
 mod error;
 mod event;
+pub mod frame_budget;
 pub mod metrics;
 mod pipeline;
 mod reactor;

@@ -165,7 +165,7 @@ impl<S: StateView> Mempool<S> {
         }
         // Earlier txs of the batch count as pending for the nonce and balance prechecks of
         // later ones from the same sender, as they would one by one.
-        let mut overlay = HashMap::new();
+        let mut overlay = Ahead::default();
         let pre: Vec<Result<ParsedTx, CheckTxError>> = raws
             .iter()
             .map(|r| self.precheck(r, Some(&mut overlay)))
@@ -225,12 +225,12 @@ impl<S: StateView> Mempool<S> {
     /// queue, or one state read). A verification costs ~50 us; none of these costs more than
     /// a lookup, so a flood of txs that cannot be admitted spends no verification at all.
     /// `insert` checks room, nonce and balance again under the lock (they may have changed).
-    /// `overlay` (batches) holds the next nonce and available balance of senders whose
-    /// earlier txs in the batch passed, ahead of the pool.
+    /// `overlay` (batches): what the earlier txs of the batch that passed will have done to
+    /// the pool by the time this one is admitted.
     fn precheck(
         &self,
         raw: &[u8],
-        overlay: Option<&mut HashMap<Address, (u64, u64)>>,
+        mut overlay: Option<&mut Ahead>,
     ) -> Result<ParsedTx, CheckTxError> {
         if raw.len() > self.cfg.max_tx_bytes {
             return Err(CheckTxError::TooLarge {
@@ -242,13 +242,20 @@ impl<S: StateView> Mempool<S> {
         tx.check_chain_id(&self.cfg.chain_id)?;
         let pending = {
             let g = self.lock();
-            if g.seen.contains(&tx.hash) {
+            let earlier = overlay
+                .as_ref()
+                .is_some_and(|o| o.hashes.contains(&tx.hash));
+            if earlier || g.seen.contains(&tx.hash) {
                 return Err(CheckTxError::Duplicate { hash: tx.hash });
             }
             self.check_room(&g, raw.len())?;
-            g.senders.get(&tx.sender).map(|q| (q.next_nonce, q.available))
+            g.senders
+                .get(&tx.sender)
+                .map(|q| (q.next_nonce, q.available))
         };
-        let ahead = overlay.as_ref().and_then(|o| o.get(&tx.sender).copied());
+        let ahead = overlay
+            .as_ref()
+            .and_then(|o| o.senders.get(&tx.sender).copied());
         let (next_nonce, available) = match ahead.or(pending) {
             Some(p) => p,
             None => {
@@ -260,9 +267,11 @@ impl<S: StateView> Mempool<S> {
             }
         };
         check_nonce_and_funds(&tx, next_nonce, available)?;
-        if let Some(o) = overlay {
+        if let Some(o) = overlay.as_mut() {
             let cost = tx.cost().unwrap_or(u64::MAX);
-            o.insert(tx.sender, (next_nonce + 1, available - cost));
+            o.senders
+                .insert(tx.sender, (next_nonce + 1, available - cost));
+            o.hashes.insert(tx.hash);
         }
         Ok(tx)
     }
@@ -538,8 +547,20 @@ impl<S: StateView> Mempool<S> {
     }
 }
 
+/// The earlier txs of a CheckTx batch that passed the prechecks: their senders' next nonce
+/// and available balance, and their hashes (a later copy is a duplicate).
+#[derive(Default)]
+struct Ahead {
+    senders: HashMap<Address, (u64, u64)>,
+    hashes: HashSet<Hash>,
+}
+
 /// Strict nonces (exactly the sender's next one) and enough funds for amount + fee.
-fn check_nonce_and_funds(tx: &ParsedTx, next_nonce: u64, available: u64) -> Result<(), CheckTxError> {
+fn check_nonce_and_funds(
+    tx: &ParsedTx,
+    next_nonce: u64,
+    available: u64,
+) -> Result<(), CheckTxError> {
     let nonce = tx.tx.nonce;
     if nonce < next_nonce {
         return Err(CheckTxError::NonceTooLow {

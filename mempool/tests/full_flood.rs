@@ -23,7 +23,12 @@ impl StateView for Funded {
 fn total_verifications() -> u64 {
     verification_counts()
         .iter()
-        .filter(|(p, _)| matches!(p, SigPath::TxSingle | SigPath::TxBatch | SigPath::TxFallback))
+        .filter(|(p, _)| {
+            matches!(
+                p,
+                SigPath::TxSingle | SigPath::TxBatch | SigPath::TxFallback
+            )
+        })
         .map(|(_, n)| n)
         .sum()
 }
@@ -35,7 +40,13 @@ fn a_flood_at_a_full_mempool_performs_zero_verifications() {
         (0..senders + 8)
             .map(|i| {
                 let a = address_of(&account_key("f", i));
-                (a, Account { balance: 1_000, nonce: 0 })
+                (
+                    a,
+                    Account {
+                        balance: 1_000,
+                        nonce: 0,
+                    },
+                )
             })
             .collect(),
     ));

@@ -243,10 +243,7 @@ fn crafted_signatures_get_the_same_verdict_alone_and_batched() {
         ))
     };
     let verdicts = |sig_batch: bool, batched: bool| -> Vec<Option<RejectReason>> {
-        let (pool, st) = setup(MempoolConfig {
-            sig_batch,
-            ..cfg()
-        });
+        let (pool, st) = setup(MempoolConfig { sig_batch, ..cfg() });
         for i in 0..200 {
             st.0.write().insert(
                 address_of(&account_key("s", 100 + i)),
@@ -286,6 +283,9 @@ fn crafted_signatures_get_the_same_verdict_alone_and_batched() {
             Shape::MixedOrderKey => Some(RejectReason::InsufficientFunds),
             _ => None,
         };
-        assert!(alone[k * 8..k * 8 + 8].iter().all(|v| *v == want), "{shape:?}: {alone:?}");
+        assert!(
+            alone[k * 8..k * 8 + 8].iter().all(|v| *v == want),
+            "{shape:?}: {alone:?}"
+        );
     }
 }

@@ -431,7 +431,10 @@ mod tests {
     #[test]
     fn impossible_combinations_are_refused_naming_the_fields() {
         for (text, field) in [
-            ("[consensus]\ntimeout_prevote_ms = 0\n", "consensus.timeout_prevote_ms"),
+            (
+                "[consensus]\ntimeout_prevote_ms = 0\n",
+                "consensus.timeout_prevote_ms",
+            ),
             ("[p2p]\nsend_queue = 0\n", "p2p.send_queue"),
             ("[p2p]\nmax_frame_bytes = 1000\n", "p2p.max_frame_bytes"),
             (
@@ -449,9 +452,15 @@ mod tests {
         // The case: 16 MiB blocks in 16 MiB frames.
         let text = "[consensus]\nmax_block_bytes = 16777216\nmax_block_txs = 50000\n";
         let c = Config::parse(text, "c.toml").unwrap();
-        let e = c.check_against_genesis("c.toml", "tpslab-test", 4).unwrap_err();
+        let e = c
+            .check_against_genesis("c.toml", "tpslab-test", 4)
+            .unwrap_err();
         let msg = e.to_string();
-        for f in ["p2p.max_frame_bytes", "consensus.max_block_bytes", "consensus.max_block_txs"] {
+        for f in [
+            "p2p.max_frame_bytes",
+            "consensus.max_block_bytes",
+            "consensus.max_block_txs",
+        ] {
             assert!(msg.contains(f), "{msg}");
         }
         // The defaults fit with room to spare, and so does a frame of exactly what it asks.

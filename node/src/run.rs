@@ -177,16 +177,14 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         commits: tx_commits,
         chain_id: genesis.chain_id.clone(),
         validator: key.verifying_key().to_bytes().to_vec(),
-        gossip: gossip
-            .clone()
-            .map(|net| {
-                TxGossip::new(
-                    net,
-                    cfg.tuning.gossip_batch,
-                    cfg.p2p.max_frame_bytes,
-                    &tasks.gossip,
-                )
-            }),
+        gossip: gossip.clone().map(|net| {
+            TxGossip::new(
+                net,
+                cfg.tuning.gossip_batch,
+                cfg.p2p.max_frame_bytes,
+                &tasks.gossip,
+            )
+        }),
         crypto_pool: cfg.tuning.crypto_pool,
         tasks: tasks.clone(),
         consensus: consensus_metrics.clone(),

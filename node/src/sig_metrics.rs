@@ -2,11 +2,11 @@
 //! (tx alone, tx in a batch, tx after a failed batch, vote, handshake) has run in this process,
 //! copied from the process-wide counts of `tpslab_types::sig` at scrape time.
 
-use std::sync::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
+use std::sync::Mutex;
 use tpslab_types::sig::verification_counts;
 
 type Labels = Vec<(String, String)>;

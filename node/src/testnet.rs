@@ -228,7 +228,11 @@ pub async fn up(dir: &Path, exe: &Path, timeout: Duration) -> Result<TestnetFile
                     }
                     .into());
                 }
-                bail!("{} exited at start: {cause} (log: {})", n.name, log.display());
+                bail!(
+                    "{} exited at start: {cause} (log: {})",
+                    n.name,
+                    log.display()
+                );
             }
             if Instant::now() > deadline {
                 bail!("{} did not become healthy in {timeout:?}", n.name);
@@ -260,7 +264,10 @@ fn exit_cause(log: &Path) -> String {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && *l != "Caused by:")
-        .map(|l| l.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':').trim())
+        .map(|l| {
+            l.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':')
+                .trim()
+        })
         .collect::<Vec<_>>()
         .join(": ")
 }

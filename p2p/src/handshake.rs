@@ -10,13 +10,13 @@ use crate::error::{P2pError, P2pResult};
 use crate::wire::{Auth, Hello, PeerId};
 use bytes::Bytes;
 use ed25519_dalek::{Signer, SigningKey};
-use tpslab_types::sig::{self, SigPath};
 use futures::{SinkExt, StreamExt};
 use prost::Message;
 use rand::RngCore;
 use std::collections::HashSet;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tpslab_types::sig::{self, SigPath};
 
 const DOMAIN: &[u8] = b"tpslab/p2p-handshake/v1\0";
 

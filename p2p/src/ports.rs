@@ -48,9 +48,9 @@ fn ephemeral_range() -> Option<(u16, u16)> {
 /// The range testnet ports come from (inclusive).
 pub fn project_range() -> Result<(u16, u16), PortError> {
     if let Ok(v) = std::env::var("TPSLAB_PORT_RANGE") {
-        let parsed = v
-            .split_once('-')
-            .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)));
+        let parsed = v.split_once('-').and_then(|(a, b)| {
+            Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+        });
         return match parsed {
             Some((lo, hi)) if lo >= 1024 && hi > lo => Ok((lo, hi)),
             _ => Err(PortError::BadRange(v)),
@@ -153,7 +153,10 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), 12);
         if let Some((eph_lo, eph_hi)) = ephemeral_range() {
-            assert!(ports.iter().all(|p| *p < eph_lo || *p > eph_hi), "{ports:?}");
+            assert!(
+                ports.iter().all(|p| *p < eph_lo || *p > eph_hi),
+                "{ports:?}"
+            );
         }
         assert!(ports.iter().all(|p| bindable(*p)));
         // Reserved: a second allocation does not hand them out again.

@@ -244,17 +244,27 @@ async fn a_message_over_the_frame_limit_is_refused_locally_and_the_link_stays_up
     let fits = tpslab_p2p::max_payload_len(limit);
     assert_eq!(tpslab_p2p::frame_len(fits), limit);
     let err = n0
-        .try_send(id(&keys[1]), Channel::Sync, Bytes::from(vec![1u8; fits + 1]))
+        .try_send(
+            id(&keys[1]),
+            Channel::Sync,
+            Bytes::from(vec![1u8; fits + 1]),
+        )
         .unwrap_err();
     assert!(
         matches!(err, tpslab_p2p::P2pError::FrameTooLarge { .. }),
         "{err}"
     );
-    assert_eq!(n0.broadcast(Channel::Sync, Bytes::from(vec![1u8; fits + 1])), 0);
+    assert_eq!(
+        n0.broadcast(Channel::Sync, Bytes::from(vec![1u8; fits + 1])),
+        0
+    );
     // The largest payload that fits arrives, on the same link.
     n0.try_send(id(&keys[1]), Channel::Sync, Bytes::from(vec![2u8; fits]))
         .unwrap();
-    let e = next_event(&mut rx1, |e| matches!(e, Event::Message { .. } | Event::PeerDown { .. })).await;
+    let e = next_event(&mut rx1, |e| {
+        matches!(e, Event::Message { .. } | Event::PeerDown { .. })
+    })
+    .await;
     match e {
         Event::Message { payload, .. } => assert_eq!(payload.len(), fits),
         other => panic!("{other:?}"),

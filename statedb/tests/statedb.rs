@@ -284,7 +284,7 @@ fn execution_paths_agree_on_bad_signatures_and_nonces() {
         txs.push(prost::Message::encode_to_vec(&tx));
     }
     txs.push(vec![0xff, 0x01]); // malformed
-    // Crafted signatures (see types/src/craft.rs), one of each shape, from funded accounts.
+                                // Crafted signatures (see types/src/craft.rs), one of each shape, from funded accounts.
     let crafted_at = txs.len();
     for (k, shape) in Shape::ALL.into_iter().enumerate() {
         let tx = craft::sign_transfer(
@@ -363,7 +363,12 @@ fn execution_paths_agree_on_bad_signatures_and_nonces() {
             _ => TxCode::Ok,
         } as u32)
         .collect();
-    assert_eq!(&first.1[crafted_at..], &crafted_codes[..], "{:?}", Shape::ALL);
+    assert_eq!(
+        &first.1[crafted_at..],
+        &crafted_codes[..],
+        "{:?}",
+        Shape::ALL
+    );
     for r in &results[1..] {
         assert_eq!(
             (&r.1, &r.2, &r.3),

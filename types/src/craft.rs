@@ -52,7 +52,10 @@ impl Shape {
 }
 
 fn challenge(r: &[u8; 32], a: &[u8; 32], msg: &[u8]) -> Scalar {
-    let h = Sha512::new().chain_update(r).chain_update(a).chain_update(msg);
+    let h = Sha512::new()
+        .chain_update(r)
+        .chain_update(a)
+        .chain_update(msg);
     Scalar::from_bytes_mod_order_wide(&h.finalize().into())
 }
 

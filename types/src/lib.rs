@@ -11,8 +11,8 @@
 pub mod account;
 pub mod app;
 pub mod block;
-pub mod craft;
 mod bufpool;
+pub mod craft;
 pub mod error;
 pub mod hash;
 pub mod keys;

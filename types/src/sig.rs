@@ -236,6 +236,10 @@ mod tests {
             on_curve += 1;
             assert_eq!(check_public_key(c).is_ok(), ok, "{}", hex::encode(c));
         }
-        assert!(on_curve > 500, "{on_curve} of {} cases on the curve", cases.len());
+        assert!(
+            on_curve > 500,
+            "{on_curve} of {} cases on the curve",
+            cases.len()
+        );
     }
 }

@@ -3,8 +3,8 @@
 use crate::account::Address;
 use crate::hash::Hash;
 use crate::pb;
-use crate::{TypesError, TypesResult};
 use crate::sig::{self, SigPath};
+use crate::{TypesError, TypesResult};
 use ed25519_dalek::{Signer, SigningKey};
 use prost::Message;
 
@@ -239,8 +239,7 @@ pub fn verify_signatures(txs: &[&ParsedTx], batch: bool) -> Vec<bool> {
             })
         } else {
             let msgs: Vec<Vec<u8>> = txs.iter().map(|t| sign_bytes(&t.tx)).collect();
-            let items: Vec<sig::Item<'_>> =
-                txs.iter().zip(&msgs).map(|(t, m)| t.item(m)).collect();
+            let items: Vec<sig::Item<'_>> = txs.iter().zip(&msgs).map(|(t, m)| t.item(m)).collect();
             sig::verify_many(&items, true)
         }
     })

@@ -101,9 +101,7 @@ fn assert_batches_agree(odd: &[Vector]) {
                 let got = verdicts(&batch, true);
                 assert_eq!(got[pos], single[oi], "vector {oi} at {pos} of {}", n + 1);
                 assert!(
-                    got.iter()
-                        .enumerate()
-                        .all(|(i, ok)| i == pos || *ok),
+                    got.iter().enumerate().all(|(i, ok)| i == pos || *ok),
                     "an honest item lost its verdict next to vector {oi}"
                 );
                 assert_eq!(got, verdicts(&batch, false));

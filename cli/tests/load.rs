@@ -110,6 +110,17 @@ async fn full_mempool_is_reported_by_reason() {
     assert_eq!(r["accepted"], 20);
     assert_eq!(r["rejected"]["mempool is full"], 80, "{r}");
     assert_eq!(r["committed"], 0);
+    // The 80 refused txs cost no signature verification: only the 20 admitted were verified.
+    let metrics = std::fs::read_to_string(node.home().join("metrics.addr")).unwrap();
+    let page = tpslab_bench::monitor::http_get(metrics.trim(), "/metrics")
+        .await
+        .unwrap();
+    let verified: f64 = page
+        .lines()
+        .filter(|l| l.starts_with("tpslab_signature_verifications_total{path=\"tx_"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(verified, 20.0, "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -260,16 +260,21 @@ fn exit_cause(log: &Path) -> String {
     let Some(at) = text.rfind("Error: ") else {
         return "no error in its log".into();
     };
-    text[at + "Error: ".len()..]
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && *l != "Caused by:")
-        .map(|l| {
-            l.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':')
-                .trim()
-        })
-        .collect::<Vec<_>>()
-        .join(": ")
+    let mut parts: Vec<&str> = Vec::new();
+    for l in text[at + "Error: ".len()..].lines().map(str::trim) {
+        if l.starts_with("Stack backtrace") {
+            break;
+        }
+        let l = l
+            .trim_start_matches(|c: char| c.is_ascii_digit() || c == ':')
+            .trim();
+        // Skip a cause already spelled out at the end of the line before (io errors often are).
+        if l.is_empty() || l == "Caused by:" || parts.last().is_some_and(|p| p.ends_with(l)) {
+            continue;
+        }
+        parts.push(l);
+    }
+    parts.join(": ")
 }
 
 /// Stops one node with SIGTERM (SIGKILL after 20 s).

@@ -152,27 +152,14 @@ async fn the_largest_allowed_block_commits_and_syncs() {
 fn a_frame_too_small_for_the_blocks_is_refused_at_start() {
     let _turn = testnet_turn();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(bin())
-        .args(["testnet", "init", "--validators", "2", "--out"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    testnet_init(dir.path(), 2);
     for i in 0..2 {
         let cfg = dir.path().join(format!("node{i}/config.toml"));
         let text = std::fs::read_to_string(&cfg).unwrap();
         let patch = "[consensus]\nmax_block_bytes = 8388608\n[p2p]\nmax_frame_bytes = 4194304\n";
         std::fs::write(&cfg, patch_toml(&text, patch)).unwrap();
     }
-    let out = Command::new(bin())
-        .args(["testnet", "up"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let _ = Command::new(bin())
-        .args(["testnet", "down"])
-        .arg(dir.path())
-        .output();
+    let out = testnet_up_then_down(dir.path());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     for f in [

@@ -46,7 +46,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("dalek_verify_strict", |b| {
         b.iter(|| {
             for i in 0..N {
-                dalek_keys[i].verify_strict(&msgs[i], &dalek_sigs[i]).unwrap();
+                dalek_keys[i]
+                    .verify_strict(&msgs[i], &dalek_sigs[i])
+                    .unwrap();
             }
         })
     });

@@ -281,3 +281,49 @@ fn verifications_are_counted_by_path() {
     let batch = |c: &[(SigPath, u64); 5]| c[SigPath::TxBatch as usize].1;
     assert!(batch(&after) >= batch(&before) + 4);
 }
+
+/// Non-canonical key encodings (y + p for the points with y < 19, and x = 0 with the sign
+/// bit set) are refused on every path, even where the equation would hold with the
+/// canonical point: under bare ZIP-215 they would give one key two addresses.
+#[test]
+fn non_canonical_keys_are_refused_on_every_path() {
+    let mut keys = Vec::new();
+    for y in 0u8..19 {
+        let mut enc = [0xffu8; 32];
+        enc[0] = 0xed + y; // y + p, little-endian
+        enc[31] = 0x7f;
+        for sign in [0u8, 0x80] {
+            let mut e = enc;
+            e[31] |= sign;
+            if CompressedEdwardsY(e).decompress().is_some() {
+                keys.push(e);
+            }
+        }
+    }
+    let mut neg_zero = [0u8; 32];
+    neg_zero[0] = 1;
+    neg_zero[31] = 0x80;
+    keys.push(neg_zero);
+    assert!(
+        keys.len() > 3,
+        "{} non-canonical encodings on the curve",
+        keys.len()
+    );
+    let honest_vs: Vec<Vector> = (0..8).map(honest).collect();
+    for pk in keys {
+        // Any signature: the key is refused before the equation is looked at.
+        let v = Vector {
+            pk,
+            sig: honest_vs[0].sig,
+            msg: honest_vs[0].msg.clone(),
+        };
+        assert_eq!(
+            sig::verify(&v.pk, &v.sig, &v.msg, SigPath::TxSingle),
+            Err(tpslab_types::TypesError::BadPublicKey)
+        );
+        let mut batch: Vec<&Vector> = honest_vs.iter().collect();
+        batch.insert(3, &v);
+        let got = verdicts(&batch, true);
+        assert!(!got[3] && got.iter().filter(|ok| **ok).count() == 8);
+    }
+}

@@ -233,6 +233,42 @@ pub struct TestNet {
     _turn: std::fs::File,
 }
 
+/// `tpslab testnet init` of `validators` into `dir` (not started); its testnet.json.
+pub fn testnet_init(dir: &Path, validators: usize) -> tpslab_node::testnet::TestnetFile {
+    let out = Command::new(bin())
+        .args([
+            "testnet",
+            "init",
+            "--validators",
+            &validators.to_string(),
+            "--out",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(dir.join("testnet.json")).unwrap()).unwrap()
+}
+
+/// `tpslab testnet up DIR` then `testnet down DIR` (whatever up did); up's output.
+pub fn testnet_up_then_down(dir: &Path) -> std::process::Output {
+    let up = Command::new(bin())
+        .args(["testnet", "up"])
+        .arg(dir)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let _ = Command::new(bin())
+        .args(["testnet", "down"])
+        .arg(dir)
+        .output();
+    up
+}
+
 /// Waits for the machine-wide turn to run a multi-node testnet.
 pub fn testnet_turn() -> std::fs::File {
     let f = std::fs::OpenOptions::new()

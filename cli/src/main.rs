@@ -73,7 +73,10 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum TestnetCmd {
-    /// Generate keys, a shared genesis and per-node configs (free 127.0.0.1 ports).
+    /// Generate keys, a shared genesis and per-node configs. Ports are free 127.0.0.1 ports
+    /// from 20000-32767 (below the ephemeral range, so no outgoing connection can take one
+    /// before the node binds it; TPSLAB_PORT_RANGE=LO-HI overrides). Nodes refuse to start
+    /// when the largest allowed block would not fit one p2p frame.
     Init(TestnetInitArgs),
     /// Start every validator as its own process and wait until all serve gRPC.
     Up(DirArg),

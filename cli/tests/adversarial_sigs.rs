@@ -68,29 +68,6 @@ async fn unary(c: &mut Client, tx: &[u8]) -> (u32, String) {
     }
 }
 
-/// Sends `txs` on one BroadcastTxStream; returns the code of each (by position).
-async fn stream(c: &mut Client, txs: &[Vec<u8>]) -> Vec<u32> {
-    let reqs: Vec<BroadcastTxRequest> = txs
-        .iter()
-        .enumerate()
-        .map(|(i, tx)| BroadcastTxRequest {
-            tx: tx.clone(),
-            id: i as u64,
-        })
-        .collect();
-    let mut resp = c
-        .broadcast_tx_stream(tokio_stream::iter(reqs))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut codes = vec![u32::MAX; txs.len()];
-    while let Some(r) = resp.next().await {
-        let r = r.unwrap();
-        codes[r.id as usize] = r.code;
-    }
-    codes
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crafted_signatures_get_one_verdict_on_every_validator() {
     let dir = tempfile::tempdir().unwrap();
@@ -152,8 +129,8 @@ async fn crafted_signatures_get_one_verdict_on_every_validator() {
         let pos = (round as usize * 7) % 32;
         let bad = crafted(account(), shape, 100 + round);
         txs.insert(pos, bad.clone());
-        let codes = stream(&mut clients[target], &txs).await;
-        for (i, code) in codes.iter().enumerate() {
+        let codes = stream_txs(&mut clients[target], &txs).await;
+        for (i, (code, _)) in codes.iter().enumerate() {
             let want_code = if i == pos { expected_code(shape) } else { 0 };
             assert_eq!(
                 *code, want_code,

@@ -8,9 +8,8 @@ mod common;
 use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tokio_stream::StreamExt;
 use tpslab_node::proto::node_client::NodeClient;
-use tpslab_node::proto::{BroadcastTxRequest, GetBlockRequest, StatusRequest};
+use tpslab_node::proto::{GetBlockRequest, StatusRequest};
 
 const BLOCK_TXS: usize = 1000;
 const TX_BYTES: usize = 1048;
@@ -66,21 +65,10 @@ async fn the_largest_allowed_block_commits_and_syncs() {
     let mut c = NodeClient::connect(format!("http://{}", nodes[0].grpc_addr))
         .await
         .unwrap();
-    let reqs: Vec<BroadcastTxRequest> = (0..TXS)
-        .map(|i| BroadcastTxRequest {
-            tx: kv_tx(i),
-            id: i as u64,
-        })
-        .collect();
-    let mut resp = c
-        .broadcast_tx_stream(tokio_stream::iter(reqs))
-        .await
-        .unwrap()
-        .into_inner();
+    let txs: Vec<Vec<u8>> = (0..TXS).map(kv_tx).collect();
     let mut accepted = 0;
-    while let Some(r) = resp.next().await {
-        let r = r.unwrap();
-        assert_eq!(r.code, 0, "{}", r.log);
+    for (code, log) in stream_txs(&mut c, &txs).await {
+        assert_eq!(code, 0, "{log}");
         accepted += 1;
     }
     assert_eq!(accepted, TXS);

@@ -42,7 +42,9 @@ pub fn serve(db: &StateDb, req: &pb::SyncRequest, own_budget: usize) -> pb::Sync
         let len = prost::Message::encoded_len(&rec);
         bytes += len + record_overhead(len);
         if bytes > budget {
-            if blocks.is_empty() {
+            // Our own budget too small is a config bug (the start check should prevent it);
+            // a requester's too small is its business, and must not flood our log.
+            if blocks.is_empty() && budget == own_budget {
                 tracing::warn!(
                     height = h,
                     record_bytes = len,

@@ -243,3 +243,86 @@ fn every_tuning_commits_the_same_chain() {
         assert_eq!(got.1, reference.1, "{name}: final balances differ");
     }
 }
+
+/// A block-sync request's `max_bytes` (a peer's word) can shrink a response, never grow it
+/// past our frame budget; one that fits no record gets an empty response, not an oversize
+/// frame.
+#[test]
+fn sync_responses_fit_both_sides_budgets_whatever_a_peer_asks() {
+    use prost::Message;
+    use tpslab_consensus::sync::{records_budget, serve};
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = node(dir.path(), 2);
+    for i in 0..8u64 {
+        let _ = p.mempool.check_tx(&encode_transfer(
+            &account_key("s", i % 4),
+            Transfer {
+                chain_id: CHAIN.into(),
+                to: address_of(&account_key("s", 5)),
+                amount: 1,
+                nonce: i / 4,
+                fee: 1,
+                payload: vec![0; 200],
+            },
+        ));
+    }
+    while p.mempool.size() > 0 {
+        p.produce().unwrap();
+    }
+    let top = p.db.last_committed().unwrap().height;
+    assert!(top >= 4);
+    let one = p.db.block(1).unwrap().unwrap().encoded_len();
+    let own = records_budget(64 << 10);
+    let req = |max_bytes: u64| tpslab_types::pb::SyncRequest {
+        from_height: 1,
+        to_height: u64::MAX,
+        max_bytes,
+    };
+    // 0 = ours; huge = still ours.
+    assert_eq!(serve(&p.db, &req(0), own).blocks.len() as u64, top);
+    assert_eq!(serve(&p.db, &req(u64::MAX), own).blocks.len() as u64, top);
+    // Smaller than one record: nothing, rather than a frame the peer would refuse.
+    assert!(serve(&p.db, &req(1), own).blocks.is_empty());
+    assert!(serve(&p.db, &req(0), one / 2).blocks.is_empty());
+    // Room for exactly the first two records (with their overhead in the response): two.
+    let cost = |h: u64| {
+        let l = p.db.block(h).unwrap().unwrap().encoded_len();
+        l + 1 + prost::length_delimiter_len(l)
+    };
+    let two = (cost(1) + cost(2)) as u64;
+    assert_eq!(serve(&p.db, &req(two), own).blocks.len(), 2);
+    assert_eq!(serve(&p.db, &req(two - 1), own).blocks.len(), 1);
+}
+
+/// A proposed block over the byte limit is refused by `check_block` (as one over the tx
+/// count is), whoever built it.
+#[test]
+fn check_block_refuses_blocks_over_the_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = node(dir.path(), 10);
+    for i in 0..4u64 {
+        p.mempool
+            .check_tx(&encode_transfer(
+                &account_key("s", i),
+                Transfer {
+                    chain_id: CHAIN.into(),
+                    to: address_of(&account_key("s", 5)),
+                    amount: 1,
+                    nonce: 0,
+                    fee: 1,
+                    payload: vec![0; 300],
+                },
+            ))
+            .unwrap();
+    }
+    let (block, _) = p.build_block().unwrap();
+    assert!(p.check_block(&block).is_ok());
+    let bytes: usize = block.txs.iter().map(|t| t.len()).sum();
+    p.limits.max_bytes = bytes - 1;
+    let e = p.check_block(&block).unwrap_err();
+    assert!(e.contains("over max_block_bytes"), "{e}");
+    p.limits.max_bytes = 1 << 20;
+    p.limits.max_txs = 3;
+    let e = p.check_block(&block).unwrap_err();
+    assert!(e.contains("over max_block_txs"), "{e}");
+}

@@ -258,13 +258,7 @@ impl<S: StateView> Mempool<S> {
             .and_then(|o| o.senders.get(&tx.sender).copied());
         let (next_nonce, available) = match ahead.or(pending) {
             Some(p) => p,
-            None => {
-                let acc = self
-                    .state
-                    .account(&tx.sender)
-                    .map_err(|e| CheckTxError::State(e.to_string()))?;
-                (acc.nonce, acc.balance)
-            }
+            None => self.committed(&tx.sender)?,
         };
         check_nonce_and_funds(&tx, next_nonce, available)?;
         if let Some(o) = overlay.as_mut() {
@@ -274,6 +268,15 @@ impl<S: StateView> Mempool<S> {
             o.hashes.insert(tx.hash);
         }
         Ok(tx)
+    }
+
+    /// A sender's committed nonce and balance, from the state.
+    fn committed(&self, sender: &Address) -> Result<(u64, u64), CheckTxError> {
+        let acc = self
+            .state
+            .account(sender)
+            .map_err(|e| CheckTxError::State(e.to_string()))?;
+        Ok((acc.nonce, acc.balance))
     }
 
     /// Free room in txs and bytes.
@@ -372,13 +375,7 @@ impl<S: StateView> Mempool<S> {
         let cost = tx.cost().unwrap_or(u64::MAX);
         let (next_nonce, available) = match inner.senders.get(&tx.sender) {
             Some(q) => (q.next_nonce, q.available),
-            None => {
-                let acc = self
-                    .state
-                    .account(&tx.sender)
-                    .map_err(|e| CheckTxError::State(e.to_string()))?;
-                (acc.nonce, acc.balance)
-            }
+            None => self.committed(&tx.sender)?,
         };
         check_nonce_and_funds(tx, next_nonce, available)?;
         let nonce = tx.tx.nonce;

@@ -45,16 +45,21 @@ fn ephemeral_range() -> Option<(u16, u16)> {
     Some((it.next()??, it.next()??))
 }
 
+/// `LO-HI` with 1024 <= LO < HI.
+fn parse_range(v: &str) -> Result<(u16, u16), PortError> {
+    let parsed = v
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)));
+    match parsed {
+        Some((lo, hi)) if lo >= 1024 && hi > lo => Ok((lo, hi)),
+        _ => Err(PortError::BadRange(v.to_string())),
+    }
+}
+
 /// The range testnet ports come from (inclusive).
 pub fn project_range() -> Result<(u16, u16), PortError> {
     if let Ok(v) = std::env::var("TPSLAB_PORT_RANGE") {
-        let parsed = v.split_once('-').and_then(|(a, b)| {
-            Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
-        });
-        return match parsed {
-            Some((lo, hi)) if lo >= 1024 && hi > lo => Ok((lo, hi)),
-            _ => Err(PortError::BadRange(v)),
-        };
+        return parse_range(&v);
     }
     let (lo, hi) = DEFAULT_RANGE;
     Ok(match ephemeral_range() {
@@ -144,6 +149,23 @@ pub fn allocate(n: usize) -> Result<Vec<u16>, PortError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_ranges_are_parsed_strictly() {
+        assert_eq!(parse_range("20000-21000").unwrap(), (20000, 21000));
+        assert_eq!(parse_range(" 2000 - 3000 ").unwrap(), (2000, 3000));
+        for bad in [
+            "",
+            "20000",
+            "21000-20000",
+            "80-9000",
+            "a-b",
+            "20000-70000",
+            "1-2-3",
+        ] {
+            assert!(parse_range(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn ports_are_distinct_bindable_and_outside_the_ephemeral_range() {

@@ -3,7 +3,7 @@
 //! make them.
 
 use crate::pb;
-use crate::tx::{sign_bytes, Transfer};
+use crate::tx::{sign_bytes, unsigned_transfer, Transfer};
 use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
 use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::scalar::Scalar;
@@ -140,16 +140,7 @@ fn add_l(s: &[u8; 32]) -> [u8; 32] {
 
 /// A transfer from `key`'s [`public_key`] signed with a signature of `shape`.
 pub fn sign_transfer(key: &SigningKey, t: Transfer, shape: Shape, nonce: u64) -> pb::Tx {
-    let mut tx = pb::Tx {
-        chain_id: t.chain_id,
-        from: public_key(key, shape).to_vec(),
-        to: t.to.0.to_vec(),
-        amount: t.amount,
-        nonce: t.nonce,
-        fee: t.fee,
-        payload: t.payload,
-        signature: Vec::new(),
-    };
+    let mut tx = unsigned_transfer(public_key(key, shape), t);
     tx.signature = sign(key, &sign_bytes(&tx), shape, nonce).to_vec();
     tx
 }

@@ -52,18 +52,23 @@ pub struct Transfer {
     pub payload: Vec<u8>,
 }
 
-/// Builds and signs a transfer from `key`.
-pub fn sign_transfer(key: &SigningKey, t: Transfer) -> pb::Tx {
-    let mut tx = pb::Tx {
+/// The transfer `t` from public key `from`, with an empty signature.
+pub fn unsigned_transfer(from: [u8; 32], t: Transfer) -> pb::Tx {
+    pb::Tx {
         chain_id: t.chain_id,
-        from: key.verifying_key().to_bytes().to_vec(),
+        from: from.to_vec(),
         to: t.to.0.to_vec(),
         amount: t.amount,
         nonce: t.nonce,
         fee: t.fee,
         payload: t.payload,
         signature: Vec::new(),
-    };
+    }
+}
+
+/// Builds and signs a transfer from `key`.
+pub fn sign_transfer(key: &SigningKey, t: Transfer) -> pb::Tx {
+    let mut tx = unsigned_transfer(key.verifying_key().to_bytes(), t);
     tx.signature = key.sign(&sign_bytes(&tx)).to_bytes().to_vec();
     tx
 }

@@ -233,6 +233,29 @@ pub struct TestNet {
     _turn: std::fs::File,
 }
 
+/// Sends `txs` on one BroadcastTxStream; the (code, log) of each, by position.
+pub async fn stream_txs(c: &mut NodeClient<Channel>, txs: &[Vec<u8>]) -> Vec<(u32, String)> {
+    let reqs: Vec<tpslab_node::proto::BroadcastTxRequest> = txs
+        .iter()
+        .enumerate()
+        .map(|(i, tx)| tpslab_node::proto::BroadcastTxRequest {
+            tx: tx.clone(),
+            id: i as u64,
+        })
+        .collect();
+    let mut resp = c
+        .broadcast_tx_stream(tokio_stream::iter(reqs))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = vec![(u32::MAX, String::new()); txs.len()];
+    while let Some(r) = tokio_stream::StreamExt::next(&mut resp).await {
+        let r = r.unwrap();
+        out[r.id as usize] = (r.code, r.log);
+    }
+    out
+}
+
 /// `tpslab testnet init` of `validators` into `dir` (not started); its testnet.json.
 pub fn testnet_init(dir: &Path, validators: usize) -> tpslab_node::testnet::TestnetFile {
     let out = Command::new(bin())

@@ -8,9 +8,14 @@
 //! until the chain stops keeping up (the CometBFT QA method); `sink` is an accept-everything
 //! node for measuring the generator itself.
 //!
-//! It talks to nodes only through their gRPC API and /metrics, as a user's tool would.
+//! It talks to nodes only through their gRPC API, /metrics and process ids, as a user's tool
+//! would: it builds on tpslab-api and tpslab-testnet, never on the node's crates.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
+mod counters;
 pub mod experiment;
+pub mod http;
 pub mod load;
 pub mod monitor;
 pub mod profile;

@@ -5,7 +5,8 @@
 //! Closed loop (k6's "VUs"): `concurrency` txs in flight; a new one is sent when one commits
 //! or is rejected; latency is measured from the actual send.
 
-use crate::monitor::{Monitor, Watched};
+use crate::counters::Counters;
+use crate::monitor::{Monitor, NodeResources, Watched};
 use crate::progress::Progress;
 use crate::report::{LoadReport, Percentiles};
 use crate::txsource;
@@ -18,9 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::StreamExt;
-use tpslab_node::client::connect;
-use tpslab_node::genesis::Genesis;
-use tpslab_node::proto::{BroadcastTxRequest, SubscribeCommitsRequest};
+use tpslab_api::client::connect;
+use tpslab_api::genesis::Genesis;
+use tpslab_api::proto::{BroadcastTxRequest, SubscribeCommitsRequest};
 use tpslab_types::tx::tx_hash;
 use tpslab_types::{App, Hash};
 
@@ -70,20 +71,6 @@ pub struct LoadConfig {
 /// granularity, so smaller delays are timer jitter, not a generator falling behind).
 const LATE: Duration = Duration::from_millis(10);
 
-/// Counters shared by the sender, the response readers and the commit readers.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub sent_all: AtomicU64,
-    pub sent: AtomicU64,
-    pub responded: AtomicU64,
-    pub accepted: AtomicU64,
-    pub late: AtomicU64,
-    pub committed: AtomicU64,
-    pub committed_all: AtomicU64,
-    pub committed_in_window: AtomicU64,
-    pub blocks: AtomicU64,
-}
-
 /// A tx sent and not yet committed or rejected: its index and the time latency counts from.
 type Pending = Arc<Mutex<HashMap<Hash, (u64, Instant)>>>;
 
@@ -101,6 +88,23 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(mode: Mode, window: (Instant, Instant)) -> Result<Shared> {
+        Ok(Shared {
+            pending: Arc::default(),
+            hist: Arc::new(Mutex::new(
+                Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).context("histogram")?,
+            )),
+            counters: Arc::default(),
+            rejected: Arc::default(),
+            slots: match mode {
+                Mode::Closed { concurrency, .. } => Some(Arc::new(Semaphore::new(concurrency))),
+                Mode::Open { .. } => None,
+            },
+            window,
+            first_measured: AtomicU64::new(u64::MAX),
+        })
+    }
+
     fn measured(&self, t: Instant) -> bool {
         t >= self.window.0 && t < self.window.1
     }
@@ -136,20 +140,14 @@ impl Shared {
 /// Runs the load and reports what was measured.
 pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
     anyhow::ensure!(!cfg.targets.is_empty(), "no target");
-    let n = match cfg.mode {
-        Mode::Open { rate } => {
-            anyhow::ensure!(rate > 0, "--rate must be positive");
-            (rate as f64 * (cfg.warmup + cfg.duration).as_secs_f64()) as u64
-        }
-        Mode::Closed {
-            concurrency,
-            max_txs,
-        } => {
-            anyhow::ensure!(concurrency > 0, "--concurrency must be positive");
-            max_txs
-        }
-    };
-    let set = txsource::make(cfg.workload, &cfg.genesis, &cfg.targets[0], n, cfg.tx_size).await?;
+    let set = txsource::make(
+        cfg.workload,
+        &cfg.genesis,
+        &cfg.targets[0],
+        tx_count(cfg)?,
+        cfg.tx_size,
+    )
+    .await?;
     let hashes: Arc<Vec<Hash>> = Arc::new(set.txs.iter().map(|t| tx_hash(t)).collect());
 
     // Subscribe before sending so no commit is missed; start the clock after.
@@ -166,35 +164,11 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
     }
     let start = Instant::now() + Duration::from_millis(100);
     let window = (start + cfg.warmup, start + cfg.warmup + cfg.duration);
-    let shared = Arc::new(Shared {
-        pending: Arc::default(),
-        hist: Arc::new(Mutex::new(
-            Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).context("histogram")?,
-        )),
-        counters: Arc::default(),
-        rejected: Arc::default(),
-        slots: match cfg.mode {
-            Mode::Closed { concurrency, .. } => Some(Arc::new(Semaphore::new(concurrency))),
-            Mode::Open { .. } => None,
-        },
-        window,
-        first_measured: AtomicU64::new(u64::MAX),
-    });
+    let shared = Arc::new(Shared::new(cfg.mode, window)?);
     for (k, sub) in subs.into_iter().enumerate() {
         tokio::spawn(track_commits(k, sub, shared.clone()));
     }
-    let mut streams = Vec::new();
-    for t in &cfg.targets {
-        let (tx, rx) = mpsc::channel::<BroadcastTxRequest>(65_536);
-        let responses = connect(t)
-            .await?
-            .broadcast_tx_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .with_context(|| format!("opening a tx stream to {t}"))?
-            .into_inner();
-        tokio::spawn(track_responses(responses, shared.clone(), hashes.clone()));
-        streams.push(tx);
-    }
+    let streams = open_streams(cfg, &shared, &hashes).await?;
 
     let progress = Progress::start(
         cfg.progress,
@@ -210,11 +184,81 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
             Monitor::start(watch, Duration::from_millis(500))
         })
     };
+    let ran_out = send_all(cfg.mode, set, &hashes, &shared, &streams, start).await?;
+    let sent_all = Instant::now();
+    let resources = match monitor_at_window.await.ok() {
+        Some(m) => {
+            tokio::time::sleep_until(window.1.max(Instant::now()).into()).await;
+            m.finish().await
+        }
+        None => Vec::new(),
+    };
+    // Wait for every CheckTx response too: they travel on another stream than commits.
+    let outstanding = |s: &Shared| {
+        s.counters.responded.load(Ordering::Relaxed) < s.counters.sent_all.load(Ordering::Relaxed)
+            || s.pending.lock().values().any(|&(_, t)| s.measured(t))
+    };
+    while Instant::now() < sent_all + cfg.drain && outstanding(&shared) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    progress.finish();
+    drop(streams);
+    Ok(report(cfg, &shared, ran_out, sent_all, resources))
+}
+
+/// How many txs to make: enough for the whole run at the open-loop rate, or the closed
+/// loop's cap.
+fn tx_count(cfg: &LoadConfig) -> Result<u64> {
+    Ok(match cfg.mode {
+        Mode::Open { rate } => {
+            anyhow::ensure!(rate > 0, "--rate must be positive");
+            (rate as f64 * (cfg.warmup + cfg.duration).as_secs_f64()) as u64
+        }
+        Mode::Closed {
+            concurrency,
+            max_txs,
+        } => {
+            anyhow::ensure!(concurrency > 0, "--concurrency must be positive");
+            max_txs
+        }
+    })
+}
+
+/// One BroadcastTxStream per target, its responses read by a task of their own.
+async fn open_streams(
+    cfg: &LoadConfig,
+    shared: &Arc<Shared>,
+    hashes: &Arc<Vec<Hash>>,
+) -> Result<Vec<mpsc::Sender<BroadcastTxRequest>>> {
+    let mut streams = Vec::new();
+    for t in &cfg.targets {
+        let (tx, rx) = mpsc::channel::<BroadcastTxRequest>(65_536);
+        let responses = connect(t)
+            .await?
+            .broadcast_tx_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .with_context(|| format!("opening a tx stream to {t}"))?
+            .into_inner();
+        tokio::spawn(track_responses(responses, shared.clone(), hashes.clone()));
+        streams.push(tx);
+    }
+    Ok(streams)
+}
+
+/// Sends the txs: at their due times (open loop) or whenever a slot frees (closed loop,
+/// until the window ends). Returns whether the closed loop ran out of txs.
+async fn send_all(
+    mode: Mode,
+    set: txsource::TxSet,
+    hashes: &[Hash],
+    shared: &Shared,
+    streams: &[mpsc::Sender<BroadcastTxRequest>],
+    start: Instant,
+) -> Result<bool> {
     let senders = set.senders.max(1);
     // All of one sender's txs go to one target, in nonce order.
     let stream_of = |i: u64| &streams[((i % senders) % streams.len() as u64) as usize];
-    let mut ran_out = false;
-    match cfg.mode {
+    match mode {
         Mode::Open { rate } => {
             let due = |i: u64| start + Duration::from_secs_f64(i as f64 / rate as f64);
             for (i, tx) in set.txs.into_iter().enumerate() {
@@ -228,23 +272,24 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
                     .send(stream_of(i), hashes[i as usize], i, tx, at)
                     .await?;
             }
+            Ok(false)
         }
         Mode::Closed { .. } => {
+            let end = shared.window.1;
             let slots = shared.slots.clone().context("closed loop without slots")?;
             let mut txs = set.txs.into_iter().enumerate();
             loop {
                 let permit = tokio::select! {
                     p = slots.acquire() => p.context("slots closed")?,
-                    _ = tokio::time::sleep_until(window.1.into()) => break,
+                    _ = tokio::time::sleep_until(end.into()) => return Ok(false),
                 };
                 permit.forget();
                 let now = Instant::now();
-                if now >= window.1 {
-                    break;
+                if now >= end {
+                    return Ok(false);
                 }
                 let Some((i, tx)) = txs.next() else {
-                    ran_out = true;
-                    break;
+                    return Ok(true);
                 };
                 let i = i as u64;
                 shared
@@ -253,27 +298,17 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
             }
         }
     }
-    let sent_all = Instant::now();
-    let monitor = monitor_at_window.await.ok();
-    let resources = match monitor {
-        Some(m) => {
-            tokio::time::sleep_until(window.1.max(Instant::now()).into()).await;
-            m.finish().await
-        }
-        None => Vec::new(),
-    };
-    let drain_end = sent_all + cfg.drain;
-    // Wait for every CheckTx response too: they travel on another stream than commits.
-    let outstanding = |s: &Shared| {
-        s.counters.responded.load(Ordering::Relaxed) < s.counters.sent_all.load(Ordering::Relaxed)
-            || s.pending.lock().values().any(|&(_, t)| s.measured(t))
-    };
-    while Instant::now() < drain_end && outstanding(&shared) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    progress.finish();
-    drop(streams);
+}
 
+/// The report of a finished run.
+fn report(
+    cfg: &LoadConfig,
+    shared: &Shared,
+    ran_out: bool,
+    sent_all: Instant,
+    resources: Vec<NodeResources>,
+) -> LoadReport {
+    let window = shared.window;
     let secs = cfg.duration.as_secs_f64();
     let c = &shared.counters;
     let sent = c.sent.load(Ordering::Relaxed);
@@ -285,33 +320,27 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
             .as_secs_f64()
             .max(secs)
     };
-    let rejected = shared.rejected.lock().clone();
     let windows: Vec<_> = resources.iter().map(|r| r.stage_window.clone()).collect();
     let stages = if windows.iter().any(|w| !w.is_empty()) {
         tpslab_types::stages::summarize(&windows)
     } else {
         Vec::new()
     };
-    Ok(LoadReport {
+    let (mode, target_rate, concurrency) = match cfg.mode {
+        Mode::Open { rate } => ("open", Some(rate), None),
+        Mode::Closed { concurrency, .. } => ("closed", None, Some(concurrency)),
+    };
+    LoadReport {
         workload: cfg.workload.to_string(),
-        mode: match cfg.mode {
-            Mode::Open { .. } => "open".into(),
-            Mode::Closed { .. } => "closed".into(),
-        },
-        target_rate: match cfg.mode {
-            Mode::Open { rate } => Some(rate),
-            Mode::Closed { .. } => None,
-        },
-        concurrency: match cfg.mode {
-            Mode::Closed { concurrency, .. } => Some(concurrency),
-            Mode::Open { .. } => None,
-        },
+        mode: mode.into(),
+        target_rate,
+        concurrency,
         tx_size: cfg.tx_size,
         targets: cfg.targets.len(),
         duration_secs: secs,
         sent,
         accepted: c.accepted.load(Ordering::Relaxed),
-        rejected,
+        rejected: shared.rejected.lock().clone(),
         sent_late: c.late.load(Ordering::Relaxed),
         ran_out_of_txs: ran_out,
         committed: c.committed.load(Ordering::Relaxed),
@@ -323,12 +352,12 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
         latency_cdf: crate::report::cdf(&h),
         resources,
         stages,
-    })
+    }
 }
 
 async fn track_commits(
     k: usize,
-    mut sub: tonic::Streaming<tpslab_node::proto::CommitEvent>,
+    mut sub: tonic::Streaming<tpslab_api::proto::CommitEvent>,
     s: Arc<Shared>,
 ) {
     while let Some(Ok(ev)) = sub.next().await {
@@ -361,7 +390,7 @@ async fn track_commits(
 }
 
 async fn track_responses(
-    mut responses: tonic::Streaming<tpslab_node::proto::BroadcastTxResponse>,
+    mut responses: tonic::Streaming<tpslab_api::proto::BroadcastTxResponse>,
     s: Arc<Shared>,
     hashes: Arc<Vec<Hash>>,
 ) {

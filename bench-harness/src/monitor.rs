@@ -5,8 +5,9 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tpslab_types::stages::{Stage, StageSnapshot};
+
+pub use crate::http::{http_get, http_get_bytes, metric};
 
 /// What to watch for one node.
 #[derive(Clone, Debug)]
@@ -22,12 +23,12 @@ pub struct Watched {
 }
 
 /// Every validator of a testnet, by name, pid and metrics address (no profiles).
-pub fn watch_testnet(file: &tpslab_node::testnet::TestnetFile) -> Vec<Watched> {
+pub fn watch_testnet(file: &tpslab_testnet::TestnetFile) -> Vec<Watched> {
     file.nodes
         .iter()
         .map(|n| Watched {
             name: n.name.clone(),
-            pid: tpslab_node::testnet::node_pid(n),
+            pid: tpslab_testnet::node_pid(n),
             metrics_addr: Some(n.metrics_addr.clone()),
             profile_secs: None,
         })
@@ -133,58 +134,6 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Fetches `path` from an HTTP server at `addr` (enough for a Prometheus /metrics page).
-pub async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
-    let body = http_get_bytes(addr, path, Duration::from_secs(5)).await?;
-    String::from_utf8(body).map_err(std::io::Error::other)
-}
-
-/// Fetches `path` as bytes, failing on a non-200 answer (with the server's message) or after
-/// `timeout`. The node's HTTP server answers `Connection: close` requests with a plain body.
-pub async fn http_get_bytes(addr: &str, path: &str, timeout: Duration) -> std::io::Result<Vec<u8>> {
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr.trim()).await?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await?;
-        Ok::<_, std::io::Error>(out)
-    };
-    let out = tokio::time::timeout(timeout, fut).await.map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::TimedOut, format!("GET {addr}{path}"))
-    })??;
-    let Some(i) = out.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Err(std::io::Error::other(format!(
-            "malformed response from {addr}{path}"
-        )));
-    };
-    let (head, body) = (String::from_utf8_lossy(&out[..i]), &out[i + 4..]);
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return Err(std::io::Error::other(format!(
-            "chunked response from {addr}{path}"
-        )));
-    }
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(std::io::Error::other(format!(
-            "{} from {addr}{path}: {}",
-            head.lines().next().unwrap_or(""),
-            String::from_utf8_lossy(body)
-        )));
-    }
-    Ok(body.to_vec())
-}
-
-/// The value of an unlabelled sample `name` in a Prometheus text page.
-pub fn metric(page: &str, name: &str) -> Option<f64> {
-    page.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (n, v) = l.split_once(' ')?;
-        (n == name).then(|| v.trim().parse().ok())?
-    })
-}
-
 /// One sample of a node: CPU time, then height, allocations and lock wait from /metrics.
 type Point = (Sample, Option<f64>, Option<f64>, Option<f64>);
 
@@ -210,7 +159,7 @@ pub struct Monitor {
 impl Monitor {
     /// Starts sampling now.
     pub fn start(watched: Vec<Watched>, every: Duration) -> Monitor {
-        let (stop, mut rx) = tokio::sync::watch::channel(false);
+        let (stop, rx) = tokio::sync::watch::channel(false);
         let profiles = watched
             .iter()
             .enumerate()
@@ -224,104 +173,7 @@ impl Monitor {
                 ))
             })
             .collect();
-        let w = watched.clone();
-        let task = tokio::spawn(async move {
-            let mut out: HashMap<usize, NodeResources> = HashMap::new();
-            let mut first: HashMap<usize, Point> = HashMap::new();
-            let mut last: HashMap<usize, Point> = HashMap::new();
-            let mut stages_first: HashMap<usize, StageSnapshot> = HashMap::new();
-            for (i, n) in w.iter().enumerate() {
-                if let Some(addr) = &n.metrics_addr {
-                    if let Some(snap) = stage_snapshot(addr).await {
-                        stages_first.insert(i, snap);
-                    }
-                }
-            }
-            let mut stopping = false;
-            let mut task_series: HashMap<usize, Vec<u64>> = HashMap::new();
-            loop {
-                for (i, n) in w.iter().enumerate() {
-                    let r = out.entry(i).or_insert_with(|| NodeResources {
-                        name: n.name.clone(),
-                        ..Default::default()
-                    });
-                    // The CPU reading's own instant: a slow /metrics answer below (a busy or
-                    // profiled node) must not stretch or shrink the interval it is divided by.
-                    let cpu = n.pid.and_then(cpu_seconds);
-                    let cpu_at = Instant::now();
-                    if let Some(rss) = n.pid.and_then(rss_mib) {
-                        r.rss_peak_mib = Some(r.rss_peak_mib.map_or(rss, |p: f64| p.max(rss)));
-                    }
-                    let mut height = None;
-                    let mut allocs = None;
-                    let mut lock_wait = None;
-                    if let Some(addr) = &n.metrics_addr {
-                        if let Ok(page) = http_get(addr, "/metrics").await {
-                            height = metric(&page, "consensus_height");
-                            allocs = metric(&page, "process_allocations");
-                            lock_wait = metric(&page, "mempool_lock_wait_seconds_total").map(|m| {
-                                m + metric(&page, "state_lock_wait_seconds").unwrap_or(0.0)
-                            });
-                            if let Some(t) = metric(&page, "tokio_alive_tasks") {
-                                task_series.entry(i).or_default().push(t as u64);
-                            }
-                            if let Some(m) = metric(&page, "mempool_size") {
-                                let m = m as u64;
-                                r.mempool_peak = Some(r.mempool_peak.unwrap_or(0).max(m));
-                            }
-                            if let Some(rd) = metric(&page, "consensus_rounds") {
-                                let rd = rd as u64;
-                                r.max_round = Some(r.max_round.unwrap_or(0).max(rd));
-                            }
-                        }
-                    }
-                    let s = (Sample { cpu, at: cpu_at }, height, allocs, lock_wait);
-                    if let std::collections::hash_map::Entry::Vacant(e) = first.entry(i) {
-                        e.insert(s);
-                    } else {
-                        last.insert(i, s);
-                    }
-                }
-                if stopping {
-                    break;
-                }
-                // On stop, loop once more: the window's end is always sampled.
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = rx.changed() => stopping = true,
-                }
-            }
-            for (i, n) in w.iter().enumerate() {
-                let (Some(addr), Some(before)) = (&n.metrics_addr, stages_first.get(&i)) else {
-                    continue;
-                };
-                if let (Some(after), Some(r)) = (stage_snapshot(addr).await, out.get_mut(&i)) {
-                    r.stage_window = after.since(before);
-                }
-            }
-            for (i, r) in out.iter_mut() {
-                r.tasks = task_series.get(i).and_then(|s| TaskCounts::of(s));
-                let (Some(a), Some(b)) = (first.get(i), last.get(i)) else {
-                    continue;
-                };
-                let secs = (b.0.at - a.0.at).as_secs_f64();
-                if let (Some(c0), Some(c1)) = (a.0.cpu, b.0.cpu) {
-                    if secs > 0.0 {
-                        r.cpu_pct = Some(100.0 * (c1 - c0) / secs);
-                    }
-                }
-                if let (Some(h0), Some(h1)) = (a.1, b.1) {
-                    r.blocks = Some((h1 - h0).max(0.0) as u64);
-                }
-                if let (Some(x0), Some(x1)) = (a.2, b.2) {
-                    r.allocations = Some((x1 - x0).max(0.0) as u64);
-                }
-                if let (Some(w0), Some(w1)) = (a.3, b.3) {
-                    r.lock_wait_ms = Some(1000.0 * (w1 - w0).max(0.0));
-                }
-            }
-            out
-        });
+        let task = tokio::spawn(sample_loop(watched.clone(), every, rx));
         Monitor {
             watched,
             profiles,
@@ -361,6 +213,117 @@ impl Monitor {
                 })
             })
             .collect()
+    }
+}
+
+/// Samples every node each `every` until `stop` changes, then once more (the window's end
+/// is always sampled), and turns first and last samples into each node's figures.
+async fn sample_loop(
+    w: Vec<Watched>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> HashMap<usize, NodeResources> {
+    let mut out: HashMap<usize, NodeResources> = HashMap::new();
+    let mut first: HashMap<usize, Point> = HashMap::new();
+    let mut last: HashMap<usize, Point> = HashMap::new();
+    let mut stages_first: HashMap<usize, StageSnapshot> = HashMap::new();
+    for (i, n) in w.iter().enumerate() {
+        if let Some(addr) = &n.metrics_addr {
+            if let Some(snap) = stage_snapshot(addr).await {
+                stages_first.insert(i, snap);
+            }
+        }
+    }
+    let mut stopping = false;
+    let mut task_series: HashMap<usize, Vec<u64>> = HashMap::new();
+    loop {
+        for (i, n) in w.iter().enumerate() {
+            let r = out.entry(i).or_insert_with(|| NodeResources {
+                name: n.name.clone(),
+                ..Default::default()
+            });
+            let s = sample(n, r, task_series.entry(i).or_default()).await;
+            if let std::collections::hash_map::Entry::Vacant(e) = first.entry(i) {
+                e.insert(s);
+            } else {
+                last.insert(i, s);
+            }
+        }
+        if stopping {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => stopping = true,
+        }
+    }
+    for (i, n) in w.iter().enumerate() {
+        let (Some(addr), Some(before)) = (&n.metrics_addr, stages_first.get(&i)) else {
+            continue;
+        };
+        if let (Some(after), Some(r)) = (stage_snapshot(addr).await, out.get_mut(&i)) {
+            r.stage_window = after.since(before);
+        }
+    }
+    for (i, r) in &mut out {
+        r.tasks = task_series.get(i).and_then(|s| TaskCounts::of(s));
+        if let (Some(a), Some(b)) = (first.get(i), last.get(i)) {
+            r.add_deltas(a, b);
+        }
+    }
+    out
+}
+
+/// One sample of node `n`: CPU time from /proc, then /metrics; peaks go straight into `r`.
+async fn sample(n: &Watched, r: &mut NodeResources, tasks: &mut Vec<u64>) -> Point {
+    // The CPU reading's own instant: a slow /metrics answer below (a busy or profiled node)
+    // must not stretch or shrink the interval it is divided by.
+    let cpu = n.pid.and_then(cpu_seconds);
+    let cpu_at = Instant::now();
+    if let Some(rss) = n.pid.and_then(rss_mib) {
+        r.rss_peak_mib = Some(r.rss_peak_mib.map_or(rss, |p: f64| p.max(rss)));
+    }
+    let mut height = None;
+    let mut allocs = None;
+    let mut lock_wait = None;
+    if let Some(addr) = &n.metrics_addr {
+        if let Ok(page) = http_get(addr, "/metrics").await {
+            height = metric(&page, "consensus_height");
+            allocs = metric(&page, "process_allocations");
+            lock_wait = metric(&page, "mempool_lock_wait_seconds_total")
+                .map(|m| m + metric(&page, "state_lock_wait_seconds").unwrap_or(0.0));
+            if let Some(t) = metric(&page, "tokio_alive_tasks") {
+                tasks.push(t as u64);
+            }
+            if let Some(m) = metric(&page, "mempool_size") {
+                r.mempool_peak = Some(r.mempool_peak.unwrap_or(0).max(m as u64));
+            }
+            if let Some(rd) = metric(&page, "consensus_rounds") {
+                r.max_round = Some(r.max_round.unwrap_or(0).max(rd as u64));
+            }
+        }
+    }
+    (Sample { cpu, at: cpu_at }, height, allocs, lock_wait)
+}
+
+impl NodeResources {
+    /// The window's figures from its first and last samples.
+    fn add_deltas(&mut self, a: &Point, b: &Point) {
+        let secs = (b.0.at - a.0.at).as_secs_f64();
+        if let (Some(c0), Some(c1)) = (a.0.cpu, b.0.cpu) {
+            if secs > 0.0 {
+                self.cpu_pct = Some(100.0 * (c1 - c0) / secs);
+            }
+        }
+        if let (Some(h0), Some(h1)) = (a.1, b.1) {
+            self.blocks = Some((h1 - h0).max(0.0) as u64);
+        }
+        if let (Some(x0), Some(x1)) = (a.2, b.2) {
+            self.allocations = Some((x1 - x0).max(0.0) as u64);
+        }
+        if let (Some(w0), Some(w1)) = (a.3, b.3) {
+            self.lock_wait_ms = Some(1000.0 * (w1 - w0).max(0.0));
+        }
     }
 }
 

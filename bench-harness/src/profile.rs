@@ -2,7 +2,7 @@
 //! each node's `/debug/pprof/profile`, and compare two profiles by function (self and total
 //! share of samples, and how each moved), the seed article's cross-environment comparison.
 
-use crate::monitor::http_get_bytes;
+use crate::http::http_get_bytes;
 use anyhow::{Context, Result};
 use pprof::protos::{Message, Profile};
 use std::collections::HashMap;
@@ -111,7 +111,7 @@ pub fn folded(pb: &[u8]) -> Result<Vec<String>> {
     Ok(lines)
 }
 
-fn draw(lines: &[String], opts: &mut inferno::flamegraph::Options) -> Result<String> {
+fn draw(lines: &[String], opts: &mut inferno::flamegraph::Options<'_>) -> Result<String> {
     let mut svg = Vec::new();
     inferno::flamegraph::from_lines(opts, lines.iter().map(String::as_str), &mut svg)
         .context("drawing the flame graph")?;

@@ -1,7 +1,7 @@
 //! Live progress on a terminal: elapsed, sent/s, committed/s and P99 so far, once a second.
 //! Nothing is drawn when stderr is not a terminal (CI logs, pipes).
 
-use crate::load::Counters;
+use crate::counters::Counters;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;

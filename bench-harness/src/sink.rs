@@ -11,8 +11,8 @@ use tokio::sync::{broadcast, mpsc, Mutex};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
-use tpslab_node::proto::node_server::{Node, NodeServer};
-use tpslab_node::proto::{
+use tpslab_api::proto::node_server::{Node, NodeServer};
+use tpslab_api::proto::{
     Account, BroadcastTxRequest, BroadcastTxResponse, CommitEvent, GetAccountRequest,
     GetBlockRequest, StatusRequest, StatusResponse, SubscribeCommitsRequest,
 };

@@ -5,9 +5,9 @@
 //! against one chain never collide with earlier txs.
 
 use anyhow::{Context, Result};
-use tpslab_node::client::connect;
-use tpslab_node::genesis::Genesis;
-use tpslab_node::proto::GetAccountRequest;
+use tpslab_api::client::connect;
+use tpslab_api::genesis::Genesis;
+use tpslab_api::proto::GetAccountRequest;
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, Transfer};
 use tpslab_types::App;

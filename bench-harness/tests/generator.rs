@@ -3,10 +3,10 @@
 //! loop never has more than `concurrency` txs in flight.
 
 use std::time::Duration;
+use tpslab_api::genesis::{Genesis, GenesisAccounts};
 use tpslab_bench::saturate::{saturate, SaturateConfig};
 use tpslab_bench::sink::{self, SinkOptions};
 use tpslab_bench::{run, LoadConfig, Mode};
-use tpslab_node::genesis::{Genesis, GenesisAccounts};
 use tpslab_types::App;
 
 fn cfg(target: String, mode: Mode) -> LoadConfig {

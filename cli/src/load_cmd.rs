@@ -5,14 +5,14 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
+use tpslab_api::client::connect;
+use tpslab_api::genesis::{Genesis, GenesisAccounts};
+use tpslab_api::proto::StatusRequest;
 use tpslab_bench::monitor::watch_testnet;
 use tpslab_bench::saturate::{saturate, SaturateConfig};
 use tpslab_bench::sink::{self, SinkOptions};
 use tpslab_bench::{LoadConfig, Mode};
-use tpslab_node::client::connect;
-use tpslab_node::genesis::{Genesis, GenesisAccounts};
-use tpslab_node::proto::StatusRequest;
-use tpslab_node::testnet;
+use tpslab_testnet as testnet;
 use tpslab_types::App;
 
 /// Parses `30s`, `500ms`, `2m` (a bare number is seconds).

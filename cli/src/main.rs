@@ -3,15 +3,15 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use tpslab_node::client::{addr_from_home, connect};
-use tpslab_node::config::Config;
-use tpslab_node::genesis::Genesis;
-use tpslab_node::home::{self, Home, InitOptions};
-use tpslab_node::proto::{
+use tpslab_api::client::{addr_from_home, connect};
+use tpslab_api::config::Config;
+use tpslab_api::genesis::Genesis;
+use tpslab_api::home::{self, Home, InitOptions};
+use tpslab_api::proto::{
     BroadcastTxRequest, GetAccountRequest, StatusRequest, SubscribeCommitsRequest,
 };
 use tpslab_node::run::{self, Overrides};
-use tpslab_node::testnet;
+use tpslab_testnet as testnet;
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
 use tpslab_types::{Address, App};

@@ -6,8 +6,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
-use tpslab_node::testnet;
 use tpslab_probe::{ProbeKind, Probes, Target};
+use tpslab_testnet as testnet;
 
 #[derive(Args)]
 pub struct ProbeArgs {

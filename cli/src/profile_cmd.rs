@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use tpslab_bench::profile::{diff, diff_flamegraph, fetch, functions};
-use tpslab_node::testnet;
+use tpslab_testnet as testnet;
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]

@@ -12,8 +12,8 @@ use prost::Message;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
-use tpslab_node::proto::node_client::NodeClient;
-use tpslab_node::proto::{
+use tpslab_api::proto::node_client::NodeClient;
+use tpslab_api::proto::{
     BroadcastTxRequest, GetBlockRequest, StatusRequest, SubscribeCommitsRequest,
 };
 use tpslab_types::craft::{self, Shape};

@@ -7,7 +7,7 @@ use common::*;
 use std::process::Command;
 use tokio_stream::StreamExt;
 use tonic::Code;
-use tpslab_node::proto::{BroadcastTxRequest, GetAccountRequest, StatusRequest};
+use tpslab_api::proto::{BroadcastTxRequest, GetAccountRequest, StatusRequest};
 use tpslab_types::keys::account_key;
 use tpslab_types::tx::{sign_transfer, Transfer};
 use tpslab_types::Address;

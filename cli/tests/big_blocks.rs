@@ -8,8 +8,9 @@ mod common;
 use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tpslab_node::proto::node_client::NodeClient;
-use tpslab_node::proto::{GetBlockRequest, StatusRequest};
+use tpslab_api::proto::node_client::NodeClient;
+use tpslab_api::proto::{GetBlockRequest, StatusRequest};
+use tpslab_node::frame_check::FrameCheck;
 
 const BLOCK_TXS: usize = 1000;
 const TX_BYTES: usize = 1048;
@@ -35,7 +36,7 @@ fn kv_tx(i: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_largest_allowed_block_commits_and_syncs() {
-    let mut cfg = tpslab_node::config::Config::default();
+    let mut cfg = tpslab_api::config::Config::default();
     cfg.consensus.max_block_txs = BLOCK_TXS;
     cfg.consensus.max_block_bytes = BLOCK_BYTES;
     let (proposal, sync) = cfg.largest_frames(CHAIN, 4);

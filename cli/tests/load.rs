@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::path::Path;
 use std::process::Command;
-use tpslab_node::proto::{GetBlockRequest, StatusRequest};
+use tpslab_api::proto::{GetBlockRequest, StatusRequest};
 
 fn load(args: &[&str], json: &Path) -> serde_json::Value {
     let out = Command::new(bin())
@@ -29,7 +29,7 @@ fn load(args: &[&str], json: &Path) -> serde_json::Value {
 
 /// Sum of txs in every block of the chain at `addr`.
 async fn txs_on_chain(addr: &str) -> u64 {
-    let mut c = tpslab_node::client::connect(addr).await.unwrap();
+    let mut c = tpslab_api::client::connect(addr).await.unwrap();
     let h = c
         .status(StatusRequest {})
         .await

@@ -7,7 +7,7 @@ use common::*;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio_stream::StreamExt;
-use tpslab_node::proto::{
+use tpslab_api::proto::{
     BroadcastTxRequest, GetBlockRequest, StatusRequest, SubscribeCommitsRequest,
 };
 use tpslab_types::tx::tx_hash;
@@ -159,7 +159,7 @@ async fn transfers_commit_and_survive_sigkill_restart() {
     assert_eq!(hdr.app_hash, after.app_hash);
 }
 
-async fn c_status(node: &TestNode) -> tpslab_node::proto::StatusResponse {
+async fn c_status(node: &TestNode) -> tpslab_api::proto::StatusResponse {
     node.client()
         .await
         .status(StatusRequest {})

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
-use tpslab_node::proto::node_client::NodeClient;
-use tpslab_node::proto::{BroadcastTxRequest, StatusRequest, SubscribeCommitsRequest};
+use tpslab_api::proto::node_client::NodeClient;
+use tpslab_api::proto::{BroadcastTxRequest, StatusRequest, SubscribeCommitsRequest};
 use tpslab_types::tx::tx_hash;
 
 async fn client(addr: &str) -> NodeClient<tonic::transport::Channel> {
@@ -69,7 +69,7 @@ async fn submit(addrs: &[String], senders: std::ops::Range<u64>, nonce: u64) -> 
     hashes
 }
 
-type Commits = tonic::Streaming<tpslab_node::proto::CommitEvent>;
+type Commits = tonic::Streaming<tpslab_api::proto::CommitEvent>;
 
 /// Subscribe before submitting, so no commit can slip by unseen.
 async fn subscribe(addr: &str) -> Commits {
@@ -174,15 +174,12 @@ fn http_get(addr: &str, path: &str) -> String {
 
 /// Connects to `target`'s p2p port as the validator whose home is `as_home`, sends a vote with
 /// a corrupted signature, and expects the connection to be closed.
-async fn invalid_vote_gets_disconnected(
-    as_home: &Path,
-    target: &tpslab_node::testnet::TestnetNode,
-) {
+async fn invalid_vote_gets_disconnected(as_home: &Path, target: &tpslab_testnet::TestnetNode) {
     use futures::SinkExt;
     use prost::Message;
-    let key = tpslab_node::keyfile::load(&as_home.join("priv_validator_key.json")).unwrap();
+    let key = tpslab_api::keyfile::load(&as_home.join("priv_validator_key.json")).unwrap();
     let target_key =
-        tpslab_node::keyfile::load(&target.home.join("priv_validator_key.json")).unwrap();
+        tpslab_api::keyfile::load(&target.home.join("priv_validator_key.json")).unwrap();
     let stream = tokio::net::TcpStream::connect(&target.p2p_addr)
         .await
         .unwrap();
@@ -333,7 +330,7 @@ async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
         let a = tpslab_types::keys::address_of(&tpslab_types::keys::account_key(SEED, s));
         let acc = client(&addrs[3])
             .await
-            .get_account(tpslab_node::proto::GetAccountRequest {
+            .get_account(tpslab_api::proto::GetAccountRequest {
                 address: a.0.to_vec(),
             })
             .await

@@ -2,7 +2,6 @@
 //! allocation counters, state lock wait, stage histograms and task monitors), the pprof CPU
 //! and heap profiles, and `/debug/stages`.
 
-use crate::home::{write_atomic, Home};
 use crate::stage_metrics::StageGauges;
 use anyhow::{Context, Result};
 use prometheus_client::metrics::family::Family;
@@ -13,6 +12,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tpslab_api::home::{write_atomic, Home};
 use tpslab_statedb::StateDb;
 use tpslab_types::stages::StageLatencies;
 use tracing::{info, warn};

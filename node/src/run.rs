@@ -1,13 +1,9 @@
 //! `tpslab node`: wires the state DB, mempool, block producer and gRPC API of one validator,
 //! and shuts them down in order on SIGINT/SIGTERM.
 
-use crate::api::NodeApi;
-use crate::config::Config;
-use crate::genesis::Genesis;
+use crate::frame_check::FrameCheck;
 use crate::gossip::TxGossip;
-use crate::home::{write_atomic, Home};
-use crate::keyfile;
-use crate::proto::node_server::NodeServer;
+use crate::service::NodeApi;
 use anyhow::{bail, Context, Result};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -15,6 +11,11 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::TcpListenerStream;
+use tpslab_api::config::Config;
+use tpslab_api::genesis::Genesis;
+use tpslab_api::home::{write_atomic, Home};
+use tpslab_api::keyfile;
+use tpslab_api::proto::node_server::NodeServer;
 use tpslab_consensus::bft::{Timeouts, Validator, ValidatorSet};
 use tpslab_consensus::metrics::ConsensusMetrics;
 use tpslab_consensus::signer::PrivValidator;

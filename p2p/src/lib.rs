@@ -14,15 +14,18 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 mod codec;
+mod config;
 mod error;
 pub mod handshake;
 mod metrics;
 mod network;
 mod peer;
+mod peer_set;
 pub mod ports;
 mod wire;
 
+pub use config::{Event, NetworkConfig, PeerInfo, PeerStats};
 pub use error::{P2pError, P2pResult};
 pub use metrics::P2pMetrics;
-pub use network::{Event, Network, NetworkConfig, PeerInfo, PeerStats};
+pub use network::Network;
 pub use wire::{frame_len, max_payload_len, Channel, Envelope, PeerId};

@@ -1,260 +1,28 @@
-//! The peer set: listening, dialing with backoff, registering authenticated peers, sending.
+//! The handle to the running network: start it, send and broadcast on a channel, disconnect
+//! a misbehaving peer, read traffic counters.
 
+use crate::config::{Event, NetworkConfig, PeerStats};
 use crate::error::{P2pError, P2pResult};
-use crate::handshake::handshake;
 use crate::metrics::P2pMetrics;
-use crate::peer::{self, PeerHandle};
+use crate::peer::Counters;
+use crate::peer_set::PeerSet;
 use crate::wire::{Channel, PeerId};
 use bytes::Bytes;
-use ed25519_dalek::SigningKey;
 use parking_lot::Mutex;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
-use tracing::{debug, info, warn};
-
-/// A validator to connect to.
-#[derive(Clone, Debug)]
-pub struct PeerInfo {
-    /// Its public key.
-    pub id: PeerId,
-    /// Where it listens.
-    pub addr: SocketAddr,
-}
-
-/// Settings of the network.
-#[derive(Clone, Debug)]
-pub struct NetworkConfig {
-    /// Chain id, checked in the handshake.
-    pub chain_id: String,
-    /// Our validator key.
-    pub key: SigningKey,
-    /// Listen address (port 0 picks one; see [`Network::local_addr`]).
-    pub listen: SocketAddr,
-    /// Every other validator. Only these keys may connect.
-    pub peers: Vec<PeerInfo>,
-    /// Largest frame accepted; a bigger one disconnects the sender.
-    pub max_frame_bytes: usize,
-    /// Frames queued per peer and channel before sends fail (backpressure).
-    pub queue_capacity: usize,
-    /// Time allowed for a handshake.
-    pub handshake_timeout: Duration,
-    /// Longest wait between reconnect attempts.
-    pub max_backoff: Duration,
-    /// zero-copy-net toggle: encode frames straight into the connection's write buffer and
-    /// flush every frame already queued at once, instead of one buffer and one write per
-    /// frame.
-    pub zero_copy: bool,
-}
-
-impl NetworkConfig {
-    /// Defaults for everything but identity and peers.
-    pub fn new(
-        chain_id: String,
-        key: SigningKey,
-        listen: SocketAddr,
-        peers: Vec<PeerInfo>,
-    ) -> Self {
-        NetworkConfig {
-            chain_id,
-            key,
-            listen,
-            peers,
-            max_frame_bytes: 16 << 20,
-            queue_capacity: 4096,
-            handshake_timeout: Duration::from_secs(5),
-            max_backoff: Duration::from_secs(5),
-            zero_copy: true,
-        }
-    }
-}
-
-/// What the network tells the node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// An authenticated peer connected.
-    PeerUp(PeerId),
-    /// A peer disconnected, and why.
-    PeerDown {
-        /// Who.
-        peer: PeerId,
-        /// Why.
-        reason: String,
-    },
-    /// A frame arrived.
-    Message {
-        /// From whom.
-        peer: PeerId,
-        /// On which channel.
-        channel: Channel,
-        /// The channel's message.
-        payload: Bytes,
-    },
-}
-
-/// Traffic of one connected peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerStats {
-    /// The peer.
-    pub peer: PeerId,
-    /// Bytes written (frames with length prefix).
-    pub sent_bytes: u64,
-    /// Bytes read.
-    pub recv_bytes: u64,
-    /// Frames written.
-    pub sent_msgs: u64,
-    /// Frames read.
-    pub recv_msgs: u64,
-    /// Frames not queued because the queue was full.
-    pub dropped: u64,
-}
-
-pub(crate) struct Shared {
-    pub cfg: NetworkConfig,
-    me: PeerId,
-    allowed: HashSet<PeerId>,
-    peers: Mutex<HashMap<PeerId, PeerHandle>>,
-    pub tx_events: mpsc::Sender<Event>,
-    next_conn: AtomicU64,
-    pub metrics: P2pMetrics,
-    /// Wakes a peer's dialer when the peer disconnects.
-    down: HashMap<PeerId, Arc<Notify>>,
-}
-
-impl Shared {
-    fn register(
-        self: &Arc<Self>,
-        peer: PeerId,
-        framed: Framed<TcpStream, LengthDelimitedCodec>,
-    ) -> bool {
-        let mut peers = self.peers.lock();
-        if peers.contains_key(&peer) {
-            debug!(%peer, "already connected; dropping the second connection");
-            return false;
-        }
-        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let handle = peer::spawn(framed, peer, conn_id, self.clone());
-        peers.insert(peer, handle);
-        self.metrics.peers.set(peers.len() as i64);
-        drop(peers);
-        info!(%peer, "peer connected");
-        let _ = self.tx_events.try_send(Event::PeerUp(peer));
-        true
-    }
-
-    /// Called by a peer's task when it ends.
-    pub(crate) async fn peer_ended(&self, peer: PeerId, conn_id: u64, reason: String) {
-        let removed = {
-            let mut peers = self.peers.lock();
-            match peers.get(&peer) {
-                Some(h) if h.conn_id == conn_id => peers.remove(&peer).is_some(),
-                _ => false,
-            }
-        };
-        if removed {
-            self.peer_down(peer, reason).await;
-        }
-    }
-
-    async fn peer_down(&self, peer: PeerId, reason: String) {
-        self.metrics.peers.set(self.peers.lock().len() as i64);
-        warn!(%peer, %reason, "peer disconnected");
-        if let Some(n) = self.down.get(&peer) {
-            n.notify_one();
-        }
-        let _ = self.tx_events.send(Event::PeerDown { peer, reason }).await;
-    }
-
-    async fn accept_one(self: Arc<Self>, stream: TcpStream, addr: SocketAddr) {
-        match self.authenticate(stream, &addr.to_string()).await {
-            Ok((peer, framed)) => {
-                self.register(peer, framed);
-            }
-            Err(e) => warn!(%addr, error = %e, "refused inbound connection"),
-        }
-    }
-
-    async fn authenticate(
-        &self,
-        stream: TcpStream,
-        addr: &str,
-    ) -> P2pResult<(PeerId, Framed<TcpStream, LengthDelimitedCodec>)> {
-        let _ = stream.set_nodelay(true);
-        let codec = LengthDelimitedCodec::builder()
-            .max_frame_length(self.cfg.max_frame_bytes)
-            .new_codec();
-        let mut framed = Framed::new(stream, codec);
-        let peer = tokio::time::timeout(
-            self.cfg.handshake_timeout,
-            handshake(
-                &mut framed,
-                &self.cfg.key,
-                &self.cfg.chain_id,
-                &self.allowed,
-                addr,
-            ),
-        )
-        .await
-        .map_err(|_| P2pError::Handshake {
-            peer: addr.to_string(),
-            reason: "timed out".into(),
-        })??;
-        Ok((peer, framed))
-    }
-
-    async fn dial_loop(self: Arc<Self>, info: PeerInfo) {
-        let Some(down) = self.down.get(&info.id).cloned() else {
-            return;
-        };
-        let mut backoff = Duration::from_millis(100);
-        let mut failures = 0u32;
-        loop {
-            let addr = info.addr.to_string();
-            let attempt = async {
-                let stream =
-                    TcpStream::connect(info.addr)
-                        .await
-                        .map_err(|source| P2pError::Io {
-                            peer: addr.clone(),
-                            source,
-                        })?;
-                self.authenticate(stream, &addr).await
-            };
-            match attempt.await {
-                Ok((peer, framed)) if peer == info.id => {
-                    backoff = Duration::from_millis(100);
-                    failures = 0;
-                    if self.register(peer, framed) {
-                        down.notified().await;
-                    }
-                }
-                Ok((peer, _)) => {
-                    warn!(%addr, %peer, expected = %info.id, "dialed a different validator")
-                }
-                Err(e) => {
-                    failures += 1;
-                    // The first failure and then every tenth: a down peer should not flood logs.
-                    if failures == 1 || failures.is_multiple_of(10) {
-                        warn!(peer = %info.id, %addr, error = %e, failures, "dial failed");
-                    }
-                }
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(self.cfg.max_backoff);
-        }
-    }
-}
+use tracing::warn;
 
 /// Handle to the running network (cheap to clone).
 #[derive(Clone)]
 pub struct Network {
-    shared: Arc<Shared>,
+    shared: Arc<PeerSet>,
     local_addr: SocketAddr,
     tasks: Arc<Mutex<JoinSet<()>>>,
 }
@@ -274,7 +42,7 @@ impl Network {
         })?;
         let me = PeerId(cfg.key.verifying_key().to_bytes());
         let (tx_events, rx_events) = mpsc::channel(16_384);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(PeerSet {
             me,
             allowed: cfg.peers.iter().map(|p| p.id).collect(),
             down: cfg
@@ -345,7 +113,7 @@ impl Network {
         &self,
         peer: PeerId,
         channel: Channel,
-    ) -> P2pResult<(mpsc::Sender<Bytes>, Arc<crate::peer::Counters>)> {
+    ) -> P2pResult<(mpsc::Sender<Bytes>, Arc<Counters>)> {
         let peers = self.shared.peers.lock();
         let h = peers.get(&peer).ok_or_else(|| P2pError::NotConnected {
             peer: peer.to_string(),

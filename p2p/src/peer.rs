@@ -2,11 +2,13 @@
 //! channel queues consensus-first, and the counters both keep.
 
 use crate::codec::{FrameCodec, Outgoing};
-use crate::network::{Event, Shared};
+use crate::config::Event;
+use crate::metrics::P2pMetrics;
 use crate::wire::{Channel, Envelope, PeerId};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use prost::Message;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -32,19 +34,33 @@ pub(crate) struct PeerHandle {
     pub task: AbortHandle,
 }
 
+/// What a connection needs from the network: its limits, the metrics, where events go.
+pub(crate) struct Link {
+    pub max_frame_bytes: usize,
+    pub queue_capacity: usize,
+    pub zero_copy: bool,
+    pub metrics: P2pMetrics,
+    pub events: mpsc::Sender<Event>,
+}
+
 /// Most queued frames written with one flush on the zero-copy-net path.
 const COALESCE_MAX: usize = 64;
 
-/// Starts the peer's task and returns its handle.
-pub(crate) fn spawn(
+/// Starts the peer's task and returns its handle; `on_end` runs with the reason when the connection ends.
+pub(crate) fn spawn<F, Fut>(
     framed: Framed<TcpStream, LengthDelimitedCodec>,
     peer: PeerId,
     conn_id: u64,
-    shared: Arc<Shared>,
-) -> PeerHandle {
-    let max_frame = shared.cfg.max_frame_bytes;
+    link: Link,
+    on_end: F,
+) -> PeerHandle
+where
+    F: FnOnce(String) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let max_frame = link.max_frame_bytes;
     let framed = framed.map_codec(|c| FrameCodec::new(c, max_frame));
-    let cap = shared.cfg.queue_capacity.max(1);
+    let cap = link.queue_capacity.max(1);
     let (tx_c, rx_c) = mpsc::channel(cap);
     let (tx_s, rx_s) = mpsc::channel(cap);
     let (tx_m, rx_m) = mpsc::channel(cap);
@@ -53,10 +69,10 @@ pub(crate) fn spawn(
     let task = tokio::spawn(async move {
         let (sink, stream) = framed.split();
         let reason = tokio::select! {
-            r = read_loop(stream, peer, &shared, &c) => r,
-            r = write_loop(sink, [rx_c, rx_s, rx_m], &c, &shared) => r,
+            r = read_loop(stream, peer, &link, &c) => r,
+            r = write_loop(sink, [rx_c, rx_s, rx_m], &c, &link) => r,
         };
-        shared.peer_ended(peer, conn_id, reason).await;
+        on_end(reason).await;
     });
     PeerHandle {
         conn_id,
@@ -69,7 +85,7 @@ pub(crate) fn spawn(
 async fn read_loop(
     mut stream: futures::stream::SplitStream<Framed<TcpStream, FrameCodec>>,
     peer: PeerId,
-    shared: &Shared,
+    link: &Link,
     c: &Counters,
 ) -> String {
     while let Some(frame) = stream.next().await {
@@ -80,7 +96,7 @@ async fn read_loop(
         };
         c.recv_bytes
             .fetch_add(frame.len() as u64 + 4, Ordering::Relaxed);
-        shared.metrics.recv_bytes.inc_by(frame.len() as u64 + 4);
+        link.metrics.recv_bytes.inc_by(frame.len() as u64 + 4);
         c.recv_msgs.fetch_add(1, Ordering::Relaxed);
         let env = match Envelope::decode(frame.freeze()) {
             Ok(e) => e,
@@ -94,7 +110,7 @@ async fn read_loop(
             channel,
             payload: env.payload,
         };
-        if shared.tx_events.send(ev).await.is_err() {
+        if link.events.send(ev).await.is_err() {
             return "node stopped".into();
         }
     }
@@ -105,10 +121,10 @@ async fn write_loop(
     mut sink: futures::stream::SplitSink<Framed<TcpStream, FrameCodec>, Outgoing>,
     queues: [mpsc::Receiver<Bytes>; 3],
     c: &Counters,
-    shared: &Shared,
+    link: &Link,
 ) -> String {
     let [mut rx_c, mut rx_s, mut rx_m] = queues;
-    let zero_copy = shared.cfg.zero_copy;
+    let zero_copy = link.zero_copy;
     loop {
         let (channel, payload) = tokio::select! {
             biased;
@@ -131,14 +147,14 @@ async fn write_loop(
             {
                 return format!("write error: {e}");
             }
-            count_sent(c, shared, n);
+            count_sent(c, link, n);
             continue;
         }
         // Tuned: encoded in place; frames already queued go out with the same flush.
         let mut next = Some((channel, payload));
         let mut fed = 0;
         while let Some((channel, payload)) = next {
-            if let Err(e) = feed(&mut sink, channel, payload, c, shared).await {
+            if let Err(e) = feed(&mut sink, channel, payload, c, link).await {
                 return e;
             }
             fed += 1;
@@ -164,7 +180,7 @@ async fn feed(
     channel: Channel,
     payload: Bytes,
     c: &Counters,
-    shared: &Shared,
+    link: &Link,
 ) -> Result<(), String> {
     let env = Envelope {
         channel: channel as u32,
@@ -174,12 +190,12 @@ async fn feed(
     sink.feed(Outgoing::Parts(env))
         .await
         .map_err(|e| format!("write error: {e}"))?;
-    count_sent(c, shared, n);
+    count_sent(c, link, n);
     Ok(())
 }
 
-fn count_sent(c: &Counters, shared: &Shared, n: u64) {
+fn count_sent(c: &Counters, link: &Link, n: u64) {
     c.sent_bytes.fetch_add(n, Ordering::Relaxed);
-    shared.metrics.send_bytes.inc_by(n);
+    link.metrics.send_bytes.inc_by(n);
     c.sent_msgs.fetch_add(1, Ordering::Relaxed);
 }

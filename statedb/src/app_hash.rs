@@ -14,7 +14,7 @@
 //! total number of accounts; a full-state merkle tree (IAVL-like) would also give inclusion
 //! proofs but costs O(k log N) with a persistent tree, or O(N) rebuilt per block.
 
-use crate::execute::WriteSet;
+use crate::write_set::WriteSet;
 use std::collections::BTreeMap;
 use tpslab_types::hash::merkle_root;
 use tpslab_types::{Account, Address, Hash};

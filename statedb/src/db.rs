@@ -3,7 +3,7 @@
 use crate::app_hash::genesis_app_hash;
 use crate::cache::AccountCache;
 use crate::error::{db_err, StateError, StateResult};
-use crate::execute::WriteSet;
+use crate::write_set::WriteSet;
 use parking_lot::RwLock;
 use prost::Message;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};

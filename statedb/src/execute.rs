@@ -5,6 +5,7 @@
 use crate::app_hash::block_app_hash;
 use crate::db::StateDb;
 use crate::error::StateResult;
+use crate::write_set::WriteSet;
 use std::collections::BTreeMap;
 use tpslab_types::app::parse_kv;
 use tpslab_types::sigcache::SigCache;
@@ -30,15 +31,6 @@ pub enum TxCode {
     InsufficientFunds = 5,
     /// A balance would overflow.
     Overflow = 6,
-}
-
-/// The final value of everything a block wrote, sorted by key.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WriteSet {
-    /// Accounts (transfer app).
-    pub accounts: BTreeMap<Address, Account>,
-    /// Key-value entries (kvstore app).
-    pub kv: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 /// What executing a block produced.

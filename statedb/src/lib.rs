@@ -13,7 +13,9 @@ mod cache;
 mod db;
 pub mod error;
 pub mod execute;
+mod write_set;
 
 pub use db::{Committed, StateDb, StateDbOptions};
 pub use error::{StateError, StateResult};
-pub use execute::{execute_block, ExecOptions, ExecOutcome, TxCode, WriteSet};
+pub use execute::{execute_block, ExecOptions, ExecOutcome, TxCode};
+pub use write_set::WriteSet;

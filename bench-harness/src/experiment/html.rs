@@ -108,6 +108,32 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
     let tps: Vec<f64> = r.steps.iter().map(|s| s.tps).collect();
     let p99: Vec<f64> = r.steps.iter().map(|s| s.p99_ms).collect();
     let cpu: Vec<f64> = r.steps.iter().map(|s| s.cpu_pct).collect();
+    let mut html = header(r);
+    html.push_str(&steps_table(r));
+    html.push_str("<h2>Committed TPS per step</h2>\n");
+    html.push_str(&bars("Committed TPS", "tx/s", &names, &tps)?);
+    html.push_str("<h2>P99 latency per step</h2>\n");
+    html.push_str(&bars("P99 latency", "ms", &names, &p99)?);
+    html.push_str("<h2>Latency distribution, baseline vs tuned</h2>\n");
+    html.push_str(&cdfs(r)?);
+    html.push_str("<h2>Resource use: CPU of all validators per step</h2>\n");
+    html.push_str(&bars(
+        "CPU (% of one core, all validators)",
+        "%",
+        &names,
+        &cpu,
+    )?);
+    html.push_str(&resources_table(r));
+    html.push_str(&stages_html(r));
+    html.push_str(&probes_html(r));
+    html.push_str(&flames(r, path.parent().unwrap_or(Path::new("."))));
+    html.push_str(&profiles(r));
+    html.push_str("</body></html>\n");
+    std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The page head, the run's setup, and a failed step if any.
+fn header(r: &ExperimentResults) -> String {
     let mut html = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>tpslab experiment</title>\
          <style>body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}\
@@ -130,6 +156,12 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
             esc(&f.error)
         ));
     }
+    html
+}
+
+/// One row per ladder step.
+fn steps_table(r: &ExperimentResults) -> String {
+    let mut html = String::new();
     html.push_str("<h2>Steps</h2>\n<table><tr><th>step</th><th>toggles on</th><th>TPS</th><th>P50 ms</th><th>P99 ms</th><th>CPU %</th><th>allocs/tx</th><th>lock wait us/tx</th><th>x baseline</th><th>sent</th><th>committed</th><th>rejected</th></tr>\n");
     for s in &r.steps {
         html.push_str(&format!(
@@ -151,19 +183,12 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
         ));
     }
     html.push_str("</table>\n");
-    html.push_str("<h2>Committed TPS per step</h2>\n");
-    html.push_str(&bars("Committed TPS", "tx/s", &names, &tps)?);
-    html.push_str("<h2>P99 latency per step</h2>\n");
-    html.push_str(&bars("P99 latency", "ms", &names, &p99)?);
-    html.push_str("<h2>Latency distribution, baseline vs tuned</h2>\n");
-    html.push_str(&cdfs(r)?);
-    html.push_str("<h2>Resource use: CPU of all validators per step</h2>\n");
-    html.push_str(&bars(
-        "CPU (% of one core, all validators)",
-        "%",
-        &names,
-        &cpu,
-    )?);
+    html
+}
+
+/// One row per step and validator.
+fn resources_table(r: &ExperimentResults) -> String {
+    let mut html = String::new();
     html.push_str("<h2>Per-validator resources</h2>\n<table><tr><th>step</th><th>node</th><th>CPU %</th><th>RSS MiB</th><th>blocks</th><th>max round</th><th>mempool peak</th><th>tasks start -> end (peak)</th></tr>\n");
     for s in &r.steps {
         for n in &s.report.resources {
@@ -181,9 +206,12 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
         }
     }
     html.push_str("</table>\n");
-    html.push_str(&stages_html(r));
-    html.push_str(&probes_html(r));
-    html.push_str(&flames(r, path.parent().unwrap_or(Path::new("."))));
+    html
+}
+
+/// Each step's top functions, and what moved most against the baseline.
+fn profiles(r: &ExperimentResults) -> String {
+    let mut html = String::new();
     html.push_str("<h2>CPU profile per step (node0, 99 Hz): what moved</h2>\n<p>Each step's top functions by self time, and the functions whose share of CPU samples moved most against the baseline.</p>\n");
     let base = r
         .steps
@@ -220,8 +248,7 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
             html.push_str("</table>\n");
         }
     }
-    html.push_str("</body></html>\n");
-    std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
+    html
 }
 
 /// Each step's node0 flame graph, inlined as an image (the SVG's own script stays inert, the

@@ -16,9 +16,9 @@ use crate::monitor::watch_testnet;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tpslab_node::config::Config;
-use tpslab_node::genesis::Genesis;
-use tpslab_node::testnet::{self, TestnetInit};
+use tpslab_api::config::Config;
+use tpslab_api::genesis::Genesis;
+use tpslab_testnet::{self as testnet, TestnetInit};
 use tpslab_types::tuning::CATALOGUE;
 use tpslab_types::{App, Tuning};
 
@@ -150,22 +150,8 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
             cfg.duration
         );
         let dir = cfg.out.join(format!("step{i:02}"));
-        let mut attempts = 0;
-        let report = loop {
-            attempts += 1;
-            let r = run_step(cfg, step, &dir, &mut results.info.probes_note).await;
-            match r {
-                // Another socket took a port between init and start: new ports, same step.
-                Err(e)
-                    if attempts < START_ATTEMPTS
-                        && e.chain().any(|c| c.is::<testnet::PortTaken>()) =>
-                {
-                    let _ = testnet::down(&dir);
-                    eprintln!("      {e:#}; retrying on fresh ports");
-                }
-                r => break r,
-            }
-        };
+        let (report, attempts) =
+            run_step_retrying(cfg, step, &dir, &mut results.info.probes_note).await;
         let (report, probes) = match report {
             Ok(r) => r,
             Err(e) => {
@@ -191,13 +177,7 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
             report.committed_tps, report.latency_ms.p50, report.latency_ms.p99
         );
         if let Some(p) = &probes {
-            eprintln!(
-                "      eBPF: run queue P99 <= {} us, fsyncs/tx {}, futex us/tx {}, commit P99 {} us",
-                p.runq_p99_us.map_or("-".into(), |v| v.to_string()),
-                p.fsyncs_per_tx.map_or("-".into(), |v| format!("{v:.3}")),
-                p.futex_us_per_tx.map_or("-".into(), |v| format!("{v:.0}")),
-                p.commit_p99_us.map_or("-".into(), |v| format!("{v:.0}"))
-            );
+            print_probes(p);
         }
         let flame = write_flame(&report, &dir, &step.name);
         // Against the step before (the ladder adds one toggle) or the all-tuned step (an
@@ -217,6 +197,39 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
     }
     html::write(&results, &cfg.out.join("report.html"))?;
     Ok(results)
+}
+
+/// Runs a step, again on fresh ports (up to [`START_ATTEMPTS`] times) when another socket
+/// took one of its ports between init and start. Returns the outcome and the attempts made.
+async fn run_step_retrying(
+    cfg: &ExperimentConfig,
+    step: &Step,
+    dir: &Path,
+    probes_note: &mut Option<String>,
+) -> (Result<(crate::LoadReport, Option<StepProbes>)>, u32) {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match run_step(cfg, step, dir, probes_note).await {
+            Err(e)
+                if attempts < START_ATTEMPTS && e.chain().any(|c| c.is::<testnet::PortTaken>()) =>
+            {
+                let _ = testnet::down(dir);
+                eprintln!("      {e:#}; retrying on fresh ports");
+            }
+            r => return (r, attempts),
+        }
+    }
+}
+
+fn print_probes(p: &StepProbes) {
+    eprintln!(
+        "      eBPF: run queue P99 <= {} us, fsyncs/tx {}, futex us/tx {}, commit P99 {} us",
+        p.runq_p99_us.map_or("-".into(), |v| v.to_string()),
+        p.fsyncs_per_tx.map_or("-".into(), |v| format!("{v:.3}")),
+        p.futex_us_per_tx.map_or("-".into(), |v| format!("{v:.0}")),
+        p.commit_p99_us.map_or("-".into(), |v| format!("{v:.0}"))
+    );
 }
 
 async fn run_step(
@@ -349,10 +362,10 @@ fn write_diff_flame(
 
 async fn wait_for_height(addr: &str, height: u64, timeout: Duration) -> Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut client = tpslab_node::client::connect(addr).await?;
+    let mut client = tpslab_api::client::connect(addr).await?;
     loop {
         let st = client
-            .status(tpslab_node::proto::StatusRequest {})
+            .status(tpslab_api::proto::StatusRequest {})
             .await?
             .into_inner();
         if st.height >= height {

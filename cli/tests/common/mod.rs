@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
-use tpslab_node::proto::node_client::NodeClient;
-use tpslab_node::proto::{GetAccountRequest, StatusRequest};
+use tpslab_api::proto::node_client::NodeClient;
+use tpslab_api::proto::{GetAccountRequest, StatusRequest};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, Transfer};
 
@@ -227,7 +227,7 @@ pub fn transfer_on(chain: &str, from: u64, to: u64, amount: u64, nonce: u64) -> 
 /// the test ends.
 pub struct TestNet {
     pub dir: PathBuf,
-    pub file: tpslab_node::testnet::TestnetFile,
+    pub file: tpslab_testnet::TestnetFile,
     /// Held while the testnet runs: multi-node testnets of all test binaries run one at a
     /// time, so the suite does not overload a 2-core machine (CONVENTIONS.md).
     _turn: std::fs::File,
@@ -235,10 +235,10 @@ pub struct TestNet {
 
 /// Sends `txs` on one BroadcastTxStream; the (code, log) of each, by position.
 pub async fn stream_txs(c: &mut NodeClient<Channel>, txs: &[Vec<u8>]) -> Vec<(u32, String)> {
-    let reqs: Vec<tpslab_node::proto::BroadcastTxRequest> = txs
+    let reqs: Vec<tpslab_api::proto::BroadcastTxRequest> = txs
         .iter()
         .enumerate()
-        .map(|(i, tx)| tpslab_node::proto::BroadcastTxRequest {
+        .map(|(i, tx)| tpslab_api::proto::BroadcastTxRequest {
             tx: tx.clone(),
             id: i as u64,
         })
@@ -257,7 +257,7 @@ pub async fn stream_txs(c: &mut NodeClient<Channel>, txs: &[Vec<u8>]) -> Vec<(u3
 }
 
 /// `tpslab testnet init` of `validators` into `dir` (not started); its testnet.json.
-pub fn testnet_init(dir: &Path, validators: usize) -> tpslab_node::testnet::TestnetFile {
+pub fn testnet_init(dir: &Path, validators: usize) -> tpslab_testnet::TestnetFile {
     let out = Command::new(bin())
         .args([
             "testnet",
@@ -321,7 +321,7 @@ impl TestNet {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let file: tpslab_node::testnet::TestnetFile =
+        let file: tpslab_testnet::TestnetFile =
             serde_json::from_str(&std::fs::read_to_string(dir.join("testnet.json")).unwrap())
                 .unwrap();
         if !patch.is_empty() {

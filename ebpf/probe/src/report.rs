@@ -151,37 +151,10 @@ impl ProbeReport {
                 }
             }
             if self.kinds.contains(&ProbeKind::Syscalls) {
-                let _ = writeln!(
-                    out,
-                    "\n{:<16} {:>10} {:>12} {:>10}",
-                    "syscall", "count", "total ms", "avg us"
-                );
-                for s in p.syscalls.iter().take(15) {
-                    let _ = writeln!(
-                        out,
-                        "{:<16} {:>10} {:>12.1} {:>10.1}",
-                        s.name,
-                        s.count,
-                        s.total_ns as f64 / 1e6,
-                        s.total_ns as f64 / 1e3 / s.count.max(1) as f64
-                    );
-                }
+                render_syscalls(&mut out, p);
             }
             if self.kinds.contains(&ProbeKind::Funclatency) {
-                for f in &p.funcs {
-                    if f.hist.total() == 0 {
-                        continue;
-                    }
-                    let _ = writeln!(
-                        out,
-                        "\n{}: {} calls, P50 <= {} ns, P99 <= {} ns",
-                        f.name,
-                        f.hist.total(),
-                        fmt_opt(f.hist.quantile(0.5)),
-                        fmt_opt(f.hist.quantile(0.99))
-                    );
-                    out.push_str(&f.hist.render());
-                }
+                render_funcs(&mut out, p);
             }
             if self.kinds.contains(&ProbeKind::Net) {
                 let _ = writeln!(
@@ -204,6 +177,41 @@ impl ProbeReport {
             );
         }
         out
+    }
+}
+
+fn render_syscalls(out: &mut String, p: &ProcReport) {
+    let _ = writeln!(
+        out,
+        "\n{:<16} {:>10} {:>12} {:>10}",
+        "syscall", "count", "total ms", "avg us"
+    );
+    for s in p.syscalls.iter().take(15) {
+        let _ = writeln!(
+            out,
+            "{:<16} {:>10} {:>12.1} {:>10.1}",
+            s.name,
+            s.count,
+            s.total_ns as f64 / 1e6,
+            s.total_ns as f64 / 1e3 / s.count.max(1) as f64
+        );
+    }
+}
+
+fn render_funcs(out: &mut String, p: &ProcReport) {
+    for f in &p.funcs {
+        if f.hist.total() == 0 {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n{}: {} calls, P50 <= {} ns, P99 <= {} ns",
+            f.name,
+            f.hist.total(),
+            fmt_opt(f.hist.quantile(0.5)),
+            fmt_opt(f.hist.quantile(0.99))
+        );
+        out.push_str(&f.hist.render());
     }
 }
 

@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
-use tpslab_consensus::frame_budget::{self, WireLimits};
 use tpslab_types::{App, Tuning};
 
 /// Smallest `p2p.max_frame_bytes` accepted.
@@ -105,12 +104,11 @@ pub struct MempoolSection {
 
 impl Default for MempoolSection {
     fn default() -> Self {
-        let d = tpslab_mempool::MempoolConfig::default();
         MempoolSection {
-            max_txs: d.max_txs,
-            max_bytes: d.max_bytes,
-            max_tx_bytes: d.max_tx_bytes,
-            cache_size: d.cache_size,
+            max_txs: 50_000,
+            max_bytes: 64 << 20,
+            max_tx_bytes: 16 << 10,
+            cache_size: 200_000,
         }
     }
 }
@@ -300,6 +298,16 @@ impl Config {
         if let Err(reason) = self.p2p.parse_peers() {
             return Err(invalid("p2p.peers", reason));
         }
+        self.validate_combinations(path)
+    }
+
+    /// The checks across fields, and the limits the node's protocols impose.
+    fn validate_combinations(&self, path: &str) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: String| ConfigError::Invalid {
+            path: path.to_string(),
+            field,
+            reason,
+        };
         if self.mempool.max_tx_bytes > self.consensus.max_block_bytes {
             return Err(invalid(
                 "mempool.max_tx_bytes",
@@ -351,52 +359,6 @@ impl Config {
         Ok(())
     }
 
-    /// The checks that need the genesis too: the largest block the limits allow, as a
-    /// proposal and as a block-sync response, must fit one p2p frame (a proposal over the
-    /// frame limit is dropped by every peer, and the chain never commits again). `path` is
-    /// only used in messages.
-    pub fn check_against_genesis(
-        &self,
-        path: &str,
-        chain_id: &str,
-        validators: usize,
-    ) -> Result<(), ConfigError> {
-        let max = self.p2p.max_frame_bytes;
-        let (proposal, sync) = self.largest_frames(chain_id, validators);
-        let need = proposal.max(sync);
-        if need > max {
-            return Err(ConfigError::Invalid {
-                path: path.to_string(),
-                field: "p2p.max_frame_bytes",
-                reason: format!(
-                    "({max}) is too small for the largest block consensus.max_block_bytes ({}) \
-                     and consensus.max_block_txs ({}) allow with {validators} validators: its \
-                     proposal takes up to {proposal} bytes on the wire and its block-sync \
-                     response up to {sync}; raise p2p.max_frame_bytes to at least {need} or \
-                     lower the block limits",
-                    self.consensus.max_block_bytes, self.consensus.max_block_txs
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    /// The frame sizes (proposal, block-sync response) of the largest block these block
-    /// limits allow on a chain with `chain_id` and `validators`; `p2p.max_frame_bytes` must
-    /// hold the larger.
-    pub fn largest_frames(&self, chain_id: &str, validators: usize) -> (usize, usize) {
-        let limits = WireLimits {
-            chain_id_len: chain_id.len(),
-            validators,
-            max_block_txs: self.consensus.max_block_txs,
-            max_block_bytes: self.consensus.max_block_bytes,
-        };
-        (
-            tpslab_p2p::frame_len(frame_budget::max_proposal_payload(&limits)),
-            tpslab_p2p::frame_len(frame_budget::max_one_block_sync_payload(&limits)),
-        )
-    }
-
     /// The file as TOML text.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
@@ -445,38 +407,5 @@ mod tests {
             let e = Config::parse(text, "c.toml").unwrap_err();
             assert!(e.to_string().contains(field), "{text}: {e}");
         }
-    }
-
-    #[test]
-    fn a_block_that_cannot_travel_is_refused() {
-        // The issue's case: 16 MiB blocks in 16 MiB frames.
-        let text = "[consensus]\nmax_block_bytes = 16777216\nmax_block_txs = 50000\n";
-        let c = Config::parse(text, "c.toml").unwrap();
-        let e = c
-            .check_against_genesis("c.toml", "tpslab-test", 4)
-            .unwrap_err();
-        let msg = e.to_string();
-        for f in [
-            "p2p.max_frame_bytes",
-            "consensus.max_block_bytes",
-            "consensus.max_block_txs",
-        ] {
-            assert!(msg.contains(f), "{msg}");
-        }
-        // The defaults fit with room to spare, and so does a frame of exactly what it asks.
-        Config::default()
-            .check_against_genesis("c.toml", "tpslab-test", 4)
-            .unwrap();
-        let need: usize = msg
-            .split("at least ")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap();
-        let mut c = c;
-        c.p2p.max_frame_bytes = need;
-        c.check_against_genesis("c.toml", "tpslab-test", 4).unwrap();
-        c.p2p.max_frame_bytes = need - 1;
-        assert!(c.check_against_genesis("c.toml", "tpslab-test", 4).is_err());
     }
 }

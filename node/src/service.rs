@@ -1,11 +1,6 @@
 //! The gRPC API (`proto/api.proto`), served by tonic.
 
 use crate::gossip::TxGossip;
-use crate::proto::node_server::Node;
-use crate::proto::{
-    Account as PbAccount, BroadcastTxRequest, BroadcastTxResponse, CommitEvent as PbCommitEvent,
-    GetAccountRequest, GetBlockRequest, StatusRequest, StatusResponse, SubscribeCommitsRequest,
-};
 use futures::FutureExt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +9,11 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Code, Request, Response, Status, Streaming};
+use tpslab_api::proto::node_server::Node;
+use tpslab_api::proto::{
+    Account as PbAccount, BroadcastTxRequest, BroadcastTxResponse, CommitEvent as PbCommitEvent,
+    GetAccountRequest, GetBlockRequest, StatusRequest, StatusResponse, SubscribeCommitsRequest,
+};
 use tpslab_consensus::metrics::ConsensusMetrics;
 use tpslab_consensus::CommitEvent;
 use tpslab_mempool::{CheckTxError, Mempool, RejectReason};

@@ -78,7 +78,7 @@ pub fn init(home: &Home, opts: &InitOptions) -> Result<()> {
     keyfile::save(&key, &home.key())?;
     let genesis = Genesis {
         chain_id: opts.chain_id.clone(),
-        genesis_time_unix_nanos: tpslab_consensus::now_unix_nanos(),
+        genesis_time_unix_nanos: tpslab_types::stages::now_unix_nanos(),
         validators: vec![GenesisValidator {
             name: if opts.config.moniker.is_empty() {
                 "node0".into()

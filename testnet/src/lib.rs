@@ -1,0 +1,19 @@
+//! `tpslab testnet ...`: a local multi-validator network of separate `tpslab node` processes,
+//! driven only through what a user has: the files of tpslab-api, process ids and gRPC.
+//!
+//! `init` writes one home per validator (`DIR/node<i>`) sharing one genesis, with ports from
+//! the project's range on 127.0.0.1 (`tpslab_p2p::ports`), and `DIR/testnet.json` listing
+//! them. `up` starts each node as its own process group (it outlives the CLI), `down` stops
+//! them with SIGTERM, `status` shows each node, and `check` audits safety across nodes.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
+
+mod audit;
+mod init;
+mod process;
+
+pub use audit::{check, status, NodeStatus};
+pub use init::{init, TestnetInit};
+pub use process::{down, node_pid, start_node, stop_node, up, PortTaken};
+pub use tpslab_api::testnet_file::{load, TestnetFile, TestnetNode};

@@ -13,6 +13,7 @@ pub mod bft;
 mod error;
 mod event;
 pub mod frame_budget;
+mod invalid;
 pub mod metrics;
 mod pipeline;
 mod reactor;
@@ -23,6 +24,7 @@ pub mod wal;
 
 pub use error::{ConsensusError, ConsensusResult};
 pub use event::CommitEvent;
-pub use pipeline::{now_unix_nanos, BlockLimits, BlockPipeline};
+pub use invalid::{BlockFault, CommitFault, Invalid, InvalidMessage, MessageKind};
+pub use pipeline::{now_unix_nanos, BlockLimits, BlockPipeline, PipelineParts};
 pub use reactor::{Reactor, ReactorConfig};
 pub use solo::{SoloConfig, SoloProducer};

@@ -3,16 +3,17 @@
 
 use crate::error::{ConsensusError, ConsensusResult};
 use crate::event::CommitEvent;
+use crate::invalid::{BlockFault, Invalid};
 use crate::metrics::ConsensusMetrics;
 use std::sync::Arc;
 use tpslab_mempool::Mempool;
 use tpslab_statedb::ExecOptions;
-use tpslab_statedb::{execute_block, StateDb};
+use tpslab_statedb::{execute_block, Committed, StateDb};
 use tpslab_types::block::{block_hash, commit_hash, tx_root};
 use tpslab_types::keys::SigningKey;
 use tpslab_types::pb::{self, VoteType};
 use tpslab_types::sigcache::SigCache;
-use tpslab_types::stages::Stage;
+use tpslab_types::stages::{Stage, StageLatencies};
 use tpslab_types::tx::tx_hash;
 use tpslab_types::vote::{commit_sig_from_vote, VoteData};
 use tpslab_types::{App, Hash, Tuning};
@@ -26,8 +27,8 @@ pub struct BlockLimits {
     pub max_bytes: usize,
 }
 
-/// Everything needed to turn pending txs into committed blocks.
-pub struct BlockPipeline {
+/// What a [`BlockPipeline`] is made of.
+pub struct PipelineParts {
     /// The state machine blocks are executed with.
     pub app: App,
     /// Chain id.
@@ -48,87 +49,142 @@ pub struct BlockPipeline {
     pub tuning: Tuning,
     /// Hashes of txs verified at CheckTx (used when `tuning.sig_cache`).
     pub sig_cache: Arc<SigCache>,
+    /// The node's stage latencies; the pipeline times the `consensus` stage.
+    pub stages: Arc<StageLatencies>,
+}
+
+/// Everything needed to turn pending txs into committed blocks. Its state is its own: the
+/// reactor and block sync reach it through the methods below.
+pub struct BlockPipeline {
+    parts: PipelineParts,
 }
 
 pub use tpslab_types::stages::now_unix_nanos;
 
 impl BlockPipeline {
+    /// A pipeline continuing from the last block committed to `parts.db`.
+    pub fn new(parts: PipelineParts) -> BlockPipeline {
+        BlockPipeline { parts }
+    }
+
+    /// Chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.parts.chain_id
+    }
+
+    /// The state database blocks are committed to.
+    pub fn db(&self) -> &StateDb {
+        &self.parts.db
+    }
+
+    /// Where txs come from.
+    pub fn mempool(&self) -> &Arc<Mempool<StateDb>> {
+        &self.parts.mempool
+    }
+
+    /// The tuning toggles.
+    pub fn tuning(&self) -> &Tuning {
+        &self.parts.tuning
+    }
+
+    /// Commit counters and timings.
+    pub fn metrics(&self) -> &ConsensusMetrics {
+        &self.parts.metrics
+    }
+
+    /// The last committed block's height, hashes and time.
+    pub fn last_committed(&self) -> ConsensusResult<Committed> {
+        self.parts.db
+            .last_committed()
+            .map_err(|source| ConsensusError::State { height: 0, source })
+    }
+
+    /// The size limits blocks are built and checked against.
+    pub fn limits(&self) -> BlockLimits {
+        self.parts.limits
+    }
+
+    /// Changes the size limits (for tests of the checks).
+    pub fn set_limits(&mut self, limits: BlockLimits) {
+        self.parts.limits = limits;
+    }
+
     /// Reaps txs and builds the next block on top of the last committed one (not executed:
     /// the header carries the previous block's app hash, as in Tendermint).
     pub fn build_block(&self) -> ConsensusResult<(pb::Block, Hash)> {
         let last = self
+            .parts
             .db
             .last_committed()
             .map_err(|source| ConsensusError::State { height: 0, source })?;
         let height = last.height + 1;
         let txs: Vec<Vec<u8>> = self
+            .parts
             .mempool
-            .reap(self.limits.max_txs, self.limits.max_bytes)
+            .reap(self.parts.limits.max_txs, self.parts.limits.max_bytes)
             .iter()
             .map(|t| t.to_vec())
             .collect();
         let header = pb::Header {
-            chain_id: self.chain_id.clone(),
+            chain_id: self.parts.chain_id.clone(),
             height,
             time_unix_nanos: now_unix_nanos().max(last.time_unix_nanos + 1),
             prev_block_hash: last.block_hash.to_vec(),
             tx_root: tx_root(&txs).to_vec(),
             app_hash: last.app_hash.to_vec(),
-            proposer: self.key.verifying_key().to_bytes().to_vec(),
+            proposer: self.parts.key.verifying_key().to_bytes().to_vec(),
             num_txs: txs.len() as u32,
-            last_commit_hash: commit_hash(self.last_commit.as_ref()).to_vec(),
+            last_commit_hash: commit_hash(self.parts.last_commit.as_ref()).to_vec(),
         };
         let hash = block_hash(&header);
         Ok((
             pb::Block {
                 header: Some(header),
                 txs,
-                last_commit: self.last_commit.clone(),
+                last_commit: self.parts.last_commit.clone(),
             },
             hash,
         ))
     }
 
     /// Checks that `block` is a well-formed successor of the last committed block (height,
-    /// chain, links, tx root, counts) and returns its hash. Signatures in `last_commit` are
-    /// the caller's to check (it knows the validator set).
-    pub fn check_block(&self, block: &pb::Block) -> Result<Hash, String> {
-        let last = self.db.last_committed().map_err(|e| e.to_string())?;
-        let h = block.header.as_ref().ok_or("block without header")?;
-        let expect = |ok: bool, what: &str| if ok { Ok(()) } else { Err(what.to_string()) };
-        expect(h.chain_id == self.chain_id, "wrong chain id")?;
-        expect(h.height == last.height + 1, "wrong height")?;
+    /// chain, links, tx root, counts, size limits) and returns its hash. Signatures in
+    /// `last_commit` are the caller's to check (it knows the validator set).
+    pub fn check_block(&self, block: &pb::Block) -> Result<Hash, Invalid> {
+        let last = self
+            .parts
+            .db
+            .last_committed()
+            .map_err(|e| Invalid::Unverifiable(e.to_string()))?;
+        let h = block.header.as_ref().ok_or(BlockFault::NoHeader)?;
+        let expect = |ok: bool, fault: BlockFault| if ok { Ok(()) } else { Err(fault) };
+        expect(h.chain_id == self.parts.chain_id, BlockFault::WrongChain)?;
         expect(
-            h.prev_block_hash == last.block_hash.0,
-            "prev_block_hash does not link",
+            h.height == last.height + 1,
+            BlockFault::WrongHeight {
+                got: h.height,
+                expected: last.height + 1,
+            },
         )?;
-        expect(h.app_hash == last.app_hash.0, "app_hash differs from ours")?;
+        expect(h.prev_block_hash == last.block_hash.0, BlockFault::PrevHash)?;
+        expect(h.app_hash == last.app_hash.0, BlockFault::AppHash)?;
+        expect(h.time_unix_nanos > last.time_unix_nanos, BlockFault::Time)?;
+        expect(h.num_txs as usize == block.txs.len(), BlockFault::NumTxs)?;
+        let max = self.parts.limits.max_txs;
         expect(
-            h.time_unix_nanos > last.time_unix_nanos,
-            "time not after the last block",
+            block.txs.len() <= max,
+            BlockFault::TooManyTxs {
+                txs: block.txs.len(),
+                max,
+            },
         )?;
-        expect(
-            h.num_txs as usize == block.txs.len(),
-            "num_txs differs from txs",
-        )?;
-        if block.txs.len() > self.limits.max_txs {
-            return Err(format!(
-                "{} txs, over max_block_txs ({})",
-                block.txs.len(),
-                self.limits.max_txs
-            ));
-        }
         let bytes: usize = block.txs.iter().map(|t| t.len()).sum();
-        if bytes > self.limits.max_bytes {
-            return Err(format!(
-                "{bytes} bytes of txs, over max_block_bytes ({})",
-                self.limits.max_bytes
-            ));
-        }
-        expect(h.tx_root == tx_root(&block.txs).0, "tx_root differs")?;
+        let max = self.parts.limits.max_bytes;
+        expect(bytes <= max, BlockFault::TooManyBytes { bytes, max })?;
+        expect(h.tx_root == tx_root(&block.txs).0, BlockFault::TxRoot)?;
         expect(
             h.last_commit_hash == commit_hash(block.last_commit.as_ref()).0,
-            "last_commit_hash differs",
+            BlockFault::LastCommitHash,
         )?;
         Ok(block_hash(h))
     }
@@ -156,6 +212,7 @@ impl BlockPipeline {
         commit: pb::Commit,
     ) -> ConsensusResult<CommitEvent> {
         let last = self
+            .parts
             .db
             .last_committed()
             .map_err(|source| ConsensusError::State { height: 0, source })?;
@@ -163,16 +220,16 @@ impl BlockPipeline {
         let started = std::time::Instant::now();
         let state_err = |source| ConsensusError::State { height, source };
         let opts = ExecOptions {
-            app: self.app,
-            write_batch: self.tuning.write_batch,
-            sig_batch: self.tuning.sig_batch,
-            sig_cache: self.tuning.sig_cache.then_some(&*self.sig_cache),
-            buffer_pool: self.tuning.buffer_pool,
+            app: self.parts.app,
+            write_batch: self.parts.tuning.write_batch,
+            sig_batch: self.parts.tuning.sig_batch,
+            sig_cache: self.parts.tuning.sig_cache.then_some(&*self.parts.sig_cache),
+            buffer_pool: self.parts.tuning.buffer_pool,
         };
         let out = execute_block(
-            &self.db,
+            &self.parts.db,
             &opts,
-            &self.chain_id,
+            &self.parts.chain_id,
             height,
             &last.app_hash,
             &block.txs,
@@ -180,6 +237,7 @@ impl BlockPipeline {
         .map_err(state_err)?;
         // Only the incremental recheck needs the set of written accounts.
         let touched: Option<std::collections::HashSet<_>> = self
+            .parts
             .tuning
             .recheck_incremental
             .then(|| out.write_set.accounts.keys().copied().collect());
@@ -192,15 +250,15 @@ impl BlockPipeline {
             result_app_hash: out.app_hash.to_vec(),
             tx_codes: out.tx_codes,
         };
-        self.db
+        self.parts.db
             .commit_block(&record, block_time, &out.write_set)
             .map_err(state_err)?;
-        self.last_commit = Some(commit);
-        self.metrics
+        self.parts.last_commit = Some(commit);
+        self.parts.metrics
             .on_commit(height, tx_hashes.len(), started.elapsed().as_secs_f64());
-        self.mempool.update(&tx_hashes, touched.as_ref());
+        self.parts.mempool.update(&tx_hashes, touched.as_ref());
         if let Some(d) = tpslab_types::stages::since_unix_nanos(block_time) {
-            let stages = self.mempool.stages();
+            let stages = &self.parts.stages;
             stages.record_n(Stage::Consensus, d, tx_hashes.len() as u64);
         }
         Ok(CommitEvent {
@@ -219,14 +277,14 @@ impl BlockPipeline {
         let (block, hash) = self.build_block()?;
         let height = block.header.as_ref().map_or(0, |h| h.height);
         let precommit = VoteData {
-            chain_id: &self.chain_id,
+            chain_id: &self.parts.chain_id,
             vote_type: VoteType::Precommit,
             height,
             round: 0,
             block_hash: Some(hash),
             timestamp_unix_nanos: now_unix_nanos(),
         }
-        .sign(&self.key);
+        .sign(&self.parts.key);
         let commit = pb::Commit {
             height,
             round: 0,

@@ -60,7 +60,7 @@ impl SoloProducer {
                 last_block_at = Instant::now();
                 continue;
             }
-            let mempool = self.pipeline.as_ref().map(|p| p.mempool.clone());
+            let mempool = self.pipeline.as_ref().map(|p| p.mempool().clone());
             let Some(mempool) = mempool else {
                 return Ok(());
             };
@@ -79,7 +79,7 @@ impl SoloProducer {
     }
 
     fn mempool_size(&self) -> usize {
-        self.pipeline.as_ref().map_or(0, |p| p.mempool.size())
+        self.pipeline.as_ref().map_or(0, |p| p.mempool().size())
     }
 
     async fn produce_one(&mut self) -> ConsensusResult<()> {

@@ -5,6 +5,7 @@
 use crate::bft::commit::verify_commit;
 use crate::bft::ValidatorSet;
 use crate::error::ConsensusResult;
+use crate::invalid::{BlockFault, Invalid};
 use crate::event::CommitEvent;
 use crate::frame_budget::{record_overhead, SYNC_RESPONSE_OVERHEAD};
 use crate::pipeline::BlockPipeline;
@@ -60,47 +61,59 @@ pub fn serve(db: &StateDb, req: &pb::SyncRequest, own_budget: usize) -> pb::Sync
 }
 
 /// Verifies and commits the records that extend our chain, in order. Returns the commit
-/// events; stops at the first record that does not verify (the error says why).
+/// events and, if a record did not verify, its height and why (the rest are not applied).
+/// Failing to commit a verified block is our own failure, and an error.
 pub fn apply(
     pipeline: &mut BlockPipeline,
     vals: &ValidatorSet,
     records: Vec<pb::BlockRecord>,
-) -> (Vec<CommitEvent>, Option<String>) {
+) -> ConsensusResult<(Vec<CommitEvent>, Option<(u64, Invalid)>)> {
     let mut events = Vec::new();
     for rec in records {
-        match apply_one(pipeline, vals, rec) {
-            Ok(Some(ev)) => events.push(ev),
+        let height = rec
+            .block
+            .as_ref()
+            .and_then(|b| b.header.as_ref())
+            .map_or(0, |h| h.height);
+        match verify_one(pipeline, vals, rec) {
+            Ok(Some((block, hash, commit))) => {
+                events.push(pipeline.commit_block(block, hash, commit)?);
+            }
             Ok(None) => {}
-            Err(e) => return (events, Some(e)),
+            Err(e) => return Ok((events, Some((height, e)))),
         }
     }
-    (events, None)
+    Ok((events, None))
 }
 
-fn apply_one(
-    pipeline: &mut BlockPipeline,
+/// The record's block, hash and commit if it is the next block and verifies; None if it is
+/// not the next one (already have it, or a gap: skipped).
+fn verify_one(
+    pipeline: &BlockPipeline,
     vals: &ValidatorSet,
     rec: pb::BlockRecord,
-) -> Result<Option<CommitEvent>, String> {
+) -> Result<Option<(pb::Block, Hash, pb::Commit)>, Invalid> {
     let next = pipeline
-        .db
         .last_committed()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| Invalid::Unverifiable(e.to_string()))?
         .height
         + 1;
-    let block = rec.block.ok_or("sync record without block")?;
+    let block = rec.block.ok_or(Invalid::Missing("block"))?;
     let height = block.header.as_ref().map_or(0, |h| h.height);
     if height != next {
-        return Ok(None); // already have it, or a gap: skip
+        return Ok(None);
     }
     let hash = pipeline.check_block(&block)?;
-    let claimed = Hash::from_slice("block_hash", &rec.block_hash).map_err(|e| e.to_string())?;
+    let claimed = Hash::from_slice("block_hash", &rec.block_hash).map_err(|e| {
+        Invalid::Malformed {
+            field: "block_hash",
+            reason: e.to_string(),
+        }
+    })?;
     if hash != claimed {
-        return Err(format!("block {height}: hash does not match its header"));
+        return Err(BlockFault::Hash.into());
     }
-    let commit = rec.commit.ok_or("sync record without commit")?;
-    verify_commit(&pipeline.chain_id, vals, height, &hash, &commit)
-        .map_err(|e| format!("block {height}: {e}"))?;
-    let ev: ConsensusResult<CommitEvent> = pipeline.commit_block(block, hash, commit);
-    ev.map(Some).map_err(|e| e.to_string())
+    let commit = rec.commit.ok_or(Invalid::Missing("commit"))?;
+    verify_commit(pipeline.chain_id(), vals, height, &hash, &commit)?;
+    Ok(Some((block, hash, commit)))
 }

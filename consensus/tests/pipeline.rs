@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tpslab_consensus::{BlockLimits, BlockPipeline};
+use tpslab_consensus::{BlockLimits, BlockPipeline, PipelineParts};
 use tpslab_mempool::{Mempool, MempoolConfig};
 use tpslab_statedb::{StateDb, StateDbOptions};
 use tpslab_types::keys::{account_key, address_of};
@@ -56,7 +56,7 @@ fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> BlockPip
         )
         .with_sig_cache(sig_cache.clone()),
     );
-    BlockPipeline {
+    BlockPipeline::new(PipelineParts {
         app: App::Transfer,
         chain_id: CHAIN.into(),
         key: account_key("validator", 0),
@@ -70,7 +70,8 @@ fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> BlockPip
         metrics: Default::default(),
         tuning,
         sig_cache,
-    }
+        stages: Default::default(),
+    })
 }
 
 /// Feeds `txs` to a fresh node and produces blocks until its mempool is empty; returns the
@@ -79,12 +80,12 @@ fn run(txs: &[Vec<u8>], max_txs: usize) -> Vec<(Hash, Vec<Vec<u8>>)> {
     let dir = tempfile::tempdir().unwrap();
     let mut p = node(dir.path(), max_txs);
     for t in txs {
-        let _ = p.mempool.check_tx(t); // some are invalid on purpose
+        let _ = p.mempool().check_tx(t); // some are invalid on purpose
     }
     let mut out = Vec::new();
-    while p.mempool.size() > 0 {
+    while p.mempool().size() > 0 {
         let ev = p.produce().unwrap();
-        let rec = p.db.block(ev.height).unwrap().unwrap();
+        let rec = p.db().block(ev.height).unwrap().unwrap();
         out.push((ev.app_hash, rec.block.unwrap().txs));
     }
     out
@@ -118,7 +119,7 @@ fn blocks_chain_and_carry_a_verifiable_last_commit() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = node(dir.path(), 2);
     for n in 0..4 {
-        p.mempool
+        p.mempool()
             .check_tx(&encode_transfer(
                 &account_key("s", 0),
                 Transfer {
@@ -135,7 +136,7 @@ fn blocks_chain_and_carry_a_verifiable_last_commit() {
     let first = p.produce().unwrap();
     let second = p.produce().unwrap();
     assert_eq!((first.height, second.height), (1, 2));
-    let b2 = p.db.block(2).unwrap().unwrap();
+    let b2 = p.db().block(2).unwrap().unwrap();
     let block = b2.block.unwrap();
     let header = block.header.unwrap();
     assert_eq!(header.prev_block_hash, first.block_hash.to_vec());
@@ -149,7 +150,7 @@ fn blocks_chain_and_carry_a_verifiable_last_commit() {
         &sig.signature,
     )
     .unwrap();
-    assert_eq!(p.mempool.size(), 0);
+    assert_eq!(p.mempool().size(), 0);
 }
 
 /// The chain a node makes from `txs` (fed in chunks of 7 through `check_txs`, so sig-batch
@@ -163,21 +164,21 @@ fn chain_under(tuning: Tuning, txs: &[Vec<u8>]) -> (Chain, Vec<Account>) {
     let mut out = Vec::new();
     for chunk in txs.chunks(7) {
         let raws: Vec<&[u8]> = chunk.iter().map(|t| t.as_slice()).collect();
-        let _ = p.mempool.check_txs(&raws); // some are invalid on purpose
+        let _ = p.mempool().check_txs(&raws); // some are invalid on purpose
                                             // Produce while feeding, so recheck runs with txs pending.
-        if p.mempool.size() > 8 {
+        if p.mempool().size() > 8 {
             let ev = p.produce().unwrap();
-            let rec = p.db.block(ev.height).unwrap().unwrap();
+            let rec = p.db().block(ev.height).unwrap().unwrap();
             out.push((ev.app_hash, rec.block.unwrap().txs, rec.tx_codes));
         }
     }
-    while p.mempool.size() > 0 {
+    while p.mempool().size() > 0 {
         let ev = p.produce().unwrap();
-        let rec = p.db.block(ev.height).unwrap().unwrap();
+        let rec = p.db().block(ev.height).unwrap().unwrap();
         out.push((ev.app_hash, rec.block.unwrap().txs, rec.tx_codes));
     }
     let balances = (0..8)
-        .map(|i| p.db.get_account(&address_of(&account_key("s", i))).unwrap())
+        .map(|i| p.db().get_account(&address_of(&account_key("s", i))).unwrap())
         .collect();
     (out, balances)
 }
@@ -254,7 +255,7 @@ fn sync_responses_fit_both_sides_budgets_whatever_a_peer_asks() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = node(dir.path(), 2);
     for i in 0..8u64 {
-        let _ = p.mempool.check_tx(&encode_transfer(
+        let _ = p.mempool().check_tx(&encode_transfer(
             &account_key("s", i % 4),
             Transfer {
                 chain_id: CHAIN.into(),
@@ -266,12 +267,12 @@ fn sync_responses_fit_both_sides_budgets_whatever_a_peer_asks() {
             },
         ));
     }
-    while p.mempool.size() > 0 {
+    while p.mempool().size() > 0 {
         p.produce().unwrap();
     }
-    let top = p.db.last_committed().unwrap().height;
+    let top = p.db().last_committed().unwrap().height;
     assert!(top >= 4);
-    let one = p.db.block(1).unwrap().unwrap().encoded_len();
+    let one = p.db().block(1).unwrap().unwrap().encoded_len();
     let own = records_budget(64 << 10);
     let req = |max_bytes: u64| tpslab_types::pb::SyncRequest {
         from_height: 1,
@@ -279,19 +280,19 @@ fn sync_responses_fit_both_sides_budgets_whatever_a_peer_asks() {
         max_bytes,
     };
     // 0 = ours; huge = still ours.
-    assert_eq!(serve(&p.db, &req(0), own).blocks.len() as u64, top);
-    assert_eq!(serve(&p.db, &req(u64::MAX), own).blocks.len() as u64, top);
+    assert_eq!(serve(p.db(), &req(0), own).blocks.len() as u64, top);
+    assert_eq!(serve(p.db(), &req(u64::MAX), own).blocks.len() as u64, top);
     // Smaller than one record: nothing, rather than a frame the peer would refuse.
-    assert!(serve(&p.db, &req(1), own).blocks.is_empty());
-    assert!(serve(&p.db, &req(0), one / 2).blocks.is_empty());
+    assert!(serve(p.db(), &req(1), own).blocks.is_empty());
+    assert!(serve(p.db(), &req(0), one / 2).blocks.is_empty());
     // Room for exactly the first two records (with their overhead in the response): two.
     let cost = |h: u64| {
-        let l = p.db.block(h).unwrap().unwrap().encoded_len();
+        let l = p.db().block(h).unwrap().unwrap().encoded_len();
         l + 1 + prost::length_delimiter_len(l)
     };
     let two = (cost(1) + cost(2)) as u64;
-    assert_eq!(serve(&p.db, &req(two), own).blocks.len(), 2);
-    assert_eq!(serve(&p.db, &req(two - 1), own).blocks.len(), 1);
+    assert_eq!(serve(p.db(), &req(two), own).blocks.len(), 2);
+    assert_eq!(serve(p.db(), &req(two - 1), own).blocks.len(), 1);
 }
 
 /// A proposed block over the byte limit is refused by `check_block` (as one over the tx
@@ -301,7 +302,7 @@ fn check_block_refuses_blocks_over_the_limits() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = node(dir.path(), 10);
     for i in 0..4u64 {
-        p.mempool
+        p.mempool()
             .check_tx(&encode_transfer(
                 &account_key("s", i),
                 Transfer {
@@ -318,11 +319,17 @@ fn check_block_refuses_blocks_over_the_limits() {
     let (block, _) = p.build_block().unwrap();
     assert!(p.check_block(&block).is_ok());
     let bytes: usize = block.txs.iter().map(|t| t.len()).sum();
-    p.limits.max_bytes = bytes - 1;
-    let e = p.check_block(&block).unwrap_err();
+    let limits = p.limits();
+    p.set_limits(BlockLimits {
+        max_bytes: bytes - 1,
+        ..limits
+    });
+    let e = p.check_block(&block).unwrap_err().to_string();
     assert!(e.contains("over max_block_bytes"), "{e}");
-    p.limits.max_bytes = 1 << 20;
-    p.limits.max_txs = 3;
-    let e = p.check_block(&block).unwrap_err();
+    p.set_limits(BlockLimits {
+        max_bytes: 1 << 20,
+        max_txs: 3,
+    });
+    let e = p.check_block(&block).unwrap_err().to_string();
     assert!(e.contains("over max_block_txs"), "{e}");
 }

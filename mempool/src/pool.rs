@@ -117,9 +117,10 @@ impl<S: StateView> Mempool<S> {
         g
     }
 
-    /// The node's stage-latency histograms (every component of the node records into these).
-    pub fn stages(&self) -> &Arc<StageLatencies> {
-        &self.stages
+    /// Times the `mempool` stage (admission to first reap) into the node's `stages`.
+    pub fn with_stages(mut self, stages: Arc<StageLatencies>) -> Self {
+        self.stages = stages;
+        self
     }
 
     /// The configuration.

@@ -3,6 +3,7 @@
 //! and heap profiles, and `/debug/stages`.
 
 use crate::stage_metrics::StageGauges;
+use crate::telemetry::Telemetry;
 use anyhow::{Context, Result};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -14,7 +15,6 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tpslab_api::home::{write_atomic, Home};
 use tpslab_statedb::StateDb;
-use tpslab_types::stages::StageLatencies;
 use tracing::{info, warn};
 
 /// Serves `GET /metrics` (Prometheus text) on `addr`; the bound address goes to
@@ -24,11 +24,11 @@ pub(crate) async fn serve_metrics(
     addr: &str,
     registry: Registry,
     db: StateDb,
-    stages: Arc<StageLatencies>,
-    tasks: crate::tasks::TaskMonitors,
+    telemetry: &Telemetry,
     mut rx_stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let mut registry = registry;
+    let (stages, tasks) = (telemetry.stages.clone(), telemetry.tasks.clone());
     let allocs: Gauge<u64, AtomicU64> = Gauge::default();
     let alloc_bytes: Gauge<u64, AtomicU64> = Gauge::default();
     registry.register(

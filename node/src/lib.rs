@@ -16,3 +16,4 @@ pub mod service;
 mod sig_metrics;
 pub mod stage_metrics;
 pub mod tasks;
+pub mod telemetry;

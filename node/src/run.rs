@@ -1,9 +1,11 @@
-//! `tpslab node`: wires the state DB, mempool, block producer and gRPC API of one validator,
-//! and shuts them down in order on SIGINT/SIGTERM.
+//! `tpslab node`: [`Node::build`] wires the state DB, mempool, block pipeline, consensus
+//! engine and p2p of one validator; [`Node::run`] serves the gRPC API and /metrics, and shuts
+//! everything down in order on SIGINT/SIGTERM or when a component fails.
 
 use crate::frame_check::FrameCheck;
-use crate::gossip::TxGossip;
+use crate::gossip::{self, TxGossip};
 use crate::service::NodeApi;
+use crate::telemetry::Telemetry;
 use anyhow::{bail, Context, Result};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -17,10 +19,10 @@ use tpslab_api::home::{write_atomic, Home};
 use tpslab_api::keyfile;
 use tpslab_api::proto::node_server::NodeServer;
 use tpslab_consensus::bft::{Timeouts, Validator, ValidatorSet};
-use tpslab_consensus::metrics::ConsensusMetrics;
 use tpslab_consensus::signer::PrivValidator;
 use tpslab_consensus::{
-    BlockLimits, BlockPipeline, CommitEvent, Reactor, ReactorConfig, SoloConfig, SoloProducer,
+    BlockLimits, BlockPipeline, CommitEvent, PipelineParts, Reactor, ReactorConfig, SoloConfig,
+    SoloProducer,
 };
 use tpslab_mempool::{Mempool, MempoolConfig};
 use tpslab_p2p::{Event, Network, NetworkConfig, PeerId, PeerInfo};
@@ -50,21 +52,251 @@ pub fn load_config(home: &Home, o: &Overrides) -> Result<Config> {
 
 /// Runs the validator until a shutdown signal.
 pub async fn run(home: Home, cfg: Config) -> Result<()> {
-    let genesis = Genesis::load(&home.genesis())?;
-    let key = keyfile::load(&home.key())?;
-    let pubkey = hex::encode(key.verifying_key().as_bytes());
-    if !genesis.validators.iter().any(|v| v.pub_key == pubkey) {
-        bail!("this node's key {pubkey} is not a validator in the genesis");
-    }
-    let solo = genesis.validators.len() == 1;
-    if !solo {
-        cfg.check_against_genesis(
-            &home.config().display().to_string(),
-            &genesis.chain_id,
-            genesis.validators.len(),
-        )?;
+    Node::build(home, cfg).await?.run().await
+}
+
+/// How blocks get decided: alone, or by BFT rounds with the other validators.
+enum Engine {
+    Solo(SoloProducer),
+    Bft {
+        reactor: Reactor,
+        net: Network,
+        /// Consensus and block-sync traffic (tx gossip is routed to CheckTx).
+        rx_engine: mpsc::Receiver<Event>,
+    },
+}
+
+/// A validator with every component built and wired, not yet serving.
+pub struct Node {
+    home: Home,
+    cfg: Config,
+    chain_id: String,
+    validator: Vec<u8>,
+    db: StateDb,
+    mempool: Arc<Mempool<StateDb>>,
+    commits: broadcast::Sender<Arc<CommitEvent>>,
+    telemetry: Telemetry,
+    engine: Engine,
+    tx_shutdown: watch::Sender<bool>,
+}
+
+impl Node {
+    /// Checks the home's files against each other, opens the state (initialising it from the
+    /// genesis on first start), and builds mempool, block pipeline and consensus engine (with
+    /// the p2p network on a multi-validator chain, already listening and dialing).
+    pub async fn build(home: Home, cfg: Config) -> Result<Node> {
+        let genesis = Genesis::load(&home.genesis())?;
+        let key = keyfile::load(&home.key())?;
+        let pubkey = hex::encode(key.verifying_key().as_bytes());
+        if !genesis.validators.iter().any(|v| v.pub_key == pubkey) {
+            bail!("this node's key {pubkey} is not a validator in the genesis");
+        }
+        let solo = genesis.validators.len() == 1;
+        if !solo {
+            cfg.check_against_genesis(
+                &home.config().display().to_string(),
+                &genesis.chain_id,
+                genesis.validators.len(),
+            )?;
+        }
+        let (db, last_commit) = open_state(&home, &cfg, &genesis)?;
+        let telemetry = Telemetry::default();
+        let sig_cache = Arc::new(SigCache::new(cfg.mempool.cache_size));
+        info!(tuning = ?cfg.tuning.enabled(), "tuning toggles on");
+        let mempool = Arc::new(
+            Mempool::new(mempool_config(&cfg, &genesis.chain_id), db.clone())
+                .with_sig_cache(sig_cache.clone())
+                .with_stages(telemetry.stages.clone()),
+        );
+        let (commits, _) = broadcast::channel(COMMIT_EVENT_BUFFER);
+        let (tx_shutdown, _) = watch::channel(false);
+        let pipeline = BlockPipeline::new(PipelineParts {
+            app: cfg.app,
+            chain_id: genesis.chain_id.clone(),
+            key: key.clone(),
+            db: db.clone(),
+            mempool: mempool.clone(),
+            limits: BlockLimits {
+                max_txs: cfg.consensus.max_block_txs,
+                max_bytes: cfg.consensus.max_block_bytes,
+            },
+            last_commit,
+            metrics: telemetry.consensus.clone(),
+            tuning: cfg.tuning,
+            sig_cache,
+            stages: telemetry.stages.clone(),
+        });
+        let engine = if solo {
+            Engine::Solo(SoloProducer::new(
+                SoloConfig {
+                    max_block_txs: cfg.consensus.max_block_txs,
+                    block_interval: cfg.consensus.block_interval(),
+                    create_empty_blocks: cfg.consensus.create_empty_blocks,
+                },
+                pipeline,
+                commits.clone(),
+            ))
+        } else {
+            let (reactor, net, rx_net) =
+                start_bft(&home, &cfg, &genesis, key.clone(), pipeline, commits.clone()).await?;
+            let rx_engine = gossip::route(
+                rx_net,
+                mempool.clone(),
+                telemetry.stages.clone(),
+                cfg.tuning.crypto_pool,
+            );
+            Engine::Bft {
+                reactor,
+                net,
+                rx_engine,
+            }
+        };
+        Ok(Node {
+            validator: key.verifying_key().to_bytes().to_vec(),
+            chain_id: genesis.chain_id,
+            home,
+            cfg,
+            db,
+            mempool,
+            commits,
+            telemetry,
+            engine,
+            tx_shutdown,
+        })
     }
 
+    /// Serves the gRPC API and /metrics and runs consensus until a signal or a component
+    /// failing; then stops them in order (the block in flight is finished first).
+    pub async fn run(self) -> Result<()> {
+        let Node {
+            home,
+            cfg,
+            chain_id,
+            validator,
+            db,
+            mempool,
+            commits,
+            telemetry,
+            engine,
+            tx_shutdown,
+        } = self;
+        let rx_shutdown = tx_shutdown.subscribe();
+        let monitor = &telemetry.tasks.consensus;
+        let (mut engine_task, net) = match engine {
+            Engine::Solo(producer) => (
+                tokio::spawn(monitor.instrument(producer.run(rx_shutdown.clone()))),
+                None,
+            ),
+            Engine::Bft {
+                reactor,
+                net,
+                rx_engine,
+            } => (
+                tokio::spawn(monitor.instrument(reactor.run(rx_engine, rx_shutdown.clone()))),
+                Some(net),
+            ),
+        };
+        let api = NodeApi {
+            mempool,
+            db,
+            commits,
+            chain_id,
+            validator,
+            gossip: net.clone().map(|net| {
+                TxGossip::new(
+                    net,
+                    cfg.tuning.gossip_batch,
+                    cfg.p2p.max_frame_bytes,
+                    &telemetry.tasks.gossip,
+                )
+            }),
+            crypto_pool: cfg.tuning.crypto_pool,
+            telemetry: telemetry.clone(),
+        };
+        let mut registry = Registry::default();
+        telemetry.consensus.register(&mut registry);
+        api.mempool.metrics().register(&mut registry);
+        if let Some(net) = &net {
+            net.metrics().register(&mut registry);
+        }
+        let metrics_task = crate::http::serve_metrics(
+            &home,
+            &cfg.api.metrics_addr,
+            registry,
+            api.db.clone(),
+            &telemetry,
+            rx_shutdown.clone(),
+        )
+        .await?;
+        let mut server_task = serve_grpc(&home, &cfg, api, rx_shutdown).await?;
+
+        // Whichever ends first: a signal, or a component failing.
+        let outcome: Result<()> = tokio::select! {
+            sig = shutdown_signal() => { info!(signal = sig, "shutting down"); Ok(()) }
+            r = &mut engine_task => match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(anyhow::Error::new(e).context("block producer failed")),
+                Err(e) => Err(anyhow::anyhow!("block producer task died: {e}")),
+            },
+            r = &mut server_task => match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(anyhow::Error::new(e).context("gRPC server failed")),
+                Err(e) => Err(anyhow::anyhow!("gRPC server task died: {e}")),
+            },
+        };
+        let _ = tx_shutdown.send(true);
+        // The producer finishes the block in flight (one atomic write) before it returns.
+        if !engine_task.is_finished() {
+            match engine_task.await {
+                Ok(Err(e)) => warn!(error = %e, "block producer failed during shutdown"),
+                Err(e) => warn!(error = %e, "block producer task died during shutdown"),
+                Ok(Ok(())) => {}
+            }
+        }
+        if !server_task.is_finished() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server_task).await;
+        }
+        if let Some(net) = &net {
+            net.shutdown();
+        }
+        metrics_task.abort();
+        let _ = std::fs::remove_file(home.metrics_addr_file());
+        let _ = std::fs::remove_file(home.grpc_addr_file());
+        info!("stopped");
+        outcome
+    }
+}
+
+type ServerTask = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
+
+/// Binds the gRPC address (written to `<home>/grpc.addr`) and serves `api` until shutdown.
+async fn serve_grpc(
+    home: &Home,
+    cfg: &Config,
+    api: NodeApi,
+    mut rx_stop: watch::Receiver<bool>,
+) -> Result<ServerTask> {
+    let listener = TcpListener::bind(&cfg.api.grpc_addr)
+        .await
+        .with_context(|| format!("cannot bind gRPC address {}", cfg.api.grpc_addr))?;
+    let addr = listener.local_addr()?;
+    write_atomic(&home.grpc_addr_file(), &addr.to_string())?;
+    info!(%addr, "gRPC API listening");
+    let server = tonic::transport::Server::builder()
+        .add_service(NodeServer::new(api))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = rx_stop.wait_for(|s| *s).await;
+        });
+    Ok(tokio::spawn(server))
+}
+
+/// Opens the state DB and initialises it from the genesis on first start; returns it with
+/// the last block's commit (the next block carries it).
+fn open_state(
+    home: &Home,
+    cfg: &Config,
+    genesis: &Genesis,
+) -> Result<(StateDb, Option<tpslab_types::pb::Commit>)> {
     let db = StateDb::open(
         &home.data(),
         &StateDbOptions {
@@ -74,16 +306,14 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         },
     )
     .with_context(|| format!("cannot open state db {}", home.data().display()))?;
-    let accounts = genesis.account_map();
     let last = db
         .init_genesis(
             cfg.app,
             &genesis.chain_id,
             genesis.genesis_time_unix_nanos,
-            &accounts,
+            &genesis.account_map(),
         )
         .context("cannot initialise state from genesis")?;
-    drop(accounts);
     info!(
         chain_id = %genesis.chain_id,
         height = last.height,
@@ -94,168 +324,23 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
         0 => None,
         h => db.block(h)?.and_then(|r| r.commit),
     };
+    Ok((db, last_commit))
+}
 
-    let sig_cache = Arc::new(SigCache::new(cfg.mempool.cache_size));
-    info!(tuning = ?cfg.tuning.enabled(), "tuning toggles on");
-    let mempool = Arc::new(
-        Mempool::new(
-            MempoolConfig {
-                app: cfg.app,
-                chain_id: genesis.chain_id.clone(),
-                max_txs: cfg.mempool.max_txs,
-                max_bytes: cfg.mempool.max_bytes,
-                max_tx_bytes: cfg.mempool.max_tx_bytes,
-                cache_size: cfg.mempool.cache_size,
-                sig_batch: cfg.tuning.sig_batch,
-                recheck_incremental: cfg.tuning.recheck_incremental,
-                buffer_pool: cfg.tuning.buffer_pool,
-            },
-            db.clone(),
-        )
-        .with_sig_cache(sig_cache.clone()),
-    );
-    let (tx_commits, _) = broadcast::channel(COMMIT_EVENT_BUFFER);
-    let (tx_shutdown, rx_shutdown) = watch::channel(false);
-
-    let consensus_metrics = ConsensusMetrics::default();
-    let tasks = crate::tasks::TaskMonitors::default();
-    let pipeline = BlockPipeline {
+/// The mempool's settings: the `[mempool]` section, with the chain and the toggles that
+/// apply to admission.
+fn mempool_config(cfg: &Config, chain_id: &str) -> MempoolConfig {
+    MempoolConfig {
         app: cfg.app,
-        chain_id: genesis.chain_id.clone(),
-        key: key.clone(),
-        db: db.clone(),
-        mempool: mempool.clone(),
-        limits: BlockLimits {
-            max_txs: cfg.consensus.max_block_txs,
-            max_bytes: cfg.consensus.max_block_bytes,
-        },
-        last_commit,
-        metrics: consensus_metrics.clone(),
-        tuning: cfg.tuning,
-        sig_cache,
-    };
-    let (mut producer_task, gossip) = if solo {
-        let producer = SoloProducer::new(
-            SoloConfig {
-                max_block_txs: cfg.consensus.max_block_txs,
-                block_interval: cfg.consensus.block_interval(),
-                create_empty_blocks: cfg.consensus.create_empty_blocks,
-            },
-            pipeline,
-            tx_commits.clone(),
-        );
-        (
-            tokio::spawn(
-                tasks
-                    .consensus
-                    .instrument(producer.run(rx_shutdown.clone())),
-            ),
-            None,
-        )
-    } else {
-        let (reactor, net, rx_net) = start_bft(
-            &home,
-            &cfg,
-            &genesis,
-            key.clone(),
-            pipeline,
-            tx_commits.clone(),
-        )
-        .await?;
-        (
-            tokio::spawn(
-                tasks
-                    .consensus
-                    .instrument(reactor.run(rx_net, rx_shutdown.clone())),
-            ),
-            Some(net),
-        )
-    };
-
-    let api = NodeApi {
-        mempool,
-        db,
-        commits: tx_commits,
-        chain_id: genesis.chain_id.clone(),
-        validator: key.verifying_key().to_bytes().to_vec(),
-        gossip: gossip.clone().map(|net| {
-            TxGossip::new(
-                net,
-                cfg.tuning.gossip_batch,
-                cfg.p2p.max_frame_bytes,
-                &tasks.gossip,
-            )
-        }),
-        crypto_pool: cfg.tuning.crypto_pool,
-        tasks: tasks.clone(),
-        consensus: consensus_metrics.clone(),
-    };
-    let listener = TcpListener::bind(&cfg.api.grpc_addr)
-        .await
-        .with_context(|| format!("cannot bind gRPC address {}", cfg.api.grpc_addr))?;
-    let addr = listener.local_addr()?;
-    write_atomic(&home.grpc_addr_file(), &addr.to_string())?;
-    info!(%addr, "gRPC API listening");
-
-    let mut registry = Registry::default();
-    consensus_metrics.register(&mut registry);
-    api.mempool.metrics().register(&mut registry);
-    if let Some(net) = &gossip {
-        net.metrics().register(&mut registry);
+        chain_id: chain_id.to_string(),
+        max_txs: cfg.mempool.max_txs,
+        max_bytes: cfg.mempool.max_bytes,
+        max_tx_bytes: cfg.mempool.max_tx_bytes,
+        cache_size: cfg.mempool.cache_size,
+        sig_batch: cfg.tuning.sig_batch,
+        recheck_incremental: cfg.tuning.recheck_incremental,
+        buffer_pool: cfg.tuning.buffer_pool,
     }
-    let metrics_task = crate::http::serve_metrics(
-        &home,
-        &cfg.api.metrics_addr,
-        registry,
-        api.db.clone(),
-        api.mempool.stages().clone(),
-        tasks,
-        rx_shutdown.clone(),
-    )
-    .await?;
-
-    let mut rx_server_stop = rx_shutdown.clone();
-    let server = tonic::transport::Server::builder()
-        .add_service(NodeServer::new(api))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            let _ = rx_server_stop.wait_for(|s| *s).await;
-        });
-    let mut server_task = tokio::spawn(server);
-
-    // Whichever ends first: a signal, or a component failing.
-    let outcome: Result<()> = tokio::select! {
-        sig = shutdown_signal() => { info!(signal = sig, "shutting down"); Ok(()) }
-        r = &mut producer_task => match r {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(anyhow::Error::new(e).context("block producer failed")),
-            Err(e) => Err(anyhow::anyhow!("block producer task died: {e}")),
-        },
-        r = &mut server_task => match r {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(anyhow::Error::new(e).context("gRPC server failed")),
-            Err(e) => Err(anyhow::anyhow!("gRPC server task died: {e}")),
-        },
-    };
-    let _ = tx_shutdown.send(true);
-    // The producer finishes the block in flight (one atomic write) before it returns.
-    if !producer_task.is_finished() {
-        match producer_task.await {
-            Ok(Err(e)) => warn!(error = %e, "block producer failed during shutdown"),
-            Err(e) => warn!(error = %e, "block producer task died during shutdown"),
-            Ok(Ok(())) => {}
-        }
-    }
-    if !server_task.is_finished() {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server_task).await;
-    }
-    if let Some(net) = &gossip {
-        net.shutdown();
-    }
-    metrics_task.abort();
-    let _ = std::fs::remove_file(home.metrics_addr_file());
-    let _ = std::fs::remove_file(home.grpc_addr_file());
-    info!("stopped");
-    outcome
 }
 
 /// Starts the p2p network and the BFT reactor of a multi-validator chain.
@@ -342,5 +427,21 @@ async fn shutdown_signal() -> &'static str {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => "SIGINT",
         _ = term.recv() => "SIGTERM",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `[mempool]` defaults of the file format are the mempool's own defaults.
+    #[test]
+    fn mempool_section_defaults_match_the_mempool() {
+        let c = mempool_config(&Config::default(), "tpslab");
+        let d = MempoolConfig::default();
+        assert_eq!(
+            (c.max_txs, c.max_bytes, c.max_tx_bytes, c.cache_size),
+            (d.max_txs, d.max_bytes, d.max_tx_bytes, d.cache_size)
+        );
     }
 }

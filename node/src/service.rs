@@ -1,6 +1,7 @@
 //! The gRPC API (`proto/api.proto`), served by tonic.
 
 use crate::gossip::TxGossip;
+use crate::telemetry::Telemetry;
 use futures::FutureExt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,7 +15,6 @@ use tpslab_api::proto::{
     Account as PbAccount, BroadcastTxRequest, BroadcastTxResponse, CommitEvent as PbCommitEvent,
     GetAccountRequest, GetBlockRequest, StatusRequest, StatusResponse, SubscribeCommitsRequest,
 };
-use tpslab_consensus::metrics::ConsensusMetrics;
 use tpslab_consensus::CommitEvent;
 use tpslab_mempool::{CheckTxError, Mempool, RejectReason};
 use tpslab_statedb::StateDb;
@@ -37,14 +37,13 @@ pub struct NodeApi {
     pub chain_id: String,
     /// This validator's public key.
     pub validator: Vec<u8>,
-    /// Consensus metrics (the current round is read from them).
-    pub consensus: ConsensusMetrics,
     /// Where accepted txs are gossiped (multi-validator chains).
     pub gossip: Option<TxGossip>,
     /// crypto-pool toggle: run CheckTx of streamed txs on the blocking pool, in chunks.
     pub crypto_pool: bool,
-    /// Monitors of the tasks the API spawns (stream handlers, subscriptions).
-    pub tasks: crate::tasks::TaskMonitors,
+    /// Where the API times the check_tx and notify stages, reads the current round, and
+    /// monitors the tasks it spawns (stream handlers, subscriptions).
+    pub telemetry: Telemetry,
 }
 
 /// Most streamed txs checked in one blocking-pool task (crypto-pool toggle).
@@ -71,7 +70,7 @@ impl NodeApi {
     fn check(&self, req: &BroadcastTxRequest, received: Instant) -> BroadcastTxResponse {
         let r = self.mempool.check_tx(&req.tx);
         if r.is_ok() {
-            let stages = self.mempool.stages();
+            let stages = &self.telemetry.stages;
             stages.record(Stage::CheckTx, received.elapsed());
         }
         self.respond(req, r)
@@ -92,7 +91,7 @@ impl NodeApi {
             .zip(&results)
             .filter(|(_, r)| r.is_ok())
             .map(|(at, _)| at.elapsed());
-        self.mempool.stages().record_all(Stage::CheckTx, waits);
+        self.telemetry.stages.record_all(Stage::CheckTx, waits);
         reqs.iter()
             .zip(results)
             .map(|(req, r)| self.respond(req, r))
@@ -166,7 +165,7 @@ impl Node for NodeApi {
         let mut input = req.into_inner();
         let (tx_out, rx_out) = mpsc::channel(1024);
         let api = self.clone();
-        let monitor = self.tasks.api_stream.clone();
+        let monitor = self.telemetry.tasks.api_stream.clone();
         if self.crypto_pool {
             tokio::spawn(monitor.instrument(async move {
                 while let Some(item) = input.next().await {
@@ -232,8 +231,8 @@ impl Node for NodeApi {
     ) -> Result<Response<Self::SubscribeCommitsStream>, Status> {
         let mut rx = self.commits.subscribe();
         let (tx_out, rx_out) = mpsc::channel(64);
-        let stages = self.mempool.stages().clone();
-        tokio::spawn(self.tasks.subscribe.instrument(async move {
+        let stages = self.telemetry.stages.clone();
+        tokio::spawn(self.telemetry.tasks.subscribe.instrument(async move {
             loop {
                 let mut delivered = None;
                 // A client that went away ends the task now, not at the next commit.
@@ -324,7 +323,7 @@ impl Node for NodeApi {
                 .gossip
                 .as_ref()
                 .map_or(0, |g| g.network().peers().len() as u64),
-            round: u32::try_from(self.consensus.round.get()).unwrap_or(0),
+            round: u32::try_from(self.telemetry.consensus.round.get()).unwrap_or(0),
             app: self.mempool.config().app.to_string(),
         }))
     }

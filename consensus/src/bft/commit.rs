@@ -3,6 +3,7 @@
 
 use super::validators::ValidatorSet;
 use super::votes::SignedVote;
+use crate::invalid::CommitFault;
 use std::collections::HashSet;
 use tpslab_types::pb;
 use tpslab_types::vote::{commit_sig_data, verify_vote_signature};
@@ -40,35 +41,39 @@ pub fn verify_commit(
     height: u64,
     expected_hash: &Hash,
     commit: &pb::Commit,
-) -> Result<(), String> {
+) -> Result<(), CommitFault> {
     if commit.height != height {
-        return Err(format!(
-            "commit for height {}, expected {height}",
-            commit.height
-        ));
+        return Err(CommitFault::WrongHeight {
+            got: commit.height,
+            expected: height,
+        });
     }
     if commit.block_hash != expected_hash.0 {
-        return Err("commit is for another block".into());
+        return Err(CommitFault::OtherBlock);
     }
     let mut seen = HashSet::new();
     let mut power = 0u64;
     for sig in &commit.signatures {
         let idx = vals
             .index_of(&sig.validator)
-            .ok_or("commit signed by an unknown validator")?;
+            .ok_or(CommitFault::UnknownSigner)?;
         if !seen.insert(idx) {
-            return Err("validator signed the commit twice".into());
+            return Err(CommitFault::SignedTwice(idx));
         }
-        let data = commit_sig_data(chain_id, commit, sig).map_err(|e| e.to_string())?;
+        let bad = |reason: String| CommitFault::Signature {
+            validator: idx,
+            reason,
+        };
+        let data = commit_sig_data(chain_id, commit, sig).map_err(|e| bad(e.to_string()))?;
         verify_vote_signature(&data, &sig.validator, &sig.signature)
-            .map_err(|e| format!("commit signature of validator {idx}: {e}"))?;
+            .map_err(|e| bad(e.to_string()))?;
         power += vals.power(idx);
     }
     if !vals.is_quorum(power) {
-        return Err(format!(
-            "commit has {power} of {} voting power, needs more than 2/3",
-            vals.total_power()
-        ));
+        return Err(CommitFault::NoQuorum {
+            power,
+            total: vals.total_power(),
+        });
     }
     Ok(())
 }

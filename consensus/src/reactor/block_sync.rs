@@ -30,7 +30,7 @@ impl Reactor {
                 }
             }
             Some(SyncMsg::Request(req)) => {
-                let db = self.pipeline.db.clone();
+                let db = self.pipeline.db().clone();
                 let own = crate::sync::records_budget(self.cfg.max_frame_bytes);
                 let resp = tokio::task::block_in_place(|| crate::sync::serve(&db, &req, own));
                 if let Err(e) =
@@ -46,11 +46,16 @@ impl Reactor {
                 let pipeline = &mut self.pipeline;
                 let (events, err) = tokio::task::block_in_place(|| {
                     crate::sync::apply(pipeline, &vals, resp.blocks)
-                });
-                if let Some(e) = err {
-                    self.net
-                        .disconnect(peer, format!("bad block sync response: {e}"))
-                        .await;
+                })?;
+                if let Some((height, reason)) = err {
+                    let refused = InvalidMessage {
+                        kind: MessageKind::SyncRecord,
+                        peer,
+                        height,
+                        round: None,
+                        reason,
+                    };
+                    self.refuse(refused).await;
                 }
                 if let Some(last) = events.last() {
                     info!(

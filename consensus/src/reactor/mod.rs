@@ -10,6 +10,7 @@ use crate::bft::{
 };
 use crate::error::{ConsensusError, ConsensusResult};
 use crate::event::CommitEvent;
+use crate::invalid::{BlockFault, Invalid, InvalidMessage, MessageKind};
 use crate::pipeline::{now_unix_nanos, BlockPipeline};
 use crate::signer::{PrivValidator, SignError};
 use bytes::Bytes;
@@ -20,7 +21,6 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 use tpslab_p2p::{Channel, Event, Network, PeerId};
 use tpslab_types::pb::{self, consensus_message::Msg, sync_message::Msg as SyncMsg, VoteType};
-use tpslab_types::stages::{since_unix_nanos, Stage};
 use tpslab_types::vote::{
     verify_proposal_signature, verify_vote_signature, ProposalData, VoteData,
 };
@@ -62,7 +62,6 @@ pub struct Reactor {
     future: Vec<(PeerId, pb::ConsensusMessage)>,
     tx_timeouts: mpsc::Sender<(u64, TimeoutKind, u32)>,
     rx_timeouts: mpsc::Receiver<(u64, TimeoutKind, u32)>,
-    tx_ingest: mpsc::Sender<Bytes>,
     /// The step we are in and since when (for step duration metrics).
     step_since: (crate::bft::Step, std::time::Instant),
     /// When we last asked a peer for blocks (one request in flight at a time).
@@ -84,35 +83,22 @@ fn refused(e: SignError) -> Result<(), SignError> {
     }
 }
 
-/// Hands gossiped tx frames straight to the CheckTx task and passes everything else on. The
-/// reactor's loop is busy while a block executes and commits; tx gossip must not queue behind
-/// that (the stage table showed it waiting for whole block commits).
-fn split_tx_gossip(
-    mut rx_net: mpsc::Receiver<Event>,
-    tx_ingest: mpsc::Sender<Bytes>,
-) -> mpsc::Receiver<Event> {
-    let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(async move {
-        while let Some(ev) = rx_net.recv().await {
-            match ev {
-                Event::Message {
-                    channel: Channel::Mempool,
-                    payload,
-                    ..
-                } => {
-                    // A full CheckTx queue drops the batch: gossip is best-effort, and the
-                    // proposer's block carries the txs anyway.
-                    let _ = tx_ingest.try_send(payload);
-                }
-                other => {
-                    if tx.send(other).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    rx
+fn malformed_frame(
+    peer: PeerId,
+    height: u64,
+    field: &'static str,
+    e: prost::DecodeError,
+) -> InvalidMessage {
+    InvalidMessage {
+        kind: MessageKind::Frame,
+        peer,
+        height,
+        round: None,
+        reason: Invalid::Malformed {
+            field,
+            reason: e.to_string(),
+        },
+    }
 }
 
 fn sync_frame(msg: SyncMsg) -> Bytes {
@@ -129,43 +115,9 @@ impl Reactor {
         net: Network,
         tx_commits: broadcast::Sender<Arc<CommitEvent>>,
     ) -> ConsensusResult<Reactor> {
-        let height = pipeline
-            .db
-            .last_committed()
-            .map_err(|source| ConsensusError::State { height: 0, source })?
-            .height
-            + 1;
+        let height = pipeline.last_committed()?.height + 1;
         let me = vals.index_of(&signer.pubkey());
         let (tx_timeouts, rx_timeouts) = mpsc::channel(1024);
-        // Txs gossiped by peers are checked off the consensus task (signature checks are slow).
-        let (tx_ingest, mut rx_ingest) = mpsc::channel::<Bytes>(4096);
-        let mempool = pipeline.mempool.clone();
-        let crypto_pool = pipeline.tuning.crypto_pool;
-        tokio::spawn(async move {
-            while let Some(payload) = rx_ingest.recv().await {
-                let Ok(batch) = pb::TxBatch::decode(payload) else {
-                    continue;
-                };
-                // Duplicates and txs this node already has are expected; not errors.
-                let check = |mp: &tpslab_mempool::Mempool<_>, batch: pb::TxBatch| {
-                    let raws: Vec<&[u8]> = batch.txs.iter().map(|t| t.as_slice()).collect();
-                    let results = mp.check_txs(&raws);
-                    // Gossip stage: the sender's CheckTx-done time to admission here.
-                    let waits = results
-                        .iter()
-                        .zip(batch.checked_unix_nanos.iter())
-                        .filter(|(r, _)| r.is_ok())
-                        .filter_map(|(_, &t)| since_unix_nanos(t));
-                    mp.stages().record_all(Stage::Gossip, waits);
-                };
-                if crypto_pool {
-                    let mp = mempool.clone();
-                    let _ = tokio::task::spawn_blocking(move || check(&mp, batch)).await;
-                } else {
-                    check(&mempool, batch);
-                }
-            }
-        });
         Ok(Reactor {
             driver: Driver::new(height, vals.clone(), me, cfg.timeouts),
             cfg,
@@ -181,7 +133,6 @@ impl Reactor {
             future: Vec::new(),
             tx_timeouts,
             rx_timeouts,
-            tx_ingest,
             sync_asked: None,
             start_at: None,
             step_since: (crate::bft::Step::Unstarted, std::time::Instant::now()),
@@ -189,13 +140,14 @@ impl Reactor {
     }
 
     /// Runs until `shutdown` turns true. A block being committed is finished first.
+    /// `rx_net` carries the consensus and block-sync traffic (the node routes tx gossip to
+    /// its CheckTx).
     pub async fn run(
         mut self,
-        rx_net: mpsc::Receiver<Event>,
+        mut rx_net: mpsc::Receiver<Event>,
         mut shutdown: watch::Receiver<bool>,
     ) -> ConsensusResult<()> {
         info!(height = self.height, validator = ?self.me, "consensus started");
-        let mut rx_net = split_tx_gossip(rx_net, self.tx_ingest.clone());
         let out = self.driver.process(DriverInput::Start);
         self.perform(out).await?;
         self.replay_own_votes().await?;
@@ -231,15 +183,15 @@ impl Reactor {
                     Some(Event::Message { peer, channel: Channel::Consensus, payload }) => {
                         match pb::ConsensusMessage::decode(payload) {
                             Ok(m) => self.on_message(peer, m).await?,
-                            Err(e) => self.net.disconnect(peer, format!("malformed consensus message: {e}")).await,
+                            Err(e) => self.refuse(malformed_frame(peer, self.height, "consensus message", e)).await,
                         }
                     }
-                    // Split off to the CheckTx task before this loop (`split_tx_gossip`).
+                    // Tx gossip is the node's to route to CheckTx, not the engine's.
                     Some(Event::Message { channel: Channel::Mempool, .. }) => {}
                     Some(Event::Message { peer, channel: Channel::Sync, payload }) => {
                         match pb::SyncMessage::decode(payload) {
                             Ok(m) => self.on_sync(peer, m).await?,
-                            Err(e) => self.net.disconnect(peer, format!("malformed sync message: {e}")).await,
+                            Err(e) => self.refuse(malformed_frame(peer, self.height, "sync message", e)).await,
                         }
                     }
                     Some(Event::PeerUp(p)) => debug!(peer = %p, "peer up"),
@@ -271,25 +223,32 @@ impl Reactor {
         if height != self.height {
             return Ok(());
         }
-        let input = match m.msg {
-            Some(Msg::Proposal(p)) => match self.check_proposal(p) {
-                Ok(i) => i,
-                Err(reason) => {
-                    self.net.disconnect(peer, reason).await;
-                    return Ok(());
-                }
-            },
-            Some(Msg::Vote(v)) => match self.check_vote(&v) {
-                Ok(i) => i,
-                Err(reason) => {
-                    self.net.disconnect(peer, reason).await;
-                    return Ok(());
-                }
-            },
+        let (kind, round, checked) = match m.msg {
+            Some(Msg::Proposal(p)) => (MessageKind::Proposal, p.round, self.check_proposal(p)),
+            Some(Msg::Vote(v)) => (MessageKind::Vote, v.round, self.check_vote(&v)),
             None => return Ok(()),
+        };
+        let input = match checked {
+            Ok(i) => i,
+            Err(reason) => {
+                let refused = InvalidMessage {
+                    kind,
+                    peer,
+                    height,
+                    round: Some(round),
+                    reason,
+                };
+                self.refuse(refused).await;
+                return Ok(());
+            }
         };
         let out = self.driver.process(input);
         self.perform(out).await
+    }
+
+    /// Drops the peer that sent an invalid message (it is misbehaving, or on another chain).
+    async fn refuse(&self, m: InvalidMessage) {
+        self.net.disconnect(m.peer, m.to_string()).await;
     }
 
     /// Re-broadcasts every proposal and vote seen at the current height, so validators that

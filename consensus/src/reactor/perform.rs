@@ -9,7 +9,7 @@ impl Reactor {
         use crate::bft::Step;
         let now_step = self.driver.state().step;
         self.pipeline
-            .metrics
+            .metrics()
             .round
             .set(i64::from(self.driver.state().round));
         let (step, since) = self.step_since;
@@ -22,7 +22,7 @@ impl Reactor {
             };
             if let Some(n) = name {
                 self.pipeline
-                    .metrics
+                    .metrics()
                     .on_step(n, since.elapsed().as_secs_f64());
             }
             self.step_since = (now_step, std::time::Instant::now());
@@ -148,7 +148,7 @@ impl Reactor {
                         value,
                         precommits,
                     } => {
-                        self.pipeline.metrics.rounds.set(round as i64);
+                        self.pipeline.metrics().rounds.set(round as i64);
                         self.decide(height, round, value, &precommits).await?;
                         return Ok(());
                     }

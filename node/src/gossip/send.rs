@@ -1,5 +1,6 @@
-//! Tx gossip from the API to the peers: one message per tx (the gossip-batch toggle's naive
-//! path, as CometBFT's mempool reactor does) or batches gathered for a few milliseconds.
+//! Sending: txs accepted by the API go to every peer, one message per tx (the gossip-batch
+//! toggle's naive path, as CometBFT's mempool reactor does) or in batches gathered for a few
+//! milliseconds.
 
 use bytes::Bytes;
 use prost::Message;

@@ -1,4 +1,7 @@
 //! The `tpslab` command line.
+// unsafe only in alloc.rs: the counting global allocator (GlobalAlloc is an unsafe trait).
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};

@@ -13,7 +13,7 @@ pub enum ConsensusError {
         height: u64,
         /// The failure.
         #[source]
-        source: tpslab_statedb::StateError,
+        source: tpslab_types::ports::LedgerError,
     },
     /// A blocking task panicked or was cancelled.
     #[error("block task at height {height} did not complete: {reason}")]

@@ -6,12 +6,10 @@ use crate::event::CommitEvent;
 use crate::invalid::{BlockFault, Invalid};
 use crate::metrics::ConsensusMetrics;
 use std::sync::Arc;
-use tpslab_mempool::Mempool;
-use tpslab_statedb::ExecOptions;
-use tpslab_statedb::{execute_block, Committed, StateDb};
 use tpslab_types::block::{block_hash, commit_hash, tx_root};
 use tpslab_types::keys::SigningKey;
 use tpslab_types::pb::{self, VoteType};
+use tpslab_types::ports::{Committed, ExecParams, Ledger, TxPool};
 use tpslab_types::sigcache::SigCache;
 use tpslab_types::stages::{Stage, StageLatencies};
 use tpslab_types::tx::tx_hash;
@@ -35,10 +33,10 @@ pub struct PipelineParts {
     pub chain_id: String,
     /// The proposer's key; it also signs the commit.
     pub key: SigningKey,
-    /// The state.
-    pub db: StateDb,
+    /// The committed chain and its state.
+    pub ledger: Arc<dyn Ledger>,
     /// Where txs come from.
-    pub mempool: Arc<Mempool<StateDb>>,
+    pub pool: Arc<dyn TxPool>,
     /// Limits per block.
     pub limits: BlockLimits,
     /// Commit of the last block, carried by the next block as `last_commit`.
@@ -62,7 +60,7 @@ pub struct BlockPipeline {
 pub use tpslab_types::stages::now_unix_nanos;
 
 impl BlockPipeline {
-    /// A pipeline continuing from the last block committed to `parts.db`.
+    /// A pipeline continuing from the last block committed to `parts.ledger`.
     pub fn new(parts: PipelineParts) -> BlockPipeline {
         BlockPipeline { parts }
     }
@@ -72,14 +70,14 @@ impl BlockPipeline {
         &self.parts.chain_id
     }
 
-    /// The state database blocks are committed to.
-    pub fn db(&self) -> &StateDb {
-        &self.parts.db
+    /// The committed chain and its state.
+    pub fn ledger(&self) -> &Arc<dyn Ledger> {
+        &self.parts.ledger
     }
 
     /// Where txs come from.
-    pub fn mempool(&self) -> &Arc<Mempool<StateDb>> {
-        &self.parts.mempool
+    pub fn pool(&self) -> &Arc<dyn TxPool> {
+        &self.parts.pool
     }
 
     /// The tuning toggles.
@@ -94,7 +92,8 @@ impl BlockPipeline {
 
     /// The last committed block's height, hashes and time.
     pub fn last_committed(&self) -> ConsensusResult<Committed> {
-        self.parts.db
+        self.parts
+            .ledger
             .last_committed()
             .map_err(|source| ConsensusError::State { height: 0, source })
     }
@@ -112,15 +111,11 @@ impl BlockPipeline {
     /// Reaps txs and builds the next block on top of the last committed one (not executed:
     /// the header carries the previous block's app hash, as in Tendermint).
     pub fn build_block(&self) -> ConsensusResult<(pb::Block, Hash)> {
-        let last = self
-            .parts
-            .db
-            .last_committed()
-            .map_err(|source| ConsensusError::State { height: 0, source })?;
+        let last = self.last_committed()?;
         let height = last.height + 1;
         let txs: Vec<Vec<u8>> = self
             .parts
-            .mempool
+            .pool
             .reap(self.parts.limits.max_txs, self.parts.limits.max_bytes)
             .iter()
             .map(|t| t.to_vec())
@@ -152,8 +147,6 @@ impl BlockPipeline {
     /// `last_commit` are the caller's to check (it knows the validator set).
     pub fn check_block(&self, block: &pb::Block) -> Result<Hash, Invalid> {
         let last = self
-            .parts
-            .db
             .last_committed()
             .map_err(|e| Invalid::Unverifiable(e.to_string()))?;
         let h = block.header.as_ref().ok_or(BlockFault::NoHeader)?;
@@ -211,52 +204,33 @@ impl BlockPipeline {
         hash: Hash,
         commit: pb::Commit,
     ) -> ConsensusResult<CommitEvent> {
-        let last = self
-            .parts
-            .db
-            .last_committed()
-            .map_err(|source| ConsensusError::State { height: 0, source })?;
+        let last = self.last_committed()?;
         let height = last.height + 1;
         let started = std::time::Instant::now();
-        let state_err = |source| ConsensusError::State { height, source };
-        let opts = ExecOptions {
+        let t = &self.parts.tuning;
+        let params = ExecParams {
+            chain_id: self.parts.chain_id.clone(),
             app: self.parts.app,
-            write_batch: self.parts.tuning.write_batch,
-            sig_batch: self.parts.tuning.sig_batch,
-            sig_cache: self.parts.tuning.sig_cache.then_some(&*self.parts.sig_cache),
-            buffer_pool: self.parts.tuning.buffer_pool,
+            write_batch: t.write_batch,
+            sig_batch: t.sig_batch,
+            sig_cache: t.sig_cache.then(|| self.parts.sig_cache.clone()),
+            buffer_pool: t.buffer_pool,
+            // Only the incremental recheck needs the set of written accounts.
+            want_touched: t.recheck_incremental,
         };
-        let out = execute_block(
-            &self.parts.db,
-            &opts,
-            &self.parts.chain_id,
-            height,
-            &last.app_hash,
-            &block.txs,
-        )
-        .map_err(state_err)?;
-        // Only the incremental recheck needs the set of written accounts.
-        let touched: Option<std::collections::HashSet<_>> = self
-            .parts
-            .tuning
-            .recheck_incremental
-            .then(|| out.write_set.accounts.keys().copied().collect());
         let block_time = block.header.as_ref().map_or(0, |h| h.time_unix_nanos);
         let tx_hashes: Vec<_> = block.txs.iter().map(|t| tx_hash(t)).collect();
-        let record = pb::BlockRecord {
-            block: Some(block),
-            block_hash: hash.to_vec(),
-            commit: Some(commit.clone()),
-            result_app_hash: out.app_hash.to_vec(),
-            tx_codes: out.tx_codes,
-        };
-        self.parts.db
-            .commit_block(&record, block_time, &out.write_set)
-            .map_err(state_err)?;
+        let applied = self
+            .parts
+            .ledger
+            .apply_block(block, hash, commit.clone(), &params)
+            .map_err(|source| ConsensusError::State { height, source })?;
         self.parts.last_commit = Some(commit);
         self.parts.metrics
             .on_commit(height, tx_hashes.len(), started.elapsed().as_secs_f64());
-        self.parts.mempool.update(&tx_hashes, touched.as_ref());
+        self.parts
+            .pool
+            .committed(&tx_hashes, applied.touched.as_ref());
         if let Some(d) = tpslab_types::stages::since_unix_nanos(block_time) {
             let stages = &self.parts.stages;
             stages.record_n(Stage::Consensus, d, tx_hashes.len() as u64);
@@ -264,7 +238,7 @@ impl BlockPipeline {
         Ok(CommitEvent {
             height,
             block_hash: hash,
-            app_hash: out.app_hash,
+            app_hash: applied.app_hash,
             tx_hashes,
             block_time_unix_nanos: block_time,
             commit_time_unix_nanos: now_unix_nanos(),

@@ -60,8 +60,8 @@ impl SoloProducer {
                 last_block_at = Instant::now();
                 continue;
             }
-            let mempool = self.pipeline.as_ref().map(|p| p.mempool().clone());
-            let Some(mempool) = mempool else {
+            let pool = self.pipeline.as_ref().map(|p| p.pool().clone());
+            let Some(pool) = pool else {
                 return Ok(());
             };
             // Once the interval has passed, any tx is enough; before, only a full block is.
@@ -71,7 +71,7 @@ impl SoloProducer {
                 self.cfg.max_block_txs
             };
             tokio::select! {
-                _ = mempool.wait_for_txs(want) => {}
+                _ = pool.wait_for_txs(want) => {}
                 _ = tokio::time::sleep_until(last_block_at + interval), if !due => {}
                 _ = shutdown.changed() => {}
             }
@@ -79,7 +79,7 @@ impl SoloProducer {
     }
 
     fn mempool_size(&self) -> usize {
-        self.pipeline.as_ref().map_or(0, |p| p.mempool().size())
+        self.pipeline.as_ref().map_or(0, |p| p.pool().size())
     }
 
     async fn produce_one(&mut self) -> ConsensusResult<()> {

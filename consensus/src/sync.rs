@@ -10,7 +10,7 @@ use crate::event::CommitEvent;
 use crate::frame_budget::{record_overhead, SYNC_RESPONSE_OVERHEAD};
 use crate::pipeline::BlockPipeline;
 use std::time::Duration;
-use tpslab_statedb::StateDb;
+use tpslab_types::ports::Ledger;
 use tpslab_types::pb;
 use tpslab_types::Hash;
 
@@ -28,7 +28,7 @@ pub fn records_budget(max_frame_bytes: usize) -> usize {
 /// many records as fit both our frame budget `own_budget` (see [`records_budget`]) and the
 /// requester's (`req.max_bytes`). A record that fits neither alone is not sent (a frame over
 /// the limit would only break the link); the node start check makes the largest block fit.
-pub fn serve(db: &StateDb, req: &pb::SyncRequest, own_budget: usize) -> pb::SyncResponse {
+pub fn serve(db: &dyn Ledger, req: &pb::SyncRequest, own_budget: usize) -> pb::SyncResponse {
     let budget = match req.max_bytes {
         0 => own_budget,
         theirs => own_budget.min(usize::try_from(theirs).unwrap_or(usize::MAX)),
@@ -60,6 +60,10 @@ pub fn serve(db: &StateDb, req: &pb::SyncRequest, own_budget: usize) -> pb::Sync
     pb::SyncResponse { blocks }
 }
 
+/// What applying a block-sync response did: the commits made, and the first record that did
+/// not verify (its height and why), if any.
+pub type SyncApplied = (Vec<CommitEvent>, Option<(u64, Invalid)>);
+
 /// Verifies and commits the records that extend our chain, in order. Returns the commit
 /// events and, if a record did not verify, its height and why (the rest are not applied).
 /// Failing to commit a verified block is our own failure, and an error.
@@ -67,7 +71,7 @@ pub fn apply(
     pipeline: &mut BlockPipeline,
     vals: &ValidatorSet,
     records: Vec<pb::BlockRecord>,
-) -> ConsensusResult<(Vec<CommitEvent>, Option<(u64, Invalid)>)> {
+) -> ConsensusResult<SyncApplied> {
     let mut events = Vec::new();
     for rec in records {
         let height = rec

@@ -16,11 +16,11 @@ use tpslab_types::{Account, App, Hash, Tuning};
 
 const CHAIN: &str = "c";
 
-fn node(dir: &std::path::Path, max_txs: usize) -> BlockPipeline {
+fn node(dir: &std::path::Path, max_txs: usize) -> TestNode {
     node_tuned(dir, max_txs, Tuning::tuned())
 }
 
-fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> BlockPipeline {
+fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> TestNode {
     let db = StateDb::open(
         dir,
         &StateDbOptions {
@@ -56,12 +56,12 @@ fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> BlockPip
         )
         .with_sig_cache(sig_cache.clone()),
     );
-    BlockPipeline::new(PipelineParts {
+    let pipeline = BlockPipeline::new(PipelineParts {
         app: App::Transfer,
         chain_id: CHAIN.into(),
         key: account_key("validator", 0),
-        db,
-        mempool,
+        ledger: Arc::new(db.clone()),
+        pool: mempool.clone(),
         limits: BlockLimits {
             max_txs,
             max_bytes: 1 << 20,
@@ -71,7 +71,41 @@ fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> BlockPip
         tuning,
         sig_cache,
         stages: Default::default(),
-    })
+    });
+    TestNode {
+        pipeline,
+        db,
+        mempool,
+    }
+}
+
+/// A pipeline with the state db and mempool behind its ports, for the test to inspect.
+struct TestNode {
+    pipeline: BlockPipeline,
+    db: StateDb,
+    mempool: Arc<Mempool<StateDb>>,
+}
+
+impl TestNode {
+    fn db(&self) -> &StateDb {
+        &self.db
+    }
+    fn mempool(&self) -> &Mempool<StateDb> {
+        &self.mempool
+    }
+}
+
+impl std::ops::Deref for TestNode {
+    type Target = BlockPipeline;
+    fn deref(&self) -> &BlockPipeline {
+        &self.pipeline
+    }
+}
+
+impl std::ops::DerefMut for TestNode {
+    fn deref_mut(&mut self) -> &mut BlockPipeline {
+        &mut self.pipeline
+    }
 }
 
 /// Feeds `txs` to a fresh node and produces blocks until its mempool is empty; returns the

@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod metrics;
 mod pool;
+mod port;
 mod seen;
 
 pub use config::MempoolConfig;

@@ -15,7 +15,71 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tpslab_api::home::{write_atomic, Home};
 use tpslab_statedb::StateDb;
+use tpslab_types::stages::StageLatencies;
 use tracing::{info, warn};
+
+/// The values `/metrics` reads fresh at every scrape (counters kept outside the registry).
+struct ScrapeGauges {
+    allocs: Gauge<u64, AtomicU64>,
+    alloc_bytes: Gauge<u64, AtomicU64>,
+    state_lock_wait: Gauge<f64, AtomicU64>,
+    stages: StageGauges,
+    tasks: crate::tasks::TaskGauges,
+    sigs: crate::sig_metrics::SigCounters,
+}
+
+impl ScrapeGauges {
+    fn register(registry: &mut Registry) -> ScrapeGauges {
+        let g = ScrapeGauges {
+            allocs: Gauge::default(),
+            alloc_bytes: Gauge::default(),
+            state_lock_wait: Gauge::default(),
+            stages: StageGauges::default(),
+            tasks: crate::tasks::TaskGauges::default(),
+            sigs: crate::sig_metrics::SigCounters::default(),
+        };
+        registry.register(
+            "process_allocations",
+            "Heap allocations since start (counted by the binary's global allocator)",
+            g.allocs.clone(),
+        );
+        registry.register(
+            "process_allocated_bytes",
+            "Bytes allocated since start (not net of frees)",
+            g.alloc_bytes.clone(),
+        );
+        registry.register(
+            "state_lock_wait_seconds",
+            "Time spent waiting for the state cache lock (read-cache toggle)",
+            g.state_lock_wait.clone(),
+        );
+        let allocator: Family<Vec<(String, String)>, Gauge> = Family::default();
+        allocator
+            .get_or_create(&vec![(
+                "allocator".to_string(),
+                crate::heap::allocator().to_string(),
+            )])
+            .set(1);
+        registry.register(
+            "process_allocator",
+            "The allocator of the Rust heap (fixed at build time)",
+            allocator,
+        );
+        g.stages.register(registry);
+        g.tasks.register(registry);
+        g.sigs.register(registry);
+        g
+    }
+
+    fn refresh(&self, db: &StateDb, stages: &StageLatencies, tasks: &crate::tasks::TaskMonitors) {
+        self.allocs.set(crate::alloc::COUNTERS.allocations());
+        self.alloc_bytes.set(crate::alloc::COUNTERS.bytes());
+        self.state_lock_wait.set(db.lock_wait_seconds());
+        self.stages.update(stages);
+        self.tasks.update(tasks);
+        self.sigs.update();
+    }
+}
 
 /// Serves `GET /metrics` (Prometheus text) on `addr`; the bound address goes to
 /// `<home>/metrics.addr`.
@@ -29,42 +93,7 @@ pub(crate) async fn serve_metrics(
 ) -> Result<tokio::task::JoinHandle<()>> {
     let mut registry = registry;
     let (stages, tasks) = (telemetry.stages.clone(), telemetry.tasks.clone());
-    let allocs: Gauge<u64, AtomicU64> = Gauge::default();
-    let alloc_bytes: Gauge<u64, AtomicU64> = Gauge::default();
-    registry.register(
-        "process_allocations",
-        "Heap allocations since start (counted by the binary's global allocator)",
-        allocs.clone(),
-    );
-    registry.register(
-        "process_allocated_bytes",
-        "Bytes allocated since start (not net of frees)",
-        alloc_bytes.clone(),
-    );
-    let state_lock_wait: Gauge<f64, AtomicU64> = Gauge::default();
-    registry.register(
-        "state_lock_wait_seconds",
-        "Time spent waiting for the state cache lock (read-cache toggle)",
-        state_lock_wait.clone(),
-    );
-    let allocator: Family<Vec<(String, String)>, Gauge> = Family::default();
-    allocator
-        .get_or_create(&vec![(
-            "allocator".to_string(),
-            crate::heap::allocator().to_string(),
-        )])
-        .set(1);
-    registry.register(
-        "process_allocator",
-        "The allocator of the Rust heap (fixed at build time)",
-        allocator,
-    );
-    let stage_gauges = StageGauges::default();
-    stage_gauges.register(&mut registry);
-    let task_gauges = crate::tasks::TaskGauges::default();
-    task_gauges.register(&mut registry);
-    let sig_counters = crate::sig_metrics::SigCounters::default();
-    sig_counters.register(&mut registry);
+    let gauges = ScrapeGauges::register(&mut registry);
     let registry = Arc::new(registry);
     let stages_json = stages.clone();
     let router = axum::Router::new()
@@ -72,12 +101,7 @@ pub(crate) async fn serve_metrics(
             "/metrics",
             axum::routing::get(move || {
                 let registry = registry.clone();
-                allocs.set(crate::alloc::COUNTERS.allocations());
-                alloc_bytes.set(crate::alloc::COUNTERS.bytes());
-                state_lock_wait.set(db.lock_wait_seconds());
-                stage_gauges.update(&stages);
-                task_gauges.update(&tasks);
-                sig_counters.update();
+                gauges.refresh(&db, &stages, &tasks);
                 async move {
                     let mut text = String::new();
                     if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {

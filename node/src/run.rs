@@ -114,8 +114,8 @@ impl Node {
             app: cfg.app,
             chain_id: genesis.chain_id.clone(),
             key: key.clone(),
-            db: db.clone(),
-            mempool: mempool.clone(),
+            ledger: Arc::new(db.clone()),
+            pool: mempool.clone(),
             limits: BlockLimits {
                 max_txs: cfg.consensus.max_block_txs,
                 max_bytes: cfg.consensus.max_block_bytes,
@@ -181,21 +181,8 @@ impl Node {
             tx_shutdown,
         } = self;
         let rx_shutdown = tx_shutdown.subscribe();
-        let monitor = &telemetry.tasks.consensus;
-        let (mut engine_task, net) = match engine {
-            Engine::Solo(producer) => (
-                tokio::spawn(monitor.instrument(producer.run(rx_shutdown.clone()))),
-                None,
-            ),
-            Engine::Bft {
-                reactor,
-                net,
-                rx_engine,
-            } => (
-                tokio::spawn(monitor.instrument(reactor.run(rx_engine, rx_shutdown.clone()))),
-                Some(net),
-            ),
-        };
+        let (mut engine_task, net) =
+            spawn_engine(engine, &telemetry.tasks.consensus, rx_shutdown.clone());
         let api = NodeApi {
             mempool,
             db,
@@ -245,20 +232,7 @@ impl Node {
             },
         };
         let _ = tx_shutdown.send(true);
-        // The producer finishes the block in flight (one atomic write) before it returns.
-        if !engine_task.is_finished() {
-            match engine_task.await {
-                Ok(Err(e)) => warn!(error = %e, "block producer failed during shutdown"),
-                Err(e) => warn!(error = %e, "block producer task died during shutdown"),
-                Ok(Ok(())) => {}
-            }
-        }
-        if !server_task.is_finished() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server_task).await;
-        }
-        if let Some(net) = &net {
-            net.shutdown();
-        }
+        stop_in_order(engine_task, server_task, net.as_ref()).await;
         metrics_task.abort();
         let _ = std::fs::remove_file(home.metrics_addr_file());
         let _ = std::fs::remove_file(home.grpc_addr_file());
@@ -268,6 +242,47 @@ impl Node {
 }
 
 type ServerTask = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
+type EngineTask = tokio::task::JoinHandle<Result<(), tpslab_consensus::ConsensusError>>;
+
+/// Starts the consensus engine's task; returns it with the network (multi-validator).
+fn spawn_engine(
+    engine: Engine,
+    monitor: &tokio_metrics::TaskMonitor,
+    rx_shutdown: watch::Receiver<bool>,
+) -> (EngineTask, Option<Network>) {
+    match engine {
+        Engine::Solo(producer) => (
+            tokio::spawn(monitor.instrument(producer.run(rx_shutdown))),
+            None,
+        ),
+        Engine::Bft {
+            reactor,
+            net,
+            rx_engine,
+        } => (
+            tokio::spawn(monitor.instrument(reactor.run(rx_engine, rx_shutdown))),
+            Some(net),
+        ),
+    }
+}
+
+/// After shutdown was signalled: the engine finishes the block in flight (one atomic write)
+/// before it returns; the gRPC server gets 5 s to drain; then the network closes.
+async fn stop_in_order(engine: EngineTask, server: ServerTask, net: Option<&Network>) {
+    if !engine.is_finished() {
+        match engine.await {
+            Ok(Err(e)) => warn!(error = %e, "block producer failed during shutdown"),
+            Err(e) => warn!(error = %e, "block producer task died during shutdown"),
+            Ok(Ok(())) => {}
+        }
+    }
+    if !server.is_finished() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    }
+    if let Some(net) = net {
+        net.shutdown();
+    }
+}
 
 /// Binds the gRPC address (written to `<home>/grpc.addr`) and serves `api` until shutdown.
 async fn serve_grpc(

@@ -3,6 +3,7 @@
 
 use crate::codec::{FrameCodec, Outgoing};
 use crate::config::Event;
+use crate::error::P2pError;
 use crate::metrics::P2pMetrics;
 use crate::wire::{Channel, Envelope, PeerId};
 use bytes::Bytes;
@@ -98,12 +99,19 @@ async fn read_loop(
             .fetch_add(frame.len() as u64 + 4, Ordering::Relaxed);
         link.metrics.recv_bytes.inc_by(frame.len() as u64 + 4);
         c.recv_msgs.fetch_add(1, Ordering::Relaxed);
+        let violation = |reason: String| {
+            P2pError::Protocol {
+                peer: peer.to_string(),
+                reason,
+            }
+            .to_string()
+        };
         let env = match Envelope::decode(frame.freeze()) {
             Ok(e) => e,
-            Err(e) => return format!("malformed frame: {e}"),
+            Err(e) => return violation(format!("malformed frame: {e}")),
         };
         let Some(channel) = Channel::from_u32(env.channel) else {
-            return format!("unknown channel {}", env.channel);
+            return violation(format!("unknown channel {}", env.channel));
         };
         let ev = Event::Message {
             peer,

@@ -10,6 +10,7 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOp
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use tpslab_types::ports::Committed;
 use tpslab_types::{pb, Account, Address, App, Hash, StateView};
 
 const CF_STATE: &str = "state";
@@ -44,20 +45,13 @@ impl Default for StateDbOptions {
     }
 }
 
-/// The last committed block, as recorded in `meta`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Committed {
-    /// Height of the last committed block (0 = only the genesis).
-    pub height: u64,
-    /// App hash after that block.
-    pub app_hash: Hash,
-    /// Its block hash (zero at genesis).
-    pub block_hash: Hash,
-    /// Its header time (genesis time at height 0).
-    pub time_unix_nanos: u64,
+/// The last committed block as `meta.last` stores it: 80 bytes, big-endian numbers.
+trait MetaLast: Sized {
+    fn encode(&self) -> Vec<u8>;
+    fn decode(b: &[u8]) -> StateResult<Self>;
 }
 
-impl Committed {
+impl MetaLast for Committed {
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(80);
         out.extend_from_slice(&self.height.to_be_bytes());

@@ -13,9 +13,11 @@ mod cache;
 mod db;
 pub mod error;
 pub mod execute;
+mod ledger;
 mod write_set;
 
-pub use db::{Committed, StateDb, StateDbOptions};
+pub use db::{StateDb, StateDbOptions};
+pub use tpslab_types::ports::Committed;
 pub use error::{StateError, StateResult};
 pub use execute::{execute_block, ExecOptions, ExecOutcome, TxCode};
 pub use write_set::WriteSet;

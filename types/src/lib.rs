@@ -16,6 +16,7 @@ pub mod craft;
 pub mod error;
 pub mod hash;
 pub mod keys;
+pub mod ports;
 pub mod sig;
 pub mod sigcache;
 pub mod stages;

@@ -174,6 +174,66 @@ pub enum Output {
     },
 }
 
+/// Line 11-21: StartRound.
+fn start_round(s: &mut State, round: u32, proposer: bool) -> Vec<Output> {
+    if s.step != Step::Unstarted && round <= s.round {
+        return vec![];
+    }
+    s.round = round;
+    s.step = Step::Propose;
+    if !proposer {
+        // Line 21.
+        return vec![Output::ScheduleTimeout {
+            kind: TimeoutKind::Propose,
+            round,
+        }];
+    }
+    match s.valid {
+        // Line 15-16: re-propose the valid value with its round.
+        Some(v) => vec![Output::Propose {
+            round,
+            value: v.value,
+            pol_round: Some(v.round),
+        }],
+        None => vec![Output::GetValue { round }],
+    }
+}
+
+/// Line 36-43: a proposal and a polka for it in the current round.
+fn polka_current(s: &mut State, value: Hash) -> Vec<Output> {
+    if s.step < Step::Prevote {
+        return vec![];
+    }
+    let round = s.round;
+    let mut out = vec![];
+    if s.step == Step::Prevote {
+        s.locked = Some(RoundValue { value, round });
+        s.step = Step::Precommit;
+        out.push(Output::Precommit {
+            round,
+            value: Some(value),
+        });
+    }
+    s.valid = Some(RoundValue { value, round });
+    out
+}
+
+/// Line 57-67: the timeouts of the current round.
+fn timeout(s: &mut State, kind: TimeoutKind, round: u32) -> Vec<Output> {
+    if round != s.round {
+        return vec![];
+    }
+    match kind {
+        // Line 57-60.
+        TimeoutKind::Propose if s.step == Step::Propose => prevote(s, None),
+        // Line 61-64.
+        TimeoutKind::Prevote if s.step == Step::Prevote => precommit_nil(s),
+        // Line 65-67: the driver starts round + 1.
+        _ => vec![],
+    }
+}
+
+
 /// Applies `input` to `s`, returning the outputs. Inputs that do not apply in the current
 /// round or step change nothing and return no outputs.
 pub fn apply(s: &mut State, input: Input) -> Vec<Output> {
@@ -182,30 +242,7 @@ pub fn apply(s: &mut State, input: Input) -> Vec<Output> {
     }
     match input {
         // Line 11-21: StartRound.
-        Input::NewRound { round, proposer } => {
-            if s.step != Step::Unstarted && round <= s.round {
-                return vec![];
-            }
-            s.round = round;
-            s.step = Step::Propose;
-            if proposer {
-                match s.valid {
-                    // Line 15-16: re-propose the valid value with its round.
-                    Some(v) => vec![Output::Propose {
-                        round,
-                        value: v.value,
-                        pol_round: Some(v.round),
-                    }],
-                    None => vec![Output::GetValue { round }],
-                }
-            } else {
-                // Line 21.
-                vec![Output::ScheduleTimeout {
-                    kind: TimeoutKind::Propose,
-                    round,
-                }]
-            }
-        }
+        Input::NewRound { round, proposer } => start_round(s, round, proposer),
         Input::ProposeValue(value) => {
             if s.step != Step::Propose {
                 return vec![];
@@ -249,23 +286,7 @@ pub fn apply(s: &mut State, input: Input) -> Vec<Output> {
             }]
         }
         // Line 36-43.
-        Input::ProposalAndPolkaCurrent(value) => {
-            if s.step < Step::Prevote {
-                return vec![];
-            }
-            let round = s.round;
-            let mut out = vec![];
-            if s.step == Step::Prevote {
-                s.locked = Some(RoundValue { value, round });
-                s.step = Step::Precommit;
-                out.push(Output::Precommit {
-                    round,
-                    value: Some(value),
-                });
-            }
-            s.valid = Some(RoundValue { value, round });
-            out
-        }
+        Input::ProposalAndPolkaCurrent(value) => polka_current(s, value),
         // Line 44-46.
         Input::PolkaNil => {
             if s.step != Step::Prevote {
@@ -286,19 +307,7 @@ pub fn apply(s: &mut State, input: Input) -> Vec<Output> {
         }
         // Line 55-56: the driver then starts the round (NewRound).
         Input::SkipRound(_) => vec![],
-        Input::Timeout { kind, round } => {
-            if round != s.round {
-                return vec![];
-            }
-            match kind {
-                // Line 57-60.
-                TimeoutKind::Propose if s.step == Step::Propose => prevote(s, None),
-                // Line 61-64.
-                TimeoutKind::Prevote if s.step == Step::Prevote => precommit_nil(s),
-                // Line 65-67: the driver starts round + 1.
-                _ => vec![],
-            }
-        }
+        Input::Timeout { kind, round } => timeout(s, kind, round),
     }
 }
 

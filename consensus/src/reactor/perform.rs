@@ -31,10 +31,6 @@ impl Reactor {
 
     /// Performs driver outputs, including the inputs they feed back (own proposals and votes).
     pub(super) async fn perform(&mut self, mut queue: Vec<DriverOutput>) -> ConsensusResult<()> {
-        let sign_err = |e: SignError| ConsensusError::Task {
-            height: 0,
-            reason: e.to_string(),
-        };
         while !queue.is_empty() {
             self.note_step();
             let mut next = Vec::new();
@@ -53,83 +49,13 @@ impl Reactor {
                         round,
                         value,
                         pol_round,
-                    } => {
-                        let Some(block) = self.blocks.get(&value).cloned() else {
-                            warn!(height, round, "asked to propose an unknown block");
-                            continue;
-                        };
-                        let signed = self.signer.sign_proposal(
-                            height,
-                            round,
-                            pol_round,
-                            value,
-                            now_unix_nanos(),
-                        );
-                        let (ts, sig) = match signed {
-                            Ok(s) => s,
-                            Err(e) => {
-                                refused(e).map_err(sign_err)?;
-                                continue;
-                            }
-                        };
-                        let proposal = pb::Proposal {
-                            height,
-                            round,
-                            pol_round: pol_round.map_or(-1, i64::from),
-                            block: Some(block),
-                            block_hash: value.to_vec(),
-                            timestamp_unix_nanos: ts,
-                            proposer: self.signer.pubkey().to_vec(),
-                            signature: sig,
-                        };
-                        self.proposals_seen.insert(round, proposal.clone());
-                        self.broadcast(Msg::Proposal(proposal));
-                        if let Some(me) = self.me {
-                            next.extend(self.driver.process(DriverInput::Proposal(
-                                ProposalInput {
-                                    height,
-                                    round,
-                                    value,
-                                    pol_round,
-                                    proposer: me,
-                                    valid: true,
-                                },
-                            )));
-                        }
-                    }
+                    } => next.extend(self.propose(height, round, value, pol_round)?),
                     DriverOutput::Vote {
                         vote_type,
                         height,
                         round,
                         value,
-                    } => {
-                        let signed = self.signer.sign_vote(
-                            vote_type,
-                            height,
-                            round,
-                            value,
-                            now_unix_nanos(),
-                        );
-                        let vote = match signed {
-                            Ok(v) => v,
-                            Err(e) => {
-                                refused(e).map_err(sign_err)?;
-                                continue;
-                            }
-                        };
-                        self.broadcast(Msg::Vote(vote.clone()));
-                        if let Some(me) = self.me {
-                            next.extend(self.driver.process(DriverInput::Vote(SignedVote {
-                                vote_type,
-                                height,
-                                round,
-                                value,
-                                validator: me,
-                                timestamp_unix_nanos: vote.timestamp_unix_nanos,
-                                signature: vote.signature,
-                            })));
-                        }
-                    }
+                    } => next.extend(self.vote(vote_type, height, round, value)?),
                     DriverOutput::ScheduleTimeout {
                         kind,
                         height,
@@ -170,6 +96,85 @@ impl Reactor {
         }
         self.note_step();
         Ok(())
+    }
+
+    /// Signs and broadcasts a proposal of the candidate block `value`; returns what our own
+    /// proposal makes the driver do.
+    fn propose(
+        &mut self,
+        height: u64,
+        round: u32,
+        value: Hash,
+        pol_round: Option<u32>,
+    ) -> ConsensusResult<Vec<DriverOutput>> {
+        let Some(block) = self.blocks.get(&value).cloned() else {
+            warn!(height, round, "asked to propose an unknown block");
+            return Ok(vec![]);
+        };
+        let signed = self
+            .signer
+            .sign_proposal(height, round, pol_round, value, now_unix_nanos());
+        let Some((ts, sig)) = signed_or_refused(signed)? else {
+            return Ok(vec![]);
+        };
+        let proposal = pb::Proposal {
+            height,
+            round,
+            pol_round: pol_round.map_or(-1, i64::from),
+            block: Some(block),
+            block_hash: value.to_vec(),
+            timestamp_unix_nanos: ts,
+            proposer: self.signer.pubkey().to_vec(),
+            signature: sig,
+        };
+        self.proposals_seen.insert(round, proposal.clone());
+        self.broadcast(Msg::Proposal(proposal));
+        Ok(self.process_own(|me| {
+            DriverInput::Proposal(ProposalInput {
+                height,
+                round,
+                value,
+                pol_round,
+                proposer: me,
+                valid: true,
+            })
+        }))
+    }
+
+    /// Signs (WAL first) and broadcasts a vote; returns what our own vote makes the driver do.
+    fn vote(
+        &mut self,
+        vote_type: VoteType,
+        height: u64,
+        round: u32,
+        value: Option<Hash>,
+    ) -> ConsensusResult<Vec<DriverOutput>> {
+        let signed = self
+            .signer
+            .sign_vote(vote_type, height, round, value, now_unix_nanos());
+        let Some(vote) = signed_or_refused(signed)? else {
+            return Ok(vec![]);
+        };
+        self.broadcast(Msg::Vote(vote.clone()));
+        Ok(self.process_own(|me| {
+            DriverInput::Vote(SignedVote {
+                vote_type,
+                height,
+                round,
+                value,
+                validator: me,
+                timestamp_unix_nanos: vote.timestamp_unix_nanos,
+                signature: vote.signature,
+            })
+        }))
+    }
+
+    /// What our own proposal or vote makes the driver do (nothing if we are not a validator).
+    fn process_own(&mut self, input: impl FnOnce(usize) -> DriverInput) -> Vec<DriverOutput> {
+        match self.me {
+            Some(me) => self.driver.process(input(me)),
+            None => vec![],
+        }
     }
 
     pub(super) async fn decide(
@@ -247,5 +252,20 @@ impl Reactor {
             Box::pin(self.on_message(peer, m)).await?;
         }
         Ok(())
+    }
+}
+
+/// The signature, or None when the double-sign guard refused (see `refused`).
+fn signed_or_refused<T>(r: Result<T, SignError>) -> ConsensusResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => refused(e).map(|()| None).map_err(sign_err),
+    }
+}
+
+fn sign_err(e: SignError) -> ConsensusError {
+    ConsensusError::Task {
+        height: 0,
+        reason: e.to_string(),
     }
 }

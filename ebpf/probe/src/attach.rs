@@ -162,6 +162,7 @@ impl Probes {
             while let Some(item) = rb.next() {
                 if item.len() >= std::mem::size_of::<BlockEvent>() {
                     // SAFETY: the kernel wrote one BlockEvent; read_unaligned copies it out.
+                    #[allow(unsafe_code)]
                     let ev: BlockEvent =
                         unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<BlockEvent>()) };
                     fresh.push(BlockRecord {

@@ -58,6 +58,7 @@ pub(crate) fn raise_memlock() {
         rlim_max: libc::RLIM_INFINITY,
     };
     // SAFETY: setrlimit reads a valid rlimit struct; failure only means newer accounting.
+    #[allow(unsafe_code)]
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) };
 }
 

@@ -5,6 +5,11 @@
 //!
 //! The kernel side only has tracepoints and uprobes here (no kprobes, no fentry), so every
 //! probe is built on those; tracepoint field offsets are checked against tracefs at load time.
+// unsafe only where the kernel interface needs it (raising RLIMIT_MEMLOCK, reading maps of
+// plain-old-data records), each block allowed at its site.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 mod attach;
 mod env;

@@ -1,0 +1,101 @@
+//! The ports a consensus engine reaches the rest of the node through: the [`Ledger`] (the
+//! committed chain and its state: read the last block, serve stored blocks, execute and
+//! durably commit a decided block) and the [`TxPool`] (pending txs to propose, and what to
+//! drop once a block commits). The state database and the mempool implement them; consensus
+//! sees only these traits, so it links neither RocksDB nor the mempool, and a second engine
+//! (Raft) plugs into the same two ports.
+
+use crate::sigcache::SigCache;
+use crate::{pb, Address, App, Hash};
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// The last committed block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Committed {
+    /// Height of the last committed block (0 = only the genesis).
+    pub height: u64,
+    /// App hash after that block.
+    pub app_hash: Hash,
+    /// Its block hash (zero at genesis).
+    pub block_hash: Hash,
+    /// Its header time (genesis time at height 0).
+    pub time_unix_nanos: u64,
+}
+
+/// How a block is executed: the chain, the app, and the tuning toggles that touch execution.
+#[derive(Clone)]
+pub struct ExecParams {
+    /// The chain id txs must carry.
+    pub chain_id: String,
+    /// The state machine.
+    pub app: App,
+    /// write-batch toggle: one write batch per block (off: every tx's writes synced alone).
+    pub write_batch: bool,
+    /// sig-batch toggle: verify the block's signatures in one batch.
+    pub sig_batch: bool,
+    /// sig-cache toggle: skip verifying txs whose hash is in the cache (verified at CheckTx).
+    pub sig_cache: Option<Arc<SigCache>>,
+    /// buffer-pool toggle: decode txs into pooled messages.
+    pub buffer_pool: bool,
+    /// Report the accounts the block wrote (the incremental recheck needs them).
+    pub want_touched: bool,
+}
+
+/// What committing a block did.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    /// App hash after the block.
+    pub app_hash: Hash,
+    /// Accounts the block wrote, when asked for.
+    pub touched: Option<HashSet<Address>>,
+}
+
+/// The ledger failed: storage, or a stored value that does not decode. A node cannot go on
+/// after one (its own history would be in doubt), so the message is all a caller needs.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct LedgerError(pub String);
+
+/// The committed chain and its state.
+pub trait Ledger: Send + Sync {
+    /// The last committed block.
+    fn last_committed(&self) -> Result<Committed, LedgerError>;
+
+    /// The stored record of block `height`, if committed.
+    fn block(&self, height: u64) -> Result<Option<pb::BlockRecord>, LedgerError>;
+
+    /// Executes `block` (hash `hash`, finalised by `commit`) on top of the last committed
+    /// block and writes it durably: either the whole block is committed when this returns Ok,
+    /// or none of it.
+    fn apply_block(
+        &self,
+        block: pb::Block,
+        hash: Hash,
+        commit: pb::Commit,
+        params: &ExecParams,
+    ) -> Result<Applied, LedgerError>;
+}
+
+/// A future borrowing the pool.
+pub type PoolFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Pending txs, as consensus sees them.
+pub trait TxPool: Send + Sync {
+    /// Up to `max_txs` txs and `max_bytes` bytes to propose, in the pool's fair order; they
+    /// stay pending until [`TxPool::committed`] sees them.
+    fn reap(&self, max_txs: usize, max_bytes: usize) -> Vec<Arc<[u8]>>;
+
+    /// Drops the txs of a committed block, and rechecks the rest (only the senders in
+    /// `touched` when given).
+    fn committed(&self, hashes: &[Hash], touched: Option<&HashSet<Address>>);
+
+    /// Number of pending txs.
+    fn size(&self) -> usize;
+
+    /// Resolves once at least `n` txs are pending (or spuriously; callers re-check).
+    fn wait_for_txs(&self, n: usize) -> PoolFuture<'_>;
+}

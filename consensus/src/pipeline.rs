@@ -226,7 +226,8 @@ impl BlockPipeline {
             .apply_block(block, hash, commit.clone(), &params)
             .map_err(|source| ConsensusError::State { height, source })?;
         self.parts.last_commit = Some(commit);
-        self.parts.metrics
+        self.parts
+            .metrics
             .on_commit(height, tx_hashes.len(), started.elapsed().as_secs_f64());
         self.parts
             .pool

@@ -5,13 +5,13 @@
 use crate::bft::commit::verify_commit;
 use crate::bft::ValidatorSet;
 use crate::error::ConsensusResult;
-use crate::invalid::{BlockFault, Invalid};
 use crate::event::CommitEvent;
 use crate::frame_budget::{record_overhead, SYNC_RESPONSE_OVERHEAD};
+use crate::invalid::{BlockFault, Invalid};
 use crate::pipeline::BlockPipeline;
 use std::time::Duration;
-use tpslab_types::ports::Ledger;
 use tpslab_types::pb;
+use tpslab_types::ports::Ledger;
 use tpslab_types::Hash;
 
 /// How often each node announces its committed height.
@@ -108,12 +108,11 @@ fn verify_one(
         return Ok(None);
     }
     let hash = pipeline.check_block(&block)?;
-    let claimed = Hash::from_slice("block_hash", &rec.block_hash).map_err(|e| {
-        Invalid::Malformed {
+    let claimed =
+        Hash::from_slice("block_hash", &rec.block_hash).map_err(|e| Invalid::Malformed {
             field: "block_hash",
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     if hash != claimed {
         return Err(BlockFault::Hash.into());
     }

@@ -199,7 +199,7 @@ fn chain_under(tuning: Tuning, txs: &[Vec<u8>]) -> (Chain, Vec<Account>) {
     for chunk in txs.chunks(7) {
         let raws: Vec<&[u8]> = chunk.iter().map(|t| t.as_slice()).collect();
         let _ = p.mempool().check_txs(&raws); // some are invalid on purpose
-                                            // Produce while feeding, so recheck runs with txs pending.
+                                              // Produce while feeding, so recheck runs with txs pending.
         if p.mempool().size() > 8 {
             let ev = p.produce().unwrap();
             let rec = p.db().block(ev.height).unwrap().unwrap();
@@ -212,7 +212,11 @@ fn chain_under(tuning: Tuning, txs: &[Vec<u8>]) -> (Chain, Vec<Account>) {
         out.push((ev.app_hash, rec.block.unwrap().txs, rec.tx_codes));
     }
     let balances = (0..8)
-        .map(|i| p.db().get_account(&address_of(&account_key("s", i))).unwrap())
+        .map(|i| {
+            p.db()
+                .get_account(&address_of(&account_key("s", i)))
+                .unwrap()
+        })
         .collect();
     (out, balances)
 }

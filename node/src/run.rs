@@ -137,8 +137,15 @@ impl Node {
                 commits.clone(),
             ))
         } else {
-            let (reactor, net, rx_net) =
-                start_bft(&home, &cfg, &genesis, key.clone(), pipeline, commits.clone()).await?;
+            let (reactor, net, rx_net) = start_bft(
+                &home,
+                &cfg,
+                &genesis,
+                key.clone(),
+                pipeline,
+                commits.clone(),
+            )
+            .await?;
             let rx_engine = gossip::route(
                 rx_net,
                 mempool.clone(),

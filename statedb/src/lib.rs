@@ -17,7 +17,7 @@ mod ledger;
 mod write_set;
 
 pub use db::{StateDb, StateDbOptions};
-pub use tpslab_types::ports::Committed;
 pub use error::{StateError, StateResult};
 pub use execute::{execute_block, ExecOptions, ExecOutcome, TxCode};
+pub use tpslab_types::ports::Committed;
 pub use write_set::WriteSet;

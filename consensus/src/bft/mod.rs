@@ -2,6 +2,7 @@
 //! the validator set ([`validators`]) and the [`driver`] that ties them together. The node
 //! performs the driver's outputs (sign, persist, broadcast, schedule timers, commit).
 
+pub mod check;
 pub mod commit;
 pub mod driver;
 pub mod state;

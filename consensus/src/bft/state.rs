@@ -233,7 +233,6 @@ fn timeout(s: &mut State, kind: TimeoutKind, round: u32) -> Vec<Output> {
     }
 }
 
-
 /// Applies `input` to `s`, returning the outputs. Inputs that do not apply in the current
 /// round or step change nothing and return no outputs.
 pub fn apply(s: &mut State, input: Input) -> Vec<Output> {

@@ -32,7 +32,8 @@ impl Reactor {
             Some(SyncMsg::Request(req)) => {
                 let ledger = self.pipeline.ledger().clone();
                 let own = crate::sync::records_budget(self.cfg.max_frame_bytes);
-                let resp = tokio::task::block_in_place(|| crate::sync::serve(ledger.as_ref(), &req, own));
+                let resp =
+                    tokio::task::block_in_place(|| crate::sync::serve(ledger.as_ref(), &req, own));
                 if let Err(e) =
                     self.net
                         .try_send(peer, Channel::Sync, sync_frame(SyncMsg::Response(resp)))

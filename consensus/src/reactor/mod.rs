@@ -3,6 +3,7 @@
 //! [`Driver`], and performs its outputs: build and sign proposals, sign votes (WAL first),
 //! broadcast, schedule timeouts, and on a decision execute and commit the block.
 
+use crate::bft::check::{check_proposal_signature, check_vote, CheckedProposal};
 use crate::bft::commit::{build_commit, verify_commit};
 use crate::bft::{
     Driver, DriverInput, DriverOutput, ProposalInput, SignedVote, TimeoutKind, Timeouts,
@@ -21,9 +22,6 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 use tpslab_p2p::{Channel, Event, Network, PeerId};
 use tpslab_types::pb::{self, consensus_message::Msg, sync_message::Msg as SyncMsg, VoteType};
-use tpslab_types::vote::{
-    verify_proposal_signature, verify_vote_signature, ProposalData, VoteData,
-};
 use tpslab_types::Hash;
 use tracing::{debug, info, warn};
 

@@ -95,3 +95,72 @@ fn hash_field(field: &'static str, bytes: &[u8]) -> Result<Hash, Invalid> {
         reason: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bft::Validator;
+    use tpslab_types::keys::account_key;
+
+    fn set() -> (ValidatorSet, tpslab_types::keys::SigningKey) {
+        let key = account_key("v", 0);
+        let other = account_key("v", 1);
+        let vals = ValidatorSet::new(
+            [&key, &other]
+                .iter()
+                .map(|k| Validator {
+                    pubkey: k.verifying_key().to_bytes(),
+                    power: 10,
+                })
+                .collect(),
+        );
+        (vals, key)
+    }
+
+    fn vote(key: &tpslab_types::keys::SigningKey) -> pb::Vote {
+        VoteData {
+            chain_id: "c",
+            vote_type: VoteType::Prevote,
+            height: 3,
+            round: 1,
+            block_hash: Some(Hash([7; 32])),
+            timestamp_unix_nanos: 5,
+        }
+        .sign(key)
+    }
+
+    #[test]
+    fn each_fault_of_a_vote_has_its_own_reason() {
+        let (vals, key) = set();
+        let good = vote(&key);
+        let v = check_vote("c", &vals, &good).unwrap();
+        assert_eq!((v.height, v.round, v.validator), (3, 1, 0));
+        let outsider = vote(&account_key("x", 0));
+        assert_eq!(
+            check_vote("c", &vals, &outsider),
+            Err(Invalid::UnknownValidator)
+        );
+        let mut bad_type = good.clone();
+        bad_type.vote_type = 99;
+        assert_eq!(
+            check_vote("c", &vals, &bad_type),
+            Err(Invalid::UnknownVoteType)
+        );
+        let mut short_hash = good.clone();
+        short_hash.block_hash = vec![1; 5];
+        assert!(matches!(
+            check_vote("c", &vals, &short_hash),
+            Err(Invalid::Malformed { .. })
+        ));
+        let mut forged = good.clone();
+        forged.round = 2;
+        assert!(matches!(
+            check_vote("c", &vals, &forged),
+            Err(Invalid::Signature(_))
+        ));
+        assert!(matches!(
+            check_vote("other-chain", &vals, &good),
+            Err(Invalid::Signature(_))
+        ));
+    }
+}

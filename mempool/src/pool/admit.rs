@@ -185,9 +185,7 @@ impl<S: StateView> Mempool<S> {
             c.insert(tx.hash);
         }
         let len = self.insert(raw, tx)?;
-        if len >= self.wake_at.load(Ordering::Relaxed) {
-            self.notify.notify_one();
-        }
+        self.wake_if_due(len);
         Ok(tx.hash)
     }
 
@@ -207,30 +205,50 @@ impl<S: StateView> Mempool<S> {
         let len = {
             let mut g = self.lock();
             let inner = &mut *g;
-            if inner.seen.contains(&hash) {
-                return Err(CheckTxError::Duplicate { hash });
-            }
-            self.check_room(inner, raw.len())?;
+            self.check_new_and_room(inner, hash, raw.len())?;
             inner.fifo.push_back(hash);
-            inner.txs.insert(
-                hash,
-                Entry {
-                    raw: Arc::from(raw),
-                    nonce: 0,
-                    cost: 0,
-                    admitted: Instant::now(),
-                    proposed: false,
-                },
-            );
-            inner.bytes += raw.len();
-            inner.seen.insert(hash);
-            self.metrics.size.set(inner.txs.len() as i64);
-            inner.txs.len()
+            self.store(inner, hash, raw, 0, 0)
         };
+        self.wake_if_due(len);
+        Ok(hash)
+    }
+
+    /// A tx must not be pending or recently seen, and must fit the pool's limits.
+    fn check_new_and_room(
+        &self,
+        inner: &Inner,
+        hash: Hash,
+        size: usize,
+    ) -> Result<(), CheckTxError> {
+        if inner.seen.contains(&hash) {
+            return Err(CheckTxError::Duplicate { hash });
+        }
+        self.check_room(inner, size)
+    }
+
+    /// Stores an admitted tx (already queued for its ordering); returns the new pool size.
+    fn store(&self, inner: &mut Inner, hash: Hash, raw: &[u8], nonce: u64, cost: u64) -> usize {
+        inner.txs.insert(
+            hash,
+            Entry {
+                raw: Arc::from(raw),
+                nonce,
+                cost,
+                admitted: Instant::now(),
+                proposed: false,
+            },
+        );
+        inner.bytes += raw.len();
+        inner.seen.insert(hash);
+        self.metrics.size.set(inner.txs.len() as i64);
+        inner.txs.len()
+    }
+
+    /// Wakes a producer waiting for `len` pending txs.
+    fn wake_if_due(&self, len: usize) {
         if len >= self.wake_at.load(Ordering::Relaxed) {
             self.notify.notify_one();
         }
-        Ok(hash)
     }
 
     fn check_room(&self, inner: &Inner, size: usize) -> Result<(), CheckTxError> {
@@ -249,10 +267,7 @@ impl<S: StateView> Mempool<S> {
     fn insert(&self, raw: &[u8], tx: &ParsedTx) -> Result<usize, CheckTxError> {
         let mut g = self.lock();
         let inner = &mut *g;
-        if inner.seen.contains(&tx.hash) {
-            return Err(CheckTxError::Duplicate { hash: tx.hash });
-        }
-        self.check_room(inner, raw.len())?;
+        self.check_new_and_room(inner, tx.hash, raw.len())?;
         let cost = tx.cost().unwrap_or(u64::MAX);
         let (next_nonce, available) = match inner.senders.get(&tx.sender) {
             Some(q) => (q.next_nonce, q.available),
@@ -271,20 +286,7 @@ impl<S: StateView> Mempool<S> {
         q.next_nonce += 1;
         q.available -= cost;
         q.txs.push_back(tx.hash);
-        inner.txs.insert(
-            tx.hash,
-            Entry {
-                raw: Arc::from(raw),
-                nonce,
-                cost,
-                admitted: Instant::now(),
-                proposed: false,
-            },
-        );
-        inner.bytes += raw.len();
-        inner.seen.insert(tx.hash);
-        self.metrics.size.set(inner.txs.len() as i64);
-        Ok(inner.txs.len())
+        Ok(self.store(inner, tx.hash, raw, nonce, cost))
     }
 }
 

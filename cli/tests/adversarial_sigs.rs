@@ -5,6 +5,10 @@
 //! ones commit with the same code everywhere, heights advance on every node, and the safety
 //! audit passes.
 
+// Each test is one scenario against real node processes, read top to bottom; splitting it
+// would scatter the story.
+#![allow(clippy::too_many_lines)]
+
 mod common;
 
 use common::*;

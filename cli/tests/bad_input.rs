@@ -1,6 +1,10 @@
 //! Every kind of bad input to a real node gets a precise gRPC status and message, nothing is
 //! lost that was accepted, and the node keeps serving.
 
+// Each test is one scenario against real node processes, read top to bottom; splitting it
+// would scatter the story.
+#![allow(clippy::too_many_lines)]
+
 mod common;
 
 use common::*;

@@ -3,6 +3,10 @@
 //! that was down catches up on those blocks by block sync; a frame limit too small for the
 //! block limits is refused at start, naming the fields.
 
+// Each test is one scenario against real node processes, read top to bottom; splitting it
+// would scatter the story.
+#![allow(clippy::too_many_lines)]
+
 mod common;
 
 use common::*;

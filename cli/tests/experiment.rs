@@ -2,6 +2,10 @@
 //! quick configuration (real node processes): the table, results.json's schema, the HTML
 //! report with its charts, and `--compare`.
 
+// Each test is one scenario against real node processes, read top to bottom; splitting it
+// would scatter the story.
+#![allow(clippy::too_many_lines)]
+
 mod common;
 
 use common::{bin, quick_experiment, testnet_turn};

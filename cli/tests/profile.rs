@@ -2,6 +2,10 @@
 //! naming the node's own functions and an SVG flame graph; bad queries get 400; `tpslab
 //! profile` writes both per node and `profile diff` compares two.
 
+// Each test is one scenario against real node processes, read top to bottom; splitting it
+// would scatter the story.
+#![allow(clippy::too_many_lines)]
+
 mod common;
 
 use common::*;

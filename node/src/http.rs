@@ -19,6 +19,7 @@ use tpslab_types::stages::StageLatencies;
 use tracing::{info, warn};
 
 /// The values `/metrics` reads fresh at every scrape (counters kept outside the registry).
+#[derive(Clone)]
 struct ScrapeGauges {
     allocs: Gauge<u64, AtomicU64>,
     alloc_bytes: Gauge<u64, AtomicU64>,

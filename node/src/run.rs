@@ -55,11 +55,12 @@ pub async fn run(home: Home, cfg: Config) -> Result<()> {
     Node::build(home, cfg).await?.run().await
 }
 
-/// How blocks get decided: alone, or by BFT rounds with the other validators.
+/// How blocks get decided: alone, or by BFT rounds with the other validators. Both are
+/// boxed: each holds the whole block pipeline.
 enum Engine {
-    Solo(SoloProducer),
+    Solo(Box<SoloProducer>),
     Bft {
-        reactor: Reactor,
+        reactor: Box<Reactor>,
         net: Network,
         /// Consensus and block-sync traffic (tx gossip is routed to CheckTx).
         rx_engine: mpsc::Receiver<Event>,
@@ -85,20 +86,8 @@ impl Node {
     /// genesis on first start), and builds mempool, block pipeline and consensus engine (with
     /// the p2p network on a multi-validator chain, already listening and dialing).
     pub async fn build(home: Home, cfg: Config) -> Result<Node> {
-        let genesis = Genesis::load(&home.genesis())?;
-        let key = keyfile::load(&home.key())?;
-        let pubkey = hex::encode(key.verifying_key().as_bytes());
-        if !genesis.validators.iter().any(|v| v.pub_key == pubkey) {
-            bail!("this node's key {pubkey} is not a validator in the genesis");
-        }
+        let (genesis, key) = load_identity(&home, &cfg)?;
         let solo = genesis.validators.len() == 1;
-        if !solo {
-            cfg.check_against_genesis(
-                &home.config().display().to_string(),
-                &genesis.chain_id,
-                genesis.validators.len(),
-            )?;
-        }
         let (db, last_commit) = open_state(&home, &cfg, &genesis)?;
         let telemetry = Telemetry::default();
         let sig_cache = Arc::new(SigCache::new(cfg.mempool.cache_size));
@@ -127,7 +116,7 @@ impl Node {
             stages: telemetry.stages.clone(),
         });
         let engine = if solo {
-            Engine::Solo(SoloProducer::new(
+            Engine::Solo(Box::new(SoloProducer::new(
                 SoloConfig {
                     max_block_txs: cfg.consensus.max_block_txs,
                     block_interval: cfg.consensus.block_interval(),
@@ -135,7 +124,7 @@ impl Node {
                 },
                 pipeline,
                 commits.clone(),
-            ))
+            )))
         } else {
             let (reactor, net, rx_net) = start_bft(
                 &home,
@@ -153,7 +142,7 @@ impl Node {
                 cfg.tuning.crypto_pool,
             );
             Engine::Bft {
-                reactor,
+                reactor: Box::new(reactor),
                 net,
                 rx_engine,
             }
@@ -259,7 +248,7 @@ fn spawn_engine(
 ) -> (EngineTask, Option<Network>) {
     match engine {
         Engine::Solo(producer) => (
-            tokio::spawn(monitor.instrument(producer.run(rx_shutdown))),
+            tokio::spawn(monitor.instrument((*producer).run(rx_shutdown))),
             None,
         ),
         Engine::Bft {
@@ -267,7 +256,7 @@ fn spawn_engine(
             net,
             rx_engine,
         } => (
-            tokio::spawn(monitor.instrument(reactor.run(rx_engine, rx_shutdown))),
+            tokio::spawn(monitor.instrument((*reactor).run(rx_engine, rx_shutdown))),
             Some(net),
         ),
     }
@@ -310,6 +299,24 @@ async fn serve_grpc(
             let _ = rx_stop.wait_for(|s| *s).await;
         });
     Ok(tokio::spawn(server))
+}
+
+/// The genesis and this validator's key, checked against each other and the config.
+fn load_identity(home: &Home, cfg: &Config) -> Result<(Genesis, SigningKey)> {
+    let genesis = Genesis::load(&home.genesis())?;
+    let key = keyfile::load(&home.key())?;
+    let pubkey = hex::encode(key.verifying_key().as_bytes());
+    if !genesis.validators.iter().any(|v| v.pub_key == pubkey) {
+        bail!("this node's key {pubkey} is not a validator in the genesis");
+    }
+    if genesis.validators.len() > 1 {
+        cfg.check_against_genesis(
+            &home.config().display().to_string(),
+            &genesis.chain_id,
+            genesis.validators.len(),
+        )?;
+    }
+    Ok((genesis, key))
 }
 
 /// Opens the state DB and initialises it from the genesis on first start; returns it with

@@ -45,7 +45,7 @@ impl Ledger for StateDb {
             &block.txs,
         )
         .map_err(ledger_err)?;
-        let touched = toggles
+        let touched = params
             .want_touched
             .then(|| out.write_set.accounts.keys().copied().collect());
         let block_time = block.header.as_ref().map_or(0, |h| h.time_unix_nanos);

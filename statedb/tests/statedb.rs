@@ -1,6 +1,9 @@
 //! State DB behaviour on a real RocksDB in a temp dir: genesis, execution, atomic commits,
 //! restart recovery, and app hash determinism (property test).
 
+// Each test is one scenario read top to bottom; splitting it would scatter the story.
+#![allow(clippy::too_many_lines)]
+
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use tpslab_statedb::{execute_block, ExecOptions, StateDb, StateDbOptions, TxCode, WriteSet};

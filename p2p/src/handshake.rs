@@ -31,21 +31,89 @@ fn auth_bytes(chain_id: &str, peer_nonce: &[u8], own_nonce: &[u8], own_pubkey: &
     b
 }
 
-async fn recv<M: Message + Default>(
+async fn recv(
     framed: &mut Framed<TcpStream, LengthDelimitedCodec>,
     peer: &str,
     what: &str,
-) -> P2pResult<M> {
+) -> P2pResult<bytes::BytesMut> {
     let fail = |reason: String| P2pError::Handshake {
         peer: peer.to_string(),
         reason,
     };
-    let frame = framed
+    framed
         .next()
         .await
         .ok_or_else(|| fail(format!("connection closed before {what}")))?
-        .map_err(|e| fail(format!("reading {what}: {e}")))?;
-    M::decode(frame).map_err(|e| fail(format!("malformed {what}: {e}")))
+        .map_err(|e| fail(format!("reading {what}: {e}")))
+}
+
+/// The peer's `Hello` frame, decoded and checked: same chain, a key in `allowed` that is not
+/// ours, a 32-byte nonce. Returns the peer and its nonce.
+pub fn check_hello(
+    frame: &[u8],
+    chain_id: &str,
+    own_pub: &[u8; 32],
+    allowed: &HashSet<PeerId>,
+    peer_addr: &str,
+) -> P2pResult<(PeerId, Vec<u8>)> {
+    let fail = |reason: String| P2pError::Handshake {
+        peer: peer_addr.to_string(),
+        reason,
+    };
+    let theirs = Hello::decode(frame).map_err(|e| fail(format!("malformed hello: {e}")))?;
+    if theirs.chain_id != chain_id {
+        return Err(fail(format!(
+            "chain id {:?}, expected {chain_id:?}",
+            theirs.chain_id
+        )));
+    }
+    let their_pub: [u8; 32] = theirs
+        .pubkey
+        .as_slice()
+        .try_into()
+        .map_err(|_| fail(format!("public key of {} bytes", theirs.pubkey.len())))?;
+    let peer = PeerId(their_pub);
+    if !allowed.contains(&peer) {
+        return Err(P2pError::UnknownPeer {
+            pubkey: their_pub.iter().map(|b| format!("{b:02x}")).collect(),
+        });
+    }
+    if their_pub == *own_pub {
+        return Err(fail("connected to ourselves".into()));
+    }
+    if theirs.nonce.len() != 32 {
+        return Err(fail(format!("nonce of {} bytes", theirs.nonce.len())));
+    }
+    Ok((peer, theirs.nonce))
+}
+
+/// The peer's `Auth` frame, decoded and checked: its signature over our nonce, under the
+/// project's one signature rule (as for votes and txs).
+pub fn check_auth(
+    frame: &[u8],
+    chain_id: &str,
+    own_nonce: &[u8],
+    peer: &PeerId,
+    peer_nonce: &[u8],
+    peer_addr: &str,
+) -> P2pResult<()> {
+    let fail = |reason: String| P2pError::Handshake {
+        peer: peer_addr.to_string(),
+        reason,
+    };
+    let auth = Auth::decode(frame).map_err(|e| fail(format!("malformed auth: {e}")))?;
+    let sig: [u8; 64] = auth
+        .signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| fail("signature of wrong length".into()))?;
+    sig::verify(
+        &peer.0,
+        &sig,
+        &auth_bytes(chain_id, own_nonce, peer_nonce, &peer.0),
+        SigPath::Handshake,
+    )
+    .map_err(|e| fail(format!("invalid handshake signature: {e}")))
 }
 
 /// Runs the handshake on a fresh connection; returns the authenticated peer id.
@@ -72,31 +140,9 @@ pub async fn handshake(
         .send(Bytes::from(hello.encode_to_vec()))
         .await
         .map_err(|e| fail(format!("sending hello: {e}")))?;
-    let theirs: Hello = recv(framed, peer_addr, "hello").await?;
-    if theirs.chain_id != chain_id {
-        return Err(fail(format!(
-            "chain id {:?}, expected {chain_id:?}",
-            theirs.chain_id
-        )));
-    }
-    let their_pub: [u8; 32] = theirs
-        .pubkey
-        .as_slice()
-        .try_into()
-        .map_err(|_| fail(format!("public key of {} bytes", theirs.pubkey.len())))?;
-    let peer = PeerId(their_pub);
-    if !allowed.contains(&peer) {
-        return Err(P2pError::UnknownPeer {
-            pubkey: their_pub.iter().map(|b| format!("{b:02x}")).collect(),
-        });
-    }
-    if their_pub == own_pub {
-        return Err(fail("connected to ourselves".into()));
-    }
-    if theirs.nonce.len() != 32 {
-        return Err(fail(format!("nonce of {} bytes", theirs.nonce.len())));
-    }
-    let sig = key.sign(&auth_bytes(chain_id, &theirs.nonce, &nonce, &own_pub));
+    let frame = recv(framed, peer_addr, "hello").await?;
+    let (peer, their_nonce) = check_hello(&frame, chain_id, &own_pub, allowed, peer_addr)?;
+    let sig = key.sign(&auth_bytes(chain_id, &their_nonce, &nonce, &own_pub));
     framed
         .send(Bytes::from(
             Auth {
@@ -106,19 +152,7 @@ pub async fn handshake(
         ))
         .await
         .map_err(|e| fail(format!("sending auth: {e}")))?;
-    let auth: Auth = recv(framed, peer_addr, "auth").await?;
-    let sig: [u8; 64] = auth
-        .signature
-        .as_slice()
-        .try_into()
-        .map_err(|_| fail("signature of wrong length".into()))?;
-    // The project's one signature rule, as for votes and txs.
-    sig::verify(
-        &their_pub,
-        &sig,
-        &auth_bytes(chain_id, &nonce, &theirs.nonce, &their_pub),
-        SigPath::Handshake,
-    )
-    .map_err(|e| fail(format!("invalid handshake signature: {e}")))?;
+    let frame = recv(framed, peer_addr, "auth").await?;
+    check_auth(&frame, chain_id, &nonce, &peer, &their_nonce, peer_addr)?;
     Ok(peer)
 }

@@ -14,6 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = tx.cost();
     let alone = tx.verify_signature().is_ok();
     let batched = verify_signatures(&[&tx, &tx], true);
-    assert_eq!(batched, vec![alone, alone], "batch verdict differs from single");
+    assert_eq!(
+        batched,
+        vec![alone, alone],
+        "batch verdict differs from single"
+    );
     assert_eq!(verify_signatures(&[&tx], false), vec![alone]);
 });

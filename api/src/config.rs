@@ -242,6 +242,14 @@ impl Default for LogSection {
     }
 }
 
+fn invalid(path: &str, field: &'static str, reason: String) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_string(),
+        field,
+        reason,
+    }
+}
+
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -264,11 +272,7 @@ impl Config {
     }
 
     fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let invalid = |field: &'static str, reason: String| ConfigError::Invalid {
-            path: path.to_string(),
-            field,
-            reason,
-        };
+        let invalid = |field, reason| invalid(path, field, reason);
         let addrs: [(&'static str, &str); 3] = [
             ("api.grpc_addr", &self.api.grpc_addr),
             ("api.metrics_addr", &self.api.metrics_addr),
@@ -303,11 +307,7 @@ impl Config {
 
     /// The checks across fields, and the limits the node's protocols impose.
     fn validate_combinations(&self, path: &str) -> Result<(), ConfigError> {
-        let invalid = |field: &'static str, reason: String| ConfigError::Invalid {
-            path: path.to_string(),
-            field,
-            reason,
-        };
+        let invalid = |field, reason| invalid(path, field, reason);
         if self.mempool.max_tx_bytes > self.consensus.max_block_bytes {
             return Err(invalid(
                 "mempool.max_tx_bytes",

@@ -371,3 +371,54 @@ fn check_block_refuses_blocks_over_the_limits() {
     let e = p.check_block(&block).unwrap_err().to_string();
     assert!(e.contains("over max_block_txs"), "{e}");
 }
+
+/// Block sync from a lying peer: records that do not verify are refused with their height and
+/// a typed reason, nothing after the first bad one is applied, and the good prefix commits
+/// with the same app hash as on the node that made it.
+#[test]
+fn block_sync_refuses_a_bad_record_with_its_reason() {
+    use tpslab_consensus::bft::{Validator, ValidatorSet};
+    use tpslab_consensus::sync::apply;
+    use tpslab_consensus::{BlockFault, Invalid};
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = node(da.path(), 10);
+    for _ in 0..3 {
+        a.produce().unwrap();
+    }
+    let records: Vec<_> = (1..=3).map(|h| a.db().block(h).unwrap().unwrap()).collect();
+    let vals = ValidatorSet::new(vec![Validator {
+        pubkey: account_key("validator", 0).verifying_key().to_bytes(),
+        power: 10,
+    }]);
+    let mut b = node(db.path(), 10);
+
+    let mut lying = records.clone();
+    lying[1].block_hash = vec![9; 32];
+    let (events, refused) = apply(&mut b, &vals, lying).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(refused, Some((2, Invalid::Block(BlockFault::Hash))));
+    assert_eq!(b.db().last_committed().unwrap().height, 1);
+
+    let mut no_commit = records.clone();
+    no_commit[1].commit = None;
+    let (events, refused) = apply(&mut b, &vals, no_commit).unwrap();
+    assert!(events.is_empty());
+    assert_eq!(refused, Some((2, Invalid::Missing("commit"))));
+
+    let stranger = ValidatorSet::new(vec![Validator {
+        pubkey: account_key("someone", 0).verifying_key().to_bytes(),
+        power: 10,
+    }]);
+    let (_, refused) = apply(&mut b, &stranger, records[1..].to_vec()).unwrap();
+    assert!(
+        matches!(refused, Some((2, Invalid::Commit(_)))),
+        "{refused:?}"
+    );
+
+    let (events, refused) = apply(&mut b, &vals, records).unwrap();
+    assert_eq!((events.len(), refused), (2, None));
+    assert_eq!(
+        b.db().last_committed().unwrap().app_hash,
+        a.db().last_committed().unwrap().app_hash
+    );
+}

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
-use tpslab_types::{App, Tuning};
+use tpslab_types::{AppKind, Tuning};
 
 /// Smallest `p2p.max_frame_bytes` accepted.
 pub const MIN_FRAME_BYTES: usize = 64 << 10;
@@ -50,7 +50,7 @@ pub struct Config {
     pub moniker: String,
     /// The state machine: `transfer` (signed balance transfers) or `kvstore` (unsigned
     /// `key=value` writes). Every validator of a chain must run the same app.
-    pub app: App,
+    pub app: AppKind,
     /// The gRPC API.
     pub api: ApiConfig,
     /// Mempool limits.

@@ -23,7 +23,7 @@ use tpslab_api::client::connect;
 use tpslab_api::genesis::Genesis;
 use tpslab_api::proto::{BroadcastTxRequest, SubscribeCommitsRequest};
 use tpslab_types::tx::tx_hash;
-use tpslab_types::{App, Hash};
+use tpslab_types::{AppKind, Hash};
 
 /// How txs are paced.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,7 +50,7 @@ pub struct LoadConfig {
     /// The chain's genesis (chain id, test account seed and count).
     pub genesis: Genesis,
     /// Which txs to send.
-    pub workload: App,
+    pub workload: AppKind,
     /// Pacing.
     pub mode: Mode,
     /// Measured window.

@@ -17,7 +17,7 @@ use tpslab_api::proto::{
     GetBlockRequest, StatusRequest, StatusResponse, SubscribeCommitsRequest,
 };
 use tpslab_types::tx::tx_hash;
-use tpslab_types::{pb, App};
+use tpslab_types::{pb, AppKind};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -30,7 +30,7 @@ pub struct SinkOptions {
     /// read no faster, so a generator offering more sees its latency grow.
     pub max_rate: Option<f64>,
     /// The app reported by Status.
-    pub app: App,
+    pub app: AppKind,
 }
 
 #[derive(Clone)]

@@ -10,7 +10,7 @@ use tpslab_api::genesis::Genesis;
 use tpslab_api::proto::GetAccountRequest;
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, Transfer};
-use tpslab_types::App;
+use tpslab_types::AppKind;
 
 /// A transfer without payload encodes to about this many bytes.
 const TRANSFER_OVERHEAD: usize = 140;
@@ -27,15 +27,15 @@ pub struct TxSet {
 
 /// Makes `n` txs of `workload`, each about `tx_size` bytes.
 pub async fn make(
-    workload: App,
+    workload: AppKind,
     genesis: &Genesis,
     target: &str,
     n: u64,
     tx_size: usize,
 ) -> Result<TxSet> {
     match workload {
-        App::Transfer => presign(genesis, target, n, tx_size).await,
-        App::KvStore => Ok(TxSet {
+        AppKind::Transfer => presign(genesis, target, n, tx_size).await,
+        AppKind::KvStore => Ok(TxSet {
             txs: kv_txs(n, tx_size),
             senders: 1,
         }),
@@ -123,6 +123,6 @@ mod tests {
         assert!(txs.iter().all(|t| t.len() == 512));
         let set: std::collections::HashSet<_> = txs.iter().collect();
         assert_eq!(set.len(), 1000);
-        assert!(tpslab_types::app::parse_kv(&txs[0]).is_ok());
+        assert!(tpslab_app::kvstore::parse_kv(&txs[0]).is_ok());
     }
 }

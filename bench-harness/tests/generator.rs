@@ -7,7 +7,7 @@ use tpslab_api::genesis::{Genesis, GenesisAccounts};
 use tpslab_bench::saturate::{saturate, SaturateConfig};
 use tpslab_bench::sink::{self, SinkOptions};
 use tpslab_bench::{run, LoadConfig, Mode};
-use tpslab_types::App;
+use tpslab_types::AppKind;
 
 fn cfg(target: String, mode: Mode) -> LoadConfig {
     LoadConfig {
@@ -22,7 +22,7 @@ fn cfg(target: String, mode: Mode) -> LoadConfig {
                 balance: 0,
             },
         },
-        workload: App::KvStore,
+        workload: AppKind::KvStore,
         mode,
         duration: Duration::from_secs(2),
         warmup: Duration::from_millis(500),
@@ -37,7 +37,7 @@ async fn sink(max_rate: Option<f64>) -> String {
     sink::serve(SinkOptions {
         commit_every: Duration::from_millis(10),
         max_rate,
-        app: App::KvStore,
+        app: AppKind::KvStore,
     })
     .await
     .unwrap()

@@ -13,7 +13,7 @@ use tpslab_bench::saturate::{saturate, SaturateConfig};
 use tpslab_bench::sink::{self, SinkOptions};
 use tpslab_bench::{LoadConfig, Mode};
 use tpslab_testnet as testnet;
-use tpslab_types::App;
+use tpslab_types::AppKind;
 
 /// Parses `30s`, `500ms`, `2m` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -53,7 +53,7 @@ pub struct LoadTarget {
     testnet: Option<PathBuf>,
     /// transfer (signed transfers) or kvstore (unsigned key=value); default: the node's app.
     #[arg(long)]
-    workload: Option<App>,
+    workload: Option<AppKind>,
     /// Approximate size of each tx in bytes (CometBFT QA uses 1024).
     #[arg(long, default_value_t = 250)]
     tx_size: usize,
@@ -127,7 +127,7 @@ pub struct SaturateArgs {
 pub struct GeneratorArgs {
     /// transfer or kvstore.
     #[arg(long, default_value = "kvstore")]
-    workload: App,
+    workload: AppKind,
     /// Offered rate, tx/s: set it above what the generator can do.
     #[arg(long, default_value_t = 200_000)]
     rate: u64,
@@ -175,8 +175,8 @@ async fn resolve(t: &LoadTarget) -> Result<LoadConfig> {
     };
     let genesis = match (genesis, workload) {
         (Some(g), _) => g,
-        (None, App::KvStore) => accounts_only_genesis("", "", 0),
-        (None, App::Transfer) => {
+        (None, AppKind::KvStore) => accounts_only_genesis("", "", 0),
+        (None, AppKind::Transfer) => {
             anyhow::bail!("--genesis is required with --target for the transfer workload")
         }
     };

@@ -17,7 +17,7 @@ use tpslab_node::run::{self, Overrides};
 use tpslab_testnet as testnet;
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
-use tpslab_types::{Address, App};
+use tpslab_types::{Address, AppKind};
 
 mod alloc;
 mod experiment_cmd;
@@ -122,7 +122,7 @@ struct TestnetInitArgs {
     block_interval_ms: u64,
     /// The app every validator runs: transfer or kvstore.
     #[arg(long, default_value = "transfer")]
-    app: App,
+    app: AppKind,
     #[command(flatten)]
     tuning: opts_cmd::TuningArgs,
 }
@@ -155,7 +155,7 @@ struct InitArgs {
     force: bool,
     /// The app the node runs: transfer or kvstore.
     #[arg(long, default_value = "transfer")]
-    app: App,
+    app: AppKind,
 }
 
 #[derive(Args)]

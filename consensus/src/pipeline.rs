@@ -14,7 +14,7 @@ use tpslab_types::sigcache::SigCache;
 use tpslab_types::stages::{Stage, StageLatencies};
 use tpslab_types::tx::tx_hash;
 use tpslab_types::vote::{commit_sig_from_vote, VoteData};
-use tpslab_types::{App, Hash, Tuning};
+use tpslab_types::{AppKind, Hash, Tuning};
 
 /// Size limits of one block.
 #[derive(Clone, Copy, Debug)]
@@ -28,7 +28,7 @@ pub struct BlockLimits {
 /// What a [`BlockPipeline`] is made of.
 pub struct PipelineParts {
     /// The state machine blocks are executed with.
-    pub app: App,
+    pub app: AppKind,
     /// Chain id.
     pub chain_id: String,
     /// The proposer's key; it also signs the commit.

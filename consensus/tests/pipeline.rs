@@ -12,7 +12,7 @@ use tpslab_types::sigcache::SigCache;
 use tpslab_types::tuning::CATALOGUE;
 use tpslab_types::tx::{encode_transfer, Transfer};
 use tpslab_types::vote::{commit_sig_data, verify_vote_signature};
-use tpslab_types::{Account, App, Hash, Tuning};
+use tpslab_types::{Account, AppKind, Hash, Tuning};
 
 const CHAIN: &str = "c";
 
@@ -41,7 +41,8 @@ fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> TestNode
             )
         })
         .collect();
-    db.init_genesis(App::Transfer, CHAIN, 0, &genesis).unwrap();
+    db.init_genesis(AppKind::Transfer, CHAIN, 0, &genesis)
+        .unwrap();
     let sig_cache = Arc::new(SigCache::new(10_000));
     let mempool = Arc::new(
         Mempool::new(
@@ -57,7 +58,7 @@ fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> TestNode
         .with_sig_cache(sig_cache.clone()),
     );
     let pipeline = BlockPipeline::new(PipelineParts {
-        app: App::Transfer,
+        app: AppKind::Transfer,
         chain_id: CHAIN.into(),
         key: account_key("validator", 0),
         ledger: Arc::new(db.clone()),

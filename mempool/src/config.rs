@@ -1,12 +1,12 @@
 //! Mempool limits.
 
-use tpslab_types::App;
+use tpslab_types::AppKind;
 
 /// Limits and identity of a mempool.
 #[derive(Clone, Debug)]
 pub struct MempoolConfig {
     /// The app whose txs are admitted.
-    pub app: App,
+    pub app: AppKind,
     /// Chain id every tx must carry.
     pub chain_id: String,
     /// Maximum number of pending txs.
@@ -30,7 +30,7 @@ pub struct MempoolConfig {
 impl Default for MempoolConfig {
     fn default() -> Self {
         MempoolConfig {
-            app: App::Transfer,
+            app: AppKind::Transfer,
             chain_id: "tpslab".into(),
             max_txs: 50_000,
             max_bytes: 64 << 20,

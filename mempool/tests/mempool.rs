@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tpslab_mempool::{CheckTxError, Mempool, MempoolConfig, RejectReason};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
-use tpslab_types::{Account, Address, App, StateView};
+use tpslab_types::{Account, Address, AppKind, StateView};
 
 #[derive(Clone, Default)]
 struct MemState(Arc<RwLock<HashMap<Address, Account>>>);
@@ -199,7 +199,7 @@ fn update_removes_committed_and_evicts_what_became_invalid() {
 #[test]
 fn kvstore_txs_are_admitted_in_arrival_order() {
     let (mp, _) = setup(MempoolConfig {
-        app: App::KvStore,
+        app: AppKind::KvStore,
         max_txs: 3,
         ..cfg()
     });
@@ -210,6 +210,8 @@ fn kvstore_txs_are_admitted_in_arrival_order() {
     assert_eq!(reason(mp.check_tx(b"k2=v")), RejectReason::MempoolFull);
     assert_eq!(reason(mp.check_tx(b"")), RejectReason::Malformed);
     assert_eq!(reason(mp.check_tx(b"=v")), RejectReason::Malformed);
+    let huge = vec![b'k'; cfg().max_tx_bytes + 1];
+    assert_eq!(reason(mp.check_tx(&huge)), RejectReason::TooLarge);
     let reaped: Vec<Vec<u8>> = mp.reap(10, 1 << 20).iter().map(|t| t.to_vec()).collect();
     assert_eq!(
         reaped,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use tpslab_statedb::{execute_block, ExecOptions, StateDb, StateDbOptions};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, Transfer};
-use tpslab_types::{pb, Account, App};
+use tpslab_types::{pb, Account, AppKind};
 
 const ACCOUNTS: u64 = 10_000;
 const BLOCK: u64 = 1_000;
@@ -30,7 +30,7 @@ fn bench(c: &mut Criterion) {
             )
         })
         .collect();
-    db.init_genesis(App::Transfer, "bench", 0, &genesis)
+    db.init_genesis(AppKind::Transfer, "bench", 0, &genesis)
         .expect("genesis");
     let txs: Vec<Vec<u8>> = (0..BLOCK)
         .map(|i| {
@@ -55,7 +55,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let out = execute_block(
                 &db,
-                &ExecOptions::new(App::Transfer),
+                &ExecOptions::new(AppKind::Transfer),
                 "bench",
                 last.height + 1,
                 &last.app_hash,
@@ -71,7 +71,7 @@ fn bench(c: &mut Criterion) {
     // commit path is measured on the same write set).
     let out = execute_block(
         &db,
-        &ExecOptions::new(App::Transfer),
+        &ExecOptions::new(AppKind::Transfer),
         "bench",
         last.height + 1,
         &last.app_hash,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use tpslab_types::ports::Committed;
-use tpslab_types::{pb, Account, Address, App, Hash, StateView};
+use tpslab_types::{pb, Account, Address, AppKind, Hash, StateView};
 
 const CF_STATE: &str = "state";
 const CF_KV: &str = "kv";
@@ -135,7 +135,7 @@ impl StateDb {
     /// genesis).
     pub fn init_genesis(
         &self,
-        app: App,
+        app: AppKind,
         chain_id: &str,
         genesis_time_unix_nanos: u64,
         accounts: &BTreeMap<Address, Account>,
@@ -157,7 +157,7 @@ impl StateDb {
                 .get_cf(self.cf(CF_META)?, META_APP)
                 .map_err(db_err("read app"))?
                 .map_or_else(
-                    || App::Transfer.as_str().to_string(),
+                    || AppKind::Transfer.as_str().to_string(),
                     |b| String::from_utf8_lossy(&b).into_owned(),
                 );
             if found != app.as_str() {
@@ -224,24 +224,29 @@ impl StateDb {
         }
     }
 
-    /// The write-batch toggle's naive path: puts accounts right away in their own synced
-    /// write (RocksDB WAL fsync), as an app persisting each tx's changes as it goes would.
-    pub fn put_accounts_synced<'a>(
+    /// The write-batch toggle's naive path: puts one tx's writes right away in their own
+    /// synced write (RocksDB WAL fsync), as an app persisting each tx's changes as it goes
+    /// would.
+    pub(crate) fn put_synced(
         &self,
-        accounts: impl Iterator<Item = (&'a Address, Account)>,
+        accounts: &[(Address, Account)],
+        entries: &[(Vec<u8>, Vec<u8>)],
     ) -> StateResult<()> {
-        let state = self.cf(CF_STATE)?;
         let mut batch = WriteBatch::default();
-        let accounts: Vec<(&Address, Account)> = accounts.collect();
-        for (addr, acc) in &accounts {
+        let state = self.cf(CF_STATE)?;
+        for (addr, acc) in accounts {
             batch.put_cf(state, addr.0, acc.encode());
+        }
+        let kv = self.cf(CF_KV)?;
+        for (k, v) in entries {
+            batch.put_cf(kv, k, v);
         }
         self.inner
             .db
             .write_opt(batch, &self.inner.write_opts)
-            .map_err(db_err("put accounts"))?;
+            .map_err(db_err("put tx writes"))?;
         if let Some(c) = &self.inner.cache {
-            c.written(accounts.iter().map(|(a, acc)| (*a, *acc)));
+            c.written(accounts.iter().map(|(a, acc)| (a, *acc)));
         }
         Ok(())
     }

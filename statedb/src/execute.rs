@@ -1,37 +1,20 @@
-//! Block execution: apply each tx against the committed state plus the block's own earlier
-//! writes. A tx that fails (bad signature, wrong nonce, no funds) is skipped and its code
-//! recorded, as a Cosmos DeliverTx failure would be; the block itself stays valid.
+//! Block execution, for whichever app the chain runs: decode every tx and verify the
+//! signatures (batched, or skipped for txs in the sig cache), then deliver each tx in order
+//! against the committed state plus the block's own earlier writes. A tx that fails (bad
+//! signature, wrong nonce, no funds) is skipped and its code recorded, as a Cosmos DeliverTx
+//! failure would be; the block itself stays valid.
 
 use crate::app_hash::block_app_hash;
+use crate::block_view::BlockView;
 use crate::db::StateDb;
 use crate::error::StateResult;
 use crate::write_set::WriteSet;
-use std::collections::BTreeMap;
-use tpslab_types::app::parse_kv;
+use tpslab_app::{App, AppVisitor, TxContext};
 use tpslab_types::sigcache::SigCache;
-use tpslab_types::tx::{verify_signatures, ParsedTx};
-use tpslab_types::{Account, Address, App, Hash};
+use tpslab_types::{AppKind, Hash};
 use tracing::debug;
 
-/// Outcome of one tx in a block. The numbers are stored in `BlockRecord.tx_codes`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum TxCode {
-    /// Applied.
-    Ok = 0,
-    /// The bytes do not decode to a well-formed tx.
-    Malformed = 1,
-    /// Made for another chain.
-    WrongChainId = 2,
-    /// The signature does not verify.
-    BadSignature = 3,
-    /// The nonce is not the sender's next nonce.
-    BadNonce = 4,
-    /// The sender cannot pay amount + fee.
-    InsufficientFunds = 5,
-    /// A balance would overflow.
-    Overflow = 6,
-}
+pub use tpslab_app::TxCode;
 
 /// What executing a block produced.
 #[derive(Clone, Debug, Default)]
@@ -50,7 +33,7 @@ pub struct ExecOutcome {
 #[derive(Clone, Copy)]
 pub struct ExecOptions<'a> {
     /// The state machine.
-    pub app: App,
+    pub app: AppKind,
     /// write-batch toggle off: each applied tx's writes are put to RocksDB at once, synced
     /// (the block's commit then writes the record and meta). On: nothing is written here.
     pub write_batch: bool,
@@ -64,7 +47,7 @@ pub struct ExecOptions<'a> {
 
 impl ExecOptions<'_> {
     /// `app` with every toggle's tuned path except the cache.
-    pub fn new(app: App) -> ExecOptions<'static> {
+    pub fn new(app: AppKind) -> ExecOptions<'static> {
         ExecOptions {
             app,
             write_batch: true,
@@ -75,7 +58,8 @@ impl ExecOptions<'_> {
     }
 }
 
-/// Executes `txs` of block `height` on top of the committed state in `db`.
+/// Executes `txs` of block `height` on top of the committed state in `db`, with the app
+/// `opts.app` names.
 pub fn execute_block(
     db: &StateDb,
     opts: &ExecOptions<'_>,
@@ -84,132 +68,124 @@ pub fn execute_block(
     prev_app_hash: &Hash,
     txs: &[Vec<u8>],
 ) -> StateResult<ExecOutcome> {
-    let mut out = ExecOutcome {
-        tx_codes: Vec::with_capacity(txs.len()),
-        ..Default::default()
+    let block = Execute {
+        db,
+        opts,
+        chain_id,
+        height,
+        prev_app_hash,
+        txs,
     };
-    match opts.app {
-        App::Transfer => {
-            let parsed = decode_and_verify(opts, chain_id, txs);
-            for p in &parsed {
-                let code = apply_tx(db, p, &mut out.write_set.accounts)?;
-                if code == TxCode::Ok && !opts.write_batch {
-                    if let Ok((tx, _)) = p {
-                        let ws = &out.write_set.accounts;
-                        let touched = [tx.sender, tx.to].map(|a| (a, ws.get(&a).copied()));
-                        db.put_accounts_synced(
-                            touched.iter().filter_map(|(a, acc)| Some((a, (*acc)?))),
-                        )?;
-                    }
-                }
-                if let Ok((tx, _)) = p {
-                    debug!(height, tx = %tx.hash, code = code as u32, "tx executed");
-                }
-                out.finish_tx(code);
-            }
-        }
-        App::KvStore => {
-            for raw in txs {
-                let code = apply_kv(raw, &mut out.write_set.kv);
-                out.finish_tx(code);
-            }
-        }
-    }
-    out.app_hash = block_app_hash(prev_app_hash, height, &out.write_set);
-    Ok(out)
+    tpslab_app::visit(opts.app, block)
 }
 
-impl ExecOutcome {
-    fn finish_tx(&mut self, code: TxCode) {
-        if code == TxCode::Ok {
-            self.applied += 1;
-        }
-        self.tx_codes.push(code as u32);
+/// [`execute_block`] with a given app (`opts.app` is ignored): for apps outside the
+/// registry, such as a test's.
+pub fn execute_block_with<A: App>(
+    app: &A,
+    db: &StateDb,
+    opts: &ExecOptions<'_>,
+    chain_id: &str,
+    height: u64,
+    prev_app_hash: &Hash,
+    txs: &[Vec<u8>],
+) -> StateResult<ExecOutcome> {
+    let block = Execute {
+        db,
+        opts,
+        chain_id,
+        height,
+        prev_app_hash,
+        txs,
+    };
+    block.run(app)
+}
+
+/// One block's execution, waiting for its app.
+struct Execute<'a> {
+    db: &'a StateDb,
+    opts: &'a ExecOptions<'a>,
+    chain_id: &'a str,
+    height: u64,
+    prev_app_hash: &'a Hash,
+    txs: &'a [Vec<u8>],
+}
+
+impl AppVisitor for Execute<'_> {
+    type Output = StateResult<ExecOutcome>;
+
+    fn visit<A: App>(self, app: A) -> StateResult<ExecOutcome> {
+        self.run(&app)
     }
 }
 
-/// Each tx decoded and chain-checked, with whether its signature verifies; or why not.
-type Checked = Result<(ParsedTx, bool), TxCode>;
+impl Execute<'_> {
+    fn run<A: App>(self, app: &A) -> StateResult<ExecOutcome> {
+        let checked = decode_and_verify(app, self.opts, self.chain_id, self.txs);
+        let mut write_set = WriteSet::default();
+        let mut view = BlockView::new(self.db, &mut write_set);
+        let mut tx_codes = Vec::with_capacity(checked.len());
+        let mut applied = 0;
+        for c in &checked {
+            let code = match c {
+                Err(code) => *code,
+                Ok((_, false)) => TxCode::BadSignature,
+                Ok((tx, true)) => {
+                    let code = app.deliver(tx, &mut view)?;
+                    view.end_tx(code == TxCode::Ok, !self.opts.write_batch)?;
+                    debug!(height = self.height, tx = %app.hash(tx), code = code as u32, "tx executed");
+                    code
+                }
+            };
+            applied += usize::from(code == TxCode::Ok);
+            tx_codes.push(code as u32);
+        }
+        drop(view);
+        let app_hash = block_app_hash(self.prev_app_hash, self.height, &write_set);
+        Ok(ExecOutcome {
+            write_set,
+            tx_codes,
+            applied,
+            app_hash,
+        })
+    }
+}
 
-fn decode_and_verify(opts: &ExecOptions<'_>, chain_id: &str, txs: &[Vec<u8>]) -> Vec<Checked> {
-    let mut out: Vec<Checked> = txs
+/// Each tx decoded and checked, with whether its signature verifies; or its failure code.
+type Checked<T> = Result<(T, bool), TxCode>;
+
+fn decode_and_verify<'t, A: App>(
+    app: &A,
+    opts: &ExecOptions<'_>,
+    chain_id: &str,
+    txs: &'t [Vec<u8>],
+) -> Vec<Checked<A::Tx<'t>>> {
+    let ctx = TxContext {
+        chain_id,
+        buffer_pool: opts.buffer_pool,
+    };
+    let mut out: Vec<Checked<A::Tx<'t>>> = txs
         .iter()
         .map(|raw| {
-            let tx = ParsedTx::decode_with(raw, opts.buffer_pool).map_err(|_| TxCode::Malformed)?;
-            tx.check_chain_id(chain_id)
-                .map_err(|_| TxCode::WrongChainId)?;
-            let cached = opts.sig_cache.is_some_and(|c| c.contains(&tx.hash));
+            let tx = app
+                .decode(raw, &ctx)
+                .map_err(|e| TxCode::of_decode_error(&e))?;
+            let cached = !A::SIGNED || opts.sig_cache.is_some_and(|c| c.contains(&app.hash(&tx)));
             Ok((tx, cached))
         })
         .collect();
     let need: Vec<usize> = (0..out.len())
         .filter(|&i| matches!(out[i], Ok((_, false))))
         .collect();
-    let refs: Vec<&ParsedTx> = need
+    let refs: Vec<&A::Tx<'t>> = need
         .iter()
         .filter_map(|&i| out[i].as_ref().ok().map(|(t, _)| t))
         .collect();
-    let verified = verify_signatures(&refs, opts.sig_batch);
+    let verified = app.verify(&refs, opts.sig_batch);
     for (&i, ok) in need.iter().zip(verified) {
         if let Ok((_, v)) = &mut out[i] {
             *v = ok;
         }
     }
     out
-}
-
-fn load(db: &StateDb, ws: &BTreeMap<Address, Account>, addr: &Address) -> StateResult<Account> {
-    match ws.get(addr) {
-        Some(a) => Ok(*a),
-        None => db.get_account(addr),
-    }
-}
-
-fn apply_tx(
-    db: &StateDb,
-    checked: &Checked,
-    ws: &mut BTreeMap<Address, Account>,
-) -> StateResult<TxCode> {
-    let (tx, sig_ok) = match checked {
-        Ok(c) => c,
-        Err(code) => return Ok(*code),
-    };
-    if !sig_ok {
-        return Ok(TxCode::BadSignature);
-    }
-    let mut from = load(db, ws, &tx.sender)?;
-    if tx.tx.nonce != from.nonce {
-        return Ok(TxCode::BadNonce);
-    }
-    let Some(cost) = tx.cost() else {
-        return Ok(TxCode::Overflow);
-    };
-    if from.balance < cost {
-        return Ok(TxCode::InsufficientFunds);
-    }
-    from.balance -= cost;
-    from.nonce += 1;
-    if tx.to == tx.sender {
-        from.balance += tx.tx.amount;
-        ws.insert(tx.sender, from);
-        return Ok(TxCode::Ok);
-    }
-    let mut to = load(db, ws, &tx.to)?;
-    let Some(new_to) = to.balance.checked_add(tx.tx.amount) else {
-        return Ok(TxCode::Overflow);
-    };
-    to.balance = new_to;
-    ws.insert(tx.sender, from);
-    ws.insert(tx.to, to);
-    Ok(TxCode::Ok)
-}
-
-fn apply_kv(raw: &[u8], kv: &mut BTreeMap<Vec<u8>, Vec<u8>>) -> TxCode {
-    match parse_kv(raw) {
-        Ok((k, v)) => {
-            kv.insert(k.to_vec(), v.to_vec());
-            TxCode::Ok
-        }
-        Err(_) => TxCode::Malformed,
-    }
 }

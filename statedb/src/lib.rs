@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 pub mod app_hash;
+mod block_view;
 mod cache;
 mod db;
 pub mod error;
@@ -18,6 +19,6 @@ mod write_set;
 
 pub use db::{StateDb, StateDbOptions};
 pub use error::{StateError, StateResult};
-pub use execute::{execute_block, ExecOptions, ExecOutcome, TxCode};
+pub use execute::{execute_block, execute_block_with, ExecOptions, ExecOutcome, TxCode};
 pub use tpslab_types::ports::Committed;
 pub use write_set::WriteSet;

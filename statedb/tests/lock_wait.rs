@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tpslab_statedb::{StateDb, StateDbOptions, WriteSet};
-use tpslab_types::{pb, Account, Address, App, Hash};
+use tpslab_types::{pb, Account, Address, AppKind, Hash};
 
 const CHAIN: &str = "lock-chain";
 const ACCOUNTS: u32 = 20_000;
@@ -67,7 +67,8 @@ fn lock_wait(sharded: bool) -> f64 {
             )
         })
         .collect();
-    db.init_genesis(App::Transfer, CHAIN, 0, &genesis).unwrap();
+    db.init_genesis(AppKind::Transfer, CHAIN, 0, &genesis)
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..1)
         .map(|r| {

@@ -10,7 +10,7 @@ use tpslab_statedb::{execute_block, ExecOptions, StateDb, StateDbOptions, TxCode
 use tpslab_types::craft::{self, Shape};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, Transfer};
-use tpslab_types::{pb, Account, Address, App, Hash};
+use tpslab_types::{pb, Account, Address, AppKind, Hash};
 
 const CHAIN: &str = "test-chain";
 const SEED: &str = "seed";
@@ -53,10 +53,10 @@ fn transfer(from: u64, to: u64, amount: u64, nonce: u64) -> Vec<u8> {
 
 /// Executes and commits one block of txs, returning the new app hash.
 fn run_block(db: &StateDb, txs: Vec<Vec<u8>>) -> (Hash, Vec<u32>) {
-    run_app_block(db, App::Transfer, txs)
+    run_app_block(db, AppKind::Transfer, txs)
 }
 
-fn run_app_block(db: &StateDb, app: App, txs: Vec<Vec<u8>>) -> (Hash, Vec<u32>) {
+fn run_app_block(db: &StateDb, app: AppKind, txs: Vec<Vec<u8>>) -> (Hash, Vec<u32>) {
     let last = db.last_committed().unwrap();
     let height = last.height + 1;
     let out = execute_block(
@@ -94,7 +94,7 @@ fn run_app_block(db: &StateDb, app: App, txs: Vec<Vec<u8>>) -> (Hash, Vec<u32>) 
 fn transfers_apply_and_failures_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());
-    db.init_genesis(App::Transfer, CHAIN, 0, &genesis(3, 100))
+    db.init_genesis(AppKind::Transfer, CHAIN, 0, &genesis(3, 100))
         .unwrap();
     let mut tampered = transfer(0, 1, 5, 1);
     let n = tampered.len();
@@ -142,7 +142,7 @@ fn restart_recovers_height_app_hash_and_state() {
     let dir = tempfile::tempdir().unwrap();
     let (hash, a1) = {
         let db = open(dir.path());
-        db.init_genesis(App::Transfer, CHAIN, 0, &genesis(2, 100))
+        db.init_genesis(AppKind::Transfer, CHAIN, 0, &genesis(2, 100))
             .unwrap();
         run_block(&db, vec![transfer(0, 1, 10, 0)]);
         let (h, _) = run_block(&db, vec![transfer(0, 1, 10, 1), transfer(1, 0, 3, 0)]);
@@ -154,7 +154,7 @@ fn restart_recovers_height_app_hash_and_state() {
     let db = open(dir.path());
     // Genesis is not re-applied over existing state.
     let last = db
-        .init_genesis(App::Transfer, CHAIN, 0, &genesis(2, 100))
+        .init_genesis(AppKind::Transfer, CHAIN, 0, &genesis(2, 100))
         .unwrap();
     assert_eq!(last.height, 2);
     assert_eq!(last.app_hash, hash);
@@ -164,7 +164,7 @@ fn restart_recovers_height_app_hash_and_state() {
     );
     assert_eq!(db.block(2).unwrap().unwrap().tx_codes, vec![0, 0]);
     assert!(db
-        .init_genesis(App::Transfer, "other-chain", 0, &genesis(2, 100))
+        .init_genesis(AppKind::Transfer, "other-chain", 0, &genesis(2, 100))
         .is_err());
 }
 
@@ -172,7 +172,7 @@ fn restart_recovers_height_app_hash_and_state() {
 fn out_of_order_commit_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());
-    db.init_genesis(App::Transfer, CHAIN, 0, &genesis(1, 1))
+    db.init_genesis(AppKind::Transfer, CHAIN, 0, &genesis(1, 1))
         .unwrap();
     let record = pb::BlockRecord {
         block: Some(pb::Block {
@@ -207,7 +207,7 @@ proptest! {
         let hashes: Vec<Hash> = (0..2).map(|_| {
             let dir = tempfile::tempdir().unwrap();
             let db = open(dir.path());
-            db.init_genesis(App::Transfer, CHAIN, 0, &genesis(6, 1_000)).unwrap();
+            db.init_genesis(AppKind::Transfer, CHAIN, 0, &genesis(6, 1_000)).unwrap();
             let mut h = Hash::ZERO;
             for chunk in txs.chunks(cut) {
                 h = run_block(&db, chunk.to_vec()).0;
@@ -223,11 +223,11 @@ fn kvstore_writes_persist_and_the_app_is_pinned() {
     let dir = tempfile::tempdir().unwrap();
     let (h1, codes) = {
         let db = open(dir.path());
-        db.init_genesis(App::KvStore, CHAIN, 0, &BTreeMap::new())
+        db.init_genesis(AppKind::KvStore, CHAIN, 0, &BTreeMap::new())
             .unwrap();
         let (h, codes) = run_app_block(
             &db,
-            App::KvStore,
+            AppKind::KvStore,
             vec![
                 b"a=1".to_vec(),
                 b"b=2".to_vec(),
@@ -244,11 +244,11 @@ fn kvstore_writes_persist_and_the_app_is_pinned() {
     // Same txs on a fresh store: same app hash.
     let other = tempfile::tempdir().unwrap();
     let db = open(other.path());
-    db.init_genesis(App::KvStore, CHAIN, 0, &BTreeMap::new())
+    db.init_genesis(AppKind::KvStore, CHAIN, 0, &BTreeMap::new())
         .unwrap();
     let (h2, _) = run_app_block(
         &db,
-        App::KvStore,
+        AppKind::KvStore,
         vec![
             b"a=1".to_vec(),
             b"b=2".to_vec(),
@@ -260,7 +260,7 @@ fn kvstore_writes_persist_and_the_app_is_pinned() {
     // Reopening kvstore state as a transfer chain is refused with a clear error.
     let db = open(dir.path());
     let err = db
-        .init_genesis(App::Transfer, CHAIN, 0, &BTreeMap::new())
+        .init_genesis(AppKind::Transfer, CHAIN, 0, &BTreeMap::new())
         .unwrap_err();
     assert!(err.to_string().contains("kvstore"), "{err}");
 }
@@ -321,10 +321,10 @@ fn execution_paths_agree_on_bad_signatures_and_nonces() {
             for cached in [false, true] {
                 let dir = tempfile::tempdir().unwrap();
                 let db = open(dir.path());
-                db.init_genesis(App::Transfer, CHAIN, 0, &genesis(20, 1_000))
+                db.init_genesis(AppKind::Transfer, CHAIN, 0, &genesis(20, 1_000))
                     .unwrap();
                 let opts = ExecOptions {
-                    app: App::Transfer,
+                    app: AppKind::Transfer,
                     write_batch,
                     sig_batch,
                     sig_cache: cached.then_some(&cache),

@@ -31,7 +31,7 @@ pub mod pb {
 }
 
 pub use account::{Account, Address, StateView};
-pub use app::App;
+pub use app::AppKind;
 pub use error::{TypesError, TypesResult};
 pub use hash::Hash;
 pub use tuning::Tuning;

@@ -6,7 +6,7 @@
 //! (Raft) plugs into the same two ports.
 
 use crate::sigcache::SigCache;
-use crate::{pb, Address, App, Hash};
+use crate::{pb, Address, AppKind, Hash};
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -32,7 +32,7 @@ pub struct ExecParams {
     /// The chain id txs must carry.
     pub chain_id: String,
     /// The state machine.
-    pub app: App,
+    pub app: AppKind,
     /// write-batch toggle: one write batch per block (off: every tx's writes synced alone).
     pub write_batch: bool,
     /// sig-batch toggle: verify the block's signatures in one batch.

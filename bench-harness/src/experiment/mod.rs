@@ -20,7 +20,7 @@ use tpslab_api::config::Config;
 use tpslab_api::genesis::Genesis;
 use tpslab_testnet::{self as testnet, TestnetInit};
 use tpslab_types::tuning::CATALOGUE;
-use tpslab_types::{App, Tuning};
+use tpslab_types::{AppKind, Tuning};
 
 /// Starts of one step before its failure to bind a port is final.
 const START_ATTEMPTS: u32 = 3;
@@ -244,7 +244,7 @@ async fn run_step(
     let mut config = Config::default();
     config.consensus.block_interval_ms = cfg.block_interval_ms;
     config.tuning = step.tuning;
-    config.app = App::Transfer;
+    config.app = AppKind::Transfer;
     let file = testnet::init(&TestnetInit {
         validators: cfg.validators,
         out: dir.to_path_buf(),
@@ -276,7 +276,7 @@ async fn run_step(
     let load = LoadConfig {
         targets: file.nodes.iter().map(|n| n.grpc_addr.clone()).collect(),
         genesis,
-        workload: App::Transfer,
+        workload: AppKind::Transfer,
         mode: Mode::Open { rate: cfg.rate },
         duration: cfg.duration,
         warmup: cfg.warmup,

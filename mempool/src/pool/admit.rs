@@ -1,23 +1,61 @@
-//! Admission (CheckTx): the cheap checks first (size, decode, chain id, duplicate, room,
-//! nonce and balance), then signature verification, alone or batched, then insertion under
-//! the pool lock. A batch gets exactly the verdicts its txs would get one by one.
+//! Admission (CheckTx), written once for every app: the cheap checks first (size, decode and
+//! the app's stateless checks, duplicate, room, the sender lane's nonce and funds), then
+//! signature verification, alone or batched, then insertion under the pool lock. A batch gets
+//! exactly the verdicts its txs would get one by one.
 
 use super::{Entry, Inner, Mempool, SenderQueue};
 use crate::error::{CheckTxError, RejectReason};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use tpslab_types::app::parse_kv;
-use tpslab_types::tx::{tx_hash, verify_signatures, ParsedTx};
-use tpslab_types::{Address, App, Hash, StateView};
+use tpslab_app::{App, AppVisitor, Lane, LaneState, TxContext};
+use tpslab_types::{Address, Hash, StateView, TypesError};
+
+/// The chain's app as the pool uses it: the generic admission below, instantiated for one
+/// app, behind one dynamic call per CheckTx or batch.
+pub(super) trait Admission<S: StateView>: Send + Sync {
+    fn check_one(&self, pool: &Mempool<S>, raw: &[u8]) -> Result<Hash, CheckTxError>;
+    fn check_many(&self, pool: &Mempool<S>, raws: &[&[u8]]) -> Vec<Result<Hash, CheckTxError>>;
+    fn lane_state(&self, state: &S, sender: &Address) -> Result<LaneState, S::Error>;
+}
+
+impl<S: StateView, A: App> Admission<S> for A {
+    fn check_one(&self, pool: &Mempool<S>, raw: &[u8]) -> Result<Hash, CheckTxError> {
+        pool.check_one(self, raw)
+    }
+
+    fn check_many(&self, pool: &Mempool<S>, raws: &[&[u8]]) -> Vec<Result<Hash, CheckTxError>> {
+        pool.check_batch(self, raws)
+    }
+
+    fn lane_state(&self, state: &S, sender: &Address) -> Result<LaneState, S::Error> {
+        App::lane_state(self, state, sender)
+    }
+}
+
+/// Picks the [`Admission`] of the app a chain names.
+pub(super) struct ForApp<S>(pub(super) PhantomData<fn() -> S>);
+
+impl<S: StateView> AppVisitor for ForApp<S> {
+    type Output = Box<dyn Admission<S>>;
+    fn visit<A: App>(self, app: A) -> Box<dyn Admission<S>> {
+        Box::new(app)
+    }
+}
 
 impl<S: StateView> Mempool<S> {
     /// Admits `raw` if it is a valid tx that fits; returns its hash.
     pub fn check_tx(&self, raw: &[u8]) -> Result<Hash, CheckTxError> {
-        let r = self.check_tx_inner(raw);
-        self.count(&r);
-        r
+        self.app.check_one(self, raw)
+    }
+
+    /// Admits several txs, in order, as [`Mempool::check_tx`] would one by one; with the
+    /// sig-batch toggle their signatures are verified in one batch.
+    pub fn check_txs(&self, raws: &[&[u8]]) -> Vec<Result<Hash, CheckTxError>> {
+        // Under a stable symbol, so the eBPF funclatency uprobes can time CheckTx batches.
+        tpslab_probe_points::check_txs(raws.len() as u64, 0, || self.app.check_many(self, raws))
     }
 
     fn count(&self, r: &Result<Hash, CheckTxError>) {
@@ -33,23 +71,27 @@ impl<S: StateView> Mempool<S> {
         }
     }
 
-    /// Admits several txs, in order, as [`Mempool::check_tx`] would one by one; with the
-    /// sig-batch toggle their signatures are verified in one batch.
-    pub fn check_txs(&self, raws: &[&[u8]]) -> Vec<Result<Hash, CheckTxError>> {
-        // Under a stable symbol, so the eBPF funclatency uprobes can time CheckTx batches.
-        tpslab_probe_points::check_txs(raws.len() as u64, 0, || self.check_batch(raws))
+    fn check_one<A: App>(&self, app: &A, raw: &[u8]) -> Result<Hash, CheckTxError> {
+        let r = self.precheck(app, raw, None).and_then(|tx| {
+            if A::SIGNED && !app.verify_one(&tx) {
+                return Err(CheckTxError::Invalid(TypesError::BadSignature));
+            }
+            self.admit(app, raw, &tx)
+        });
+        self.count(&r);
+        r
     }
 
-    fn check_batch(&self, raws: &[&[u8]]) -> Vec<Result<Hash, CheckTxError>> {
-        if self.cfg.app == App::KvStore || !self.cfg.sig_batch || raws.len() < 2 {
-            return raws.iter().map(|r| self.check_tx(r)).collect();
+    fn check_batch<A: App>(&self, app: &A, raws: &[&[u8]]) -> Vec<Result<Hash, CheckTxError>> {
+        if !A::SIGNED || !self.cfg.sig_batch || raws.len() < 2 {
+            return raws.iter().map(|r| self.check_one(app, r)).collect();
         }
         // Earlier txs of the batch count as pending for the nonce and balance prechecks of
         // later ones from the same sender, as they would one by one.
         let mut overlay = Ahead::default();
-        let pre: Vec<Result<ParsedTx, CheckTxError>> = raws
+        let pre: Vec<Result<A::Tx<'_>, CheckTxError>> = raws
             .iter()
-            .map(|r| self.precheck(r, Some(&mut overlay)))
+            .map(|r| self.precheck(app, r, Some(&mut overlay)))
             .collect();
         let mut out: Vec<Option<Result<Hash, CheckTxError>>> = pre
             .iter()
@@ -79,15 +121,13 @@ impl<S: StateView> Mempool<S> {
                 k += 1;
                 continue;
             }
-            let refs: Vec<&ParsedTx> = pick.iter().filter_map(|&i| pre[i].as_ref().ok()).collect();
-            let verified = verify_signatures(&refs, true);
+            let refs: Vec<&A::Tx<'_>> = pick.iter().filter_map(|&i| pre[i].as_ref().ok()).collect();
+            let verified = app.verify(&refs, true);
             for (&i, (ok, tx)) in pick.iter().zip(verified.into_iter().zip(refs)) {
                 out[i] = Some(if ok {
-                    self.admit(raws[i], tx)
+                    self.admit(app, raws[i], tx)
                 } else {
-                    Err(CheckTxError::Invalid(
-                        tpslab_types::TypesError::BadSignature,
-                    ))
+                    Err(CheckTxError::Invalid(TypesError::BadSignature))
                 });
             }
         }
@@ -101,63 +141,71 @@ impl<S: StateView> Mempool<S> {
         out
     }
 
-    /// Everything refusable before the signature, cheapest first: size, decoding, chain id,
-    /// duplicate, a full pool, and the sender's nonce and balance (read from its pending
-    /// queue, or one state read). A verification costs ~50 us; none of these costs more than
-    /// a lookup, so a flood of txs that cannot be admitted spends no verification at all.
-    /// `insert` checks room, nonce and balance again under the lock (they may have changed).
-    /// `overlay` (batches): what the earlier txs of the batch that passed will have done to
-    /// the pool by the time this one is admitted.
-    fn precheck(
+    /// Everything refusable before the signature, cheapest first: size, decoding and the
+    /// app's stateless checks, duplicate, a full pool, and the sender lane's nonce and
+    /// balance (read from its pending queue, or one state read). A verification costs
+    /// ~50 us; none of these costs more than a lookup, so a flood of txs that cannot be
+    /// admitted spends no verification at all. `insert` checks room, nonce and balance again
+    /// under the lock (they may have changed). `overlay` (batches): what the earlier txs of
+    /// the batch that passed will have done to the pool by the time this one is admitted.
+    fn precheck<'r, A: App>(
         &self,
-        raw: &[u8],
+        app: &A,
+        raw: &'r [u8],
         mut overlay: Option<&mut Ahead>,
-    ) -> Result<ParsedTx, CheckTxError> {
+    ) -> Result<A::Tx<'r>, CheckTxError> {
         if raw.len() > self.cfg.max_tx_bytes {
             return Err(CheckTxError::TooLarge {
                 size: raw.len(),
                 max: self.cfg.max_tx_bytes,
             });
         }
-        let tx = ParsedTx::decode_with(raw, self.cfg.buffer_pool)?;
-        tx.check_chain_id(&self.cfg.chain_id)?;
+        let ctx = TxContext {
+            chain_id: &self.cfg.chain_id,
+            buffer_pool: self.cfg.buffer_pool,
+        };
+        let tx = app.decode(raw, &ctx)?;
+        let hash = app.hash(&tx);
+        let lane = app.lane(&tx);
         let pending = {
             let g = self.lock();
-            let earlier = overlay
-                .as_ref()
-                .is_some_and(|o| o.hashes.contains(&tx.hash));
-            if earlier || g.seen.contains(&tx.hash) {
-                return Err(CheckTxError::Duplicate { hash: tx.hash });
+            let earlier = overlay.as_ref().is_some_and(|o| o.hashes.contains(&hash));
+            if earlier || g.seen.contains(&hash) {
+                return Err(CheckTxError::Duplicate { hash });
             }
             self.check_room(&g, raw.len())?;
-            g.senders
-                .get(&tx.sender)
-                .map(|q| (q.next_nonce, q.available))
+            lane.and_then(|l| g.senders.get(&l.sender).map(SenderQueue::state))
         };
-        let ahead = overlay
-            .as_ref()
-            .and_then(|o| o.senders.get(&tx.sender).copied());
-        let (next_nonce, available) = match ahead.or(pending) {
-            Some(p) => p,
-            None => self.committed(&tx.sender)?,
-        };
-        check_nonce_and_funds(&tx, next_nonce, available)?;
-        if let Some(o) = overlay.as_mut() {
-            let cost = tx.cost().unwrap_or(u64::MAX);
-            o.senders
-                .insert(tx.sender, (next_nonce + 1, available - cost));
-            o.hashes.insert(tx.hash);
+        if let Some(lane) = lane {
+            let ahead = overlay
+                .as_ref()
+                .and_then(|o| o.senders.get(&lane.sender).copied());
+            let st = match ahead.or(pending) {
+                Some(st) => st,
+                None => self.committed(app, &lane.sender)?,
+            };
+            check_nonce_and_funds(&lane, st)?;
+            if let Some(o) = overlay.as_mut() {
+                let cost = lane.cost.unwrap_or(u64::MAX);
+                o.senders.insert(
+                    lane.sender,
+                    LaneState {
+                        next_nonce: st.next_nonce + 1,
+                        available: st.available - cost,
+                    },
+                );
+            }
+        }
+        if let Some(o) = overlay {
+            o.hashes.insert(hash);
         }
         Ok(tx)
     }
 
-    /// A sender's committed nonce and balance, from the state.
-    fn committed(&self, sender: &Address) -> Result<(u64, u64), CheckTxError> {
-        let acc = self
-            .state
-            .account(sender)
-            .map_err(|e| CheckTxError::State(e.to_string()))?;
-        Ok((acc.nonce, acc.balance))
+    /// A sender lane's committed state.
+    fn committed<A: App>(&self, app: &A, sender: &Address) -> Result<LaneState, CheckTxError> {
+        app.lane_state(&self.state, sender)
+            .map_err(|e| CheckTxError::State(e.to_string()))
     }
 
     /// Free room in txs and bytes.
@@ -180,68 +228,14 @@ impl<S: StateView> Mempool<S> {
     }
 
     /// After the signature verified: record it, insert, wake the producer.
-    fn admit(&self, raw: &[u8], tx: &ParsedTx) -> Result<Hash, CheckTxError> {
-        if let Some(c) = &self.sig_cache {
-            c.insert(tx.hash);
+    fn admit<A: App>(&self, app: &A, raw: &[u8], tx: &A::Tx<'_>) -> Result<Hash, CheckTxError> {
+        let hash = app.hash(tx);
+        if let Some(c) = self.sig_cache.as_ref().filter(|_| A::SIGNED) {
+            c.insert(hash);
         }
-        let len = self.insert(raw, tx)?;
-        self.wake_if_due(len);
-        Ok(tx.hash)
-    }
-
-    fn check_tx_inner(&self, raw: &[u8]) -> Result<Hash, CheckTxError> {
-        if self.cfg.app == App::KvStore {
-            return self.check_kv(raw);
-        }
-        let tx = self.precheck(raw, None)?;
-        tx.verify_signature()?;
-        self.admit(raw, &tx)
-    }
-
-    /// Admission of a kvstore tx: well-formed, new, and room for it.
-    fn check_kv(&self, raw: &[u8]) -> Result<Hash, CheckTxError> {
-        parse_kv(raw)?;
-        let hash = tx_hash(raw);
-        let len = {
-            let mut g = self.lock();
-            let inner = &mut *g;
-            self.check_new_and_room(inner, hash, raw.len())?;
-            inner.fifo.push_back(hash);
-            self.store(inner, hash, raw, 0, 0)
-        };
+        let len = self.insert(app, raw, hash, app.lane(tx))?;
         self.wake_if_due(len);
         Ok(hash)
-    }
-
-    /// A tx must not be pending or recently seen, and must fit the pool's limits.
-    fn check_new_and_room(
-        &self,
-        inner: &Inner,
-        hash: Hash,
-        size: usize,
-    ) -> Result<(), CheckTxError> {
-        if inner.seen.contains(&hash) {
-            return Err(CheckTxError::Duplicate { hash });
-        }
-        self.check_room(inner, size)
-    }
-
-    /// Stores an admitted tx (already queued for its ordering); returns the new pool size.
-    fn store(&self, inner: &mut Inner, hash: Hash, raw: &[u8], nonce: u64, cost: u64) -> usize {
-        inner.txs.insert(
-            hash,
-            Entry {
-                raw: Arc::from(raw),
-                nonce,
-                cost,
-                admitted: Instant::now(),
-                proposed: false,
-            },
-        );
-        inner.bytes += raw.len();
-        inner.seen.insert(hash);
-        self.metrics.size.set(inner.txs.len() as i64);
-        inner.txs.len()
     }
 
     /// Wakes a producer waiting for `len` pending txs.
@@ -263,64 +257,90 @@ impl<S: StateView> Mempool<S> {
         Ok(())
     }
 
-    /// The stateful part of admission, under the lock. Returns the new pool size.
-    fn insert(&self, raw: &[u8], tx: &ParsedTx) -> Result<usize, CheckTxError> {
+    /// The stateful part of admission, under the lock: new, room, and (for a tx in a sender
+    /// lane) the lane's nonce and funds. Returns the new pool size.
+    fn insert<A: App>(
+        &self,
+        app: &A,
+        raw: &[u8],
+        hash: Hash,
+        lane: Option<Lane>,
+    ) -> Result<usize, CheckTxError> {
         let mut g = self.lock();
         let inner = &mut *g;
-        self.check_new_and_room(inner, tx.hash, raw.len())?;
-        let cost = tx.cost().unwrap_or(u64::MAX);
-        let (next_nonce, available) = match inner.senders.get(&tx.sender) {
-            Some(q) => (q.next_nonce, q.available),
-            None => self.committed(&tx.sender)?,
+        if inner.seen.contains(&hash) {
+            return Err(CheckTxError::Duplicate { hash });
+        }
+        self.check_room(inner, raw.len())?;
+        let Some(lane) = lane else {
+            inner.fifo.push_back(hash);
+            return Ok(self.store(inner, hash, raw, 0, 0));
         };
-        check_nonce_and_funds(tx, next_nonce, available)?;
-        let nonce = tx.tx.nonce;
+        let st = match inner.senders.get(&lane.sender) {
+            Some(q) => q.state(),
+            None => self.committed(app, &lane.sender)?,
+        };
+        check_nonce_and_funds(&lane, st)?;
+        let cost = lane.cost.unwrap_or(u64::MAX);
         inner.seq += 1;
         let seq = inner.seq;
-        let q = inner.senders.entry(tx.sender).or_insert(SenderQueue {
+        let q = inner.senders.entry(lane.sender).or_insert(SenderQueue {
             first_seq: seq,
-            next_nonce,
-            available,
+            next_nonce: st.next_nonce,
+            available: st.available,
             txs: VecDeque::new(),
         });
         q.next_nonce += 1;
         q.available -= cost;
-        q.txs.push_back(tx.hash);
-        Ok(self.store(inner, tx.hash, raw, nonce, cost))
+        q.txs.push_back(hash);
+        Ok(self.store(inner, hash, raw, lane.nonce, cost))
+    }
+
+    /// Stores an admitted tx (already queued for its ordering); returns the new pool size.
+    fn store(&self, inner: &mut Inner, hash: Hash, raw: &[u8], nonce: u64, cost: u64) -> usize {
+        inner.txs.insert(
+            hash,
+            Entry {
+                raw: Arc::from(raw),
+                nonce,
+                cost,
+                admitted: Instant::now(),
+                proposed: false,
+            },
+        );
+        inner.bytes += raw.len();
+        inner.seen.insert(hash);
+        self.metrics.size.set(inner.txs.len() as i64);
+        inner.txs.len()
     }
 }
 
-/// The earlier txs of a CheckTx batch that passed the prechecks: their senders' next nonce
-/// and available balance, and their hashes (a later copy is a duplicate).
+/// The earlier txs of a CheckTx batch that passed the prechecks: their lanes' next state,
+/// and their hashes (a later copy is a duplicate).
 #[derive(Default)]
 struct Ahead {
-    senders: HashMap<Address, (u64, u64)>,
+    senders: HashMap<Address, LaneState>,
     hashes: HashSet<Hash>,
 }
 
-/// Strict nonces (exactly the sender's next one) and enough funds for amount + fee.
-fn check_nonce_and_funds(
-    tx: &ParsedTx,
-    next_nonce: u64,
-    available: u64,
-) -> Result<(), CheckTxError> {
-    let nonce = tx.tx.nonce;
-    if nonce < next_nonce {
+/// Strict nonces (exactly the lane's next one) and enough funds for the tx's cost.
+fn check_nonce_and_funds(lane: &Lane, st: LaneState) -> Result<(), CheckTxError> {
+    if lane.nonce < st.next_nonce {
         return Err(CheckTxError::NonceTooLow {
-            expected: next_nonce,
-            got: nonce,
+            expected: st.next_nonce,
+            got: lane.nonce,
         });
     }
-    if nonce > next_nonce {
+    if lane.nonce > st.next_nonce {
         return Err(CheckTxError::NonceTooHigh {
-            expected: next_nonce,
-            got: nonce,
+            expected: st.next_nonce,
+            got: lane.nonce,
         });
     }
-    match tx.cost() {
-        Some(cost) if cost <= available => Ok(()),
+    match lane.cost {
+        Some(cost) if cost <= st.available => Ok(()),
         cost => Err(CheckTxError::InsufficientFunds {
-            available,
+            available: st.available,
             cost: cost.unwrap_or(u64::MAX),
         }),
     }

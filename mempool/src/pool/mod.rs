@@ -1,5 +1,6 @@
-//! The pending-tx pool: per-sender nonce-ordered queues (transfer app) or one arrival-order
-//! queue (kvstore app), under one mutex. Admission is in `admit.rs`.
+//! The pending-tx pool: per-sender nonce-ordered queues (apps whose txs have a sender lane,
+//! like transfer) or one arrival-order queue (apps without, like kvstore), under one mutex.
+//! Admission is in `admit.rs`.
 
 mod admit;
 
@@ -8,13 +9,15 @@ use crate::metrics::MempoolMetrics;
 use crate::seen::SeenCache;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Notify;
+use tpslab_app::LaneState;
 use tpslab_types::sigcache::SigCache;
 use tpslab_types::stages::{Stage, StageLatencies};
-use tpslab_types::{Address, App, Hash, StateView};
+use tpslab_types::{Address, Hash, StateView};
 
 /// A pending tx.
 struct Entry {
@@ -39,6 +42,16 @@ struct SenderQueue {
     txs: VecDeque<Hash>,
 }
 
+impl SenderQueue {
+    /// The lane's state after its pending txs.
+    fn state(&self) -> LaneState {
+        LaneState {
+            next_nonce: self.next_nonce,
+            available: self.available,
+        }
+    }
+}
+
 struct Inner {
     txs: HashMap<Hash, Entry>,
     senders: HashMap<Address, SenderQueue>,
@@ -61,8 +74,10 @@ pub struct UpdateStats {
 }
 
 /// The mempool. Share it behind an `Arc`.
-pub struct Mempool<S> {
+pub struct Mempool<S: StateView> {
     cfg: MempoolConfig,
+    /// The chain's app: decoding, stateless checks, lanes and signatures.
+    app: Box<dyn admit::Admission<S>>,
     state: S,
     inner: Mutex<Inner>,
     /// Wakes the block producer once `wake_at` txs are pending.
@@ -76,10 +91,22 @@ pub struct Mempool<S> {
 }
 
 impl<S: StateView> Mempool<S> {
-    /// An empty mempool checking against `state`.
+    /// An empty mempool checking against `state`, for the app `cfg.app` names.
     pub fn new(cfg: MempoolConfig, state: S) -> Self {
+        let app = tpslab_app::visit(cfg.app, admit::ForApp(PhantomData));
+        Mempool::with_admission(cfg, state, app)
+    }
+
+    /// An empty mempool admitting `app`'s txs (`cfg.app` is ignored): for apps outside the
+    /// registry, such as a test's.
+    pub fn for_app<A: tpslab_app::App>(app: A, cfg: MempoolConfig, state: S) -> Self {
+        Mempool::with_admission(cfg, state, Box::new(app))
+    }
+
+    fn with_admission(cfg: MempoolConfig, state: S, app: Box<dyn admit::Admission<S>>) -> Self {
         let seen = SeenCache::new(cfg.cache_size);
         Mempool {
+            app,
             cfg,
             state,
             inner: Mutex::new(Inner {
@@ -134,7 +161,7 @@ impl<S: StateView> Mempool<S> {
 
     /// Up to `max_txs` txs and `max_bytes` bytes for a proposal, in a fair deterministic order:
     /// round-robin over senders (in the order they first arrived), each sender's txs in nonce
-    /// order; kvstore txs in arrival order. Reaped txs stay pending until [`Mempool::update`]
+    /// order; txs without a lane in arrival order. Reaped txs stay pending until [`Mempool::update`]
     /// sees them committed.
     pub fn reap(&self, max_txs: usize, max_bytes: usize) -> Vec<Arc<[u8]>> {
         let mut g = self.lock();
@@ -159,13 +186,9 @@ impl<S: StateView> Mempool<S> {
             out.push(e.raw.clone());
             true
         };
-        if self.cfg.app == App::KvStore {
-            for h in fifo.iter() {
-                if !take(h) {
-                    break;
-                }
-            }
-        } else {
+        // An app's txs are all in lanes or all in the fifo.
+        let fifo_full = fifo.iter().any(|h| !take(h));
+        if !fifo_full {
             let mut queues: Vec<&SenderQueue> = senders.values().collect();
             queues.sort_unstable_by_key(|q| q.first_seq);
             'rounds: for round in 0.. {
@@ -221,13 +244,13 @@ impl<S: StateView> Mempool<S> {
             if before == q.txs.len() && touched.is_some_and(|t| !t.contains(addr)) {
                 return true;
             }
-            let acc = match self.state.account(addr) {
-                Ok(a) => a,
+            let st = match self.app.lane_state(&self.state, addr) {
+                Ok(st) => st,
                 // Keep the queue as it is; the next update rechecks it again.
                 Err(_) => return !q.txs.is_empty(),
             };
-            q.next_nonce = acc.nonce;
-            q.available = acc.balance;
+            q.next_nonce = st.next_nonce;
+            q.available = st.available;
             let mut keep = VecDeque::with_capacity(q.txs.len());
             for h in q.txs.drain(..) {
                 let Some(e) = txs.get(&h) else { continue };

@@ -14,6 +14,7 @@ mod error;
 mod event;
 pub mod frame_budget;
 mod invalid;
+pub mod memory;
 pub mod metrics;
 mod pipeline;
 mod reactor;

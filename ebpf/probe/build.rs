@@ -5,7 +5,11 @@
 use std::path::PathBuf;
 
 fn main() {
-    let probes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../probes");
+    // Read at run time, not with env!: checkouts sharing one target dir share this compiled
+    // script (cargo hashes workspace-relative paths), so a compiled-in path would point into
+    // whichever checkout built it first, possibly deleted since.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let probes = PathBuf::from(manifest).join("../probes");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     // Relative to this package, so the shared target dir of a checkout elsewhere (CI's fresh
     // clone) does not reuse an outcome keyed to paths that no longer exist.

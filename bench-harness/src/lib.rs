@@ -18,6 +18,7 @@ pub mod experiment;
 pub mod http;
 pub mod load;
 pub mod monitor;
+pub mod perturb;
 pub mod profile;
 mod progress;
 pub mod report;
@@ -27,3 +28,22 @@ pub mod txsource;
 
 pub use load::{run, LoadConfig, Mode};
 pub use report::LoadReport;
+
+use std::time::Duration;
+
+/// Parses `30s`, `500ms`, `2m` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {s:?} (try 30s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("bad duration unit in {s:?} (ms, s or m)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}

@@ -7,6 +7,7 @@
 
 use crate::counters::Counters;
 use crate::monitor::{Monitor, NodeResources, Watched};
+use crate::perturb::{FaultOutcome, Perturb};
 use crate::progress::Progress;
 use crate::report::{LoadReport, Percentiles};
 use crate::txsource;
@@ -65,6 +66,9 @@ pub struct LoadConfig {
     pub watch: Vec<Watched>,
     /// Show live progress on stderr (only drawn when stderr is a terminal).
     pub progress: bool,
+    /// Faults to inject during the window (`--perturb`); `targets` must exclude the nodes
+    /// they touch.
+    pub perturb: Option<Perturb>,
 }
 
 /// A send this much after its intended time counts as late (tokio's timer has 1 ms
@@ -85,6 +89,8 @@ struct Shared {
     /// Index of the first tx sent inside the window (u64::MAX until then). Txs are sent in
     /// index order and none after the window, so `i >= first_measured` means measured.
     first_measured: AtomicU64,
+    /// Txs seen committed in each second of the window.
+    per_second: Mutex<Vec<u64>>,
 }
 
 impl Shared {
@@ -102,6 +108,7 @@ impl Shared {
             },
             window,
             first_measured: AtomicU64::new(u64::MAX),
+            per_second: Mutex::new(vec![0; (window.1 - window.0).as_secs_f64().ceil() as usize]),
         })
     }
 
@@ -169,6 +176,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
         tokio::spawn(track_commits(k, sub, shared.clone()));
     }
     let streams = open_streams(cfg, &shared, &hashes).await?;
+    let faults = cfg.perturb.clone().map(|p| tokio::spawn(p.run(window.0)));
 
     let progress = Progress::start(
         cfg.progress,
@@ -203,7 +211,14 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
     }
     progress.finish();
     drop(streams);
-    Ok(report(cfg, &shared, ran_out, sent_all, resources))
+    let mut faults = match faults {
+        Some(f) => f.await.context("the fault schedule failed")?,
+        None => Vec::new(),
+    };
+    if let Some(p) = &cfg.perturb {
+        crate::perturb::analyse(&p.schedule, &shared.per_second.lock(), &mut faults);
+    }
+    Ok(report(cfg, &shared, ran_out, sent_all, resources, faults))
 }
 
 /// How many txs to make: enough for the whole run at the open-loop rate, or the closed
@@ -307,6 +322,7 @@ fn report(
     ran_out: bool,
     sent_all: Instant,
     resources: Vec<NodeResources>,
+    faults: Vec<FaultOutcome>,
 ) -> LoadReport {
     let window = shared.window;
     let secs = cfg.duration.as_secs_f64();
@@ -352,6 +368,14 @@ fn report(
         latency_cdf: crate::report::cdf(&h),
         resources,
         stages,
+        per_second_tps: shared.per_second.lock().clone(),
+        uncommitted: shared
+            .pending
+            .lock()
+            .values()
+            .filter(|&&(_, t)| shared.measured(t))
+            .count() as u64,
+        faults,
     }
 }
 
@@ -379,6 +403,10 @@ async fn track_commits(
                 s.counters
                     .committed_in_window
                     .fetch_add(1, Ordering::Relaxed);
+                let sec = (now - s.window.0).as_secs() as usize;
+                if let Some(n) = s.per_second.lock().get_mut(sec) {
+                    *n += 1;
+                }
             }
             if s.measured(t) {
                 let us = now.saturating_duration_since(t).as_micros() as u64;

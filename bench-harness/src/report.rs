@@ -55,6 +55,15 @@ pub struct LoadReport {
     /// merged (empty when no node's `/debug/stages` was reachable).
     #[serde(default)]
     pub stages: Vec<StageSummary>,
+    /// Txs seen committed in each second of the window.
+    #[serde(default)]
+    pub per_second_tps: Vec<u64>,
+    /// Txs sent in the window, neither rejected nor seen committed by the end of the drain.
+    #[serde(default)]
+    pub uncommitted: u64,
+    /// What each `--perturb` fault did to committed TPS.
+    #[serde(default)]
+    pub faults: Vec<crate::perturb::FaultOutcome>,
 }
 
 /// Latency percentiles, milliseconds.
@@ -160,6 +169,15 @@ impl LoadReport {
         for (reason, n) in &self.rejected {
             s.push_str(&format!("rejected {n}: {reason}\n"));
         }
+        if self.uncommitted > 0 {
+            s.push_str(&format!(
+                "uncommitted {}: sent in the window, neither rejected nor committed by the end of the drain\n",
+                self.uncommitted
+            ));
+        }
+        if !self.faults.is_empty() {
+            s.push_str(&fault_table(&self.faults, &self.per_second_tps));
+        }
         if self.ran_out_of_txs {
             s.push_str("note: the closed loop used every pre-made tx before the window ended (raise --max-txs)\n");
         }
@@ -199,5 +217,31 @@ pub fn stage_table(stages: &[StageSummary]) -> String {
             st.stage, st.what, st.count, st.p50_ms, st.p95_ms, st.p99_ms, st.mean_ms
         ));
     }
+    s
+}
+
+/// The faults of a `--perturb` run and the per-second TPS they are read from.
+fn fault_table(faults: &[crate::perturb::FaultOutcome], per_second: &[u64]) -> String {
+    let mut s = String::from(
+        "\n| fault | pre-fault TPS (3 s) | dip TPS | recovered after |\n|---|---|---|---|\n",
+    );
+    for f in faults {
+        let cell = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        let recovered = match (&f.error, f.recovered_after_secs, f.pre_tps) {
+            (Some(e), _, _) => format!("not applied: {e}"),
+            (None, Some(r), _) => format!("{r} s"),
+            (None, None, Some(_)) => "not within the window".into(),
+            (None, None, None) => "- (too early to judge)".into(),
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            f.fault,
+            cell(f.pre_tps.map(|t| format!("{t:.0}"))),
+            cell(f.dip_tps.map(|t| t.to_string())),
+            recovered
+        ));
+    }
+    let secs: Vec<String> = per_second.iter().map(u64::to_string).collect();
+    s.push_str(&format!("committed per second: {}\n", secs.join(" ")));
     s
 }

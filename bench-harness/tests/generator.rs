@@ -30,6 +30,7 @@ fn cfg(target: String, mode: Mode) -> LoadConfig {
         drain: Duration::from_secs(20),
         watch: Vec::new(),
         progress: false,
+        perturb: None,
     }
 }
 

@@ -9,28 +9,14 @@ use tpslab_api::client::connect;
 use tpslab_api::genesis::{Genesis, GenesisAccounts};
 use tpslab_api::proto::StatusRequest;
 use tpslab_bench::monitor::watch_testnet;
+use tpslab_bench::perturb::{Perturb, Schedule};
 use tpslab_bench::saturate::{saturate, SaturateConfig};
 use tpslab_bench::sink::{self, SinkOptions};
 use tpslab_bench::{LoadConfig, Mode};
 use tpslab_testnet as testnet;
 use tpslab_types::AppKind;
 
-/// Parses `30s`, `500ms`, `2m` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {s:?} (try 30s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" => v * 60.0,
-        _ => return Err(format!("bad duration unit in {s:?} (ms, s or m)")),
-    };
-    Ok(Duration::from_secs_f64(secs))
-}
+pub use tpslab_bench::parse_duration;
 
 /// Where the load goes and what it is.
 #[derive(Args, Clone)]
@@ -87,6 +73,12 @@ pub struct LoadArgs {
     /// Write the full report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Faults during the window, from its start, e.g.
+    /// `kill:node2@5s,restart:node2@12s,pause:node1@15s-20s` (pause = SIGSTOP..SIGCONT).
+    /// Load goes only to the nodes it leaves alone; afterwards the nodes settle and are
+    /// audited. Needs --testnet.
+    #[arg(long, requires = "testnet")]
+    perturb: Option<Schedule>,
 }
 
 #[derive(Subcommand)]
@@ -191,6 +183,7 @@ async fn resolve(t: &LoadTarget) -> Result<LoadConfig> {
         drain: t.drain,
         watch,
         progress: !t.no_progress,
+        perturb: None,
     })
 }
 
@@ -227,9 +220,46 @@ pub async fn load(a: LoadArgs) -> Result<()> {
         },
         None => Mode::Open { rate: a.rate },
     };
+    let dir = a.to.testnet.clone();
+    if let (Some(schedule), Some(dir)) = (a.perturb, &dir) {
+        let p = Perturb {
+            schedule,
+            nodes: testnet::load(dir)?.nodes,
+            exe: std::env::current_exe().context("cannot find the tpslab binary")?,
+        };
+        p.check()?;
+        cfg.targets = p.untouched().iter().map(|n| n.grpc_addr.clone()).collect();
+        cfg.perturb = Some(p);
+    }
     let report = tpslab_bench::run(&cfg).await?;
     print!("{}", report.table());
-    write_json(&a.json, &report)
+    write_json(&a.json, &report)?;
+    match (&cfg.perturb, &dir) {
+        (Some(_), Some(dir)) => settle_and_audit(dir).await,
+        _ => Ok(()),
+    }
+}
+
+/// After a perturbed run: waits (up to 60 s) for every node to reach the same height, then
+/// checks they hold the same chain.
+async fn settle_and_audit(dir: &std::path::Path) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let heights: Vec<u64> = testnet::status(dir)
+            .await?
+            .iter()
+            .filter_map(|s| s.height)
+            .collect();
+        let settled = heights.len() == testnet::load(dir)?.nodes.len()
+            && heights.iter().min() == heights.iter().max();
+        if settled || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let h = testnet::check(dir).await?;
+    println!("audit: every node holds the same chain up to height {h}");
+    Ok(())
 }
 
 /// `tpslab bench ...`.
@@ -268,6 +298,7 @@ pub async fn bench(cmd: BenchCmd) -> Result<()> {
                 drain: Duration::from_secs(10),
                 watch: Vec::new(),
                 progress: false,
+                perturb: None,
             })
             .await?;
             print!("{}", report.table());

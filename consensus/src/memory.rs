@@ -8,7 +8,9 @@ use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::Arc;
 use tpslab_types::pb;
-use tpslab_types::ports::{Applied, Committed, ExecParams, Ledger, LedgerError, PoolFuture, TxPool};
+use tpslab_types::ports::{
+    Applied, Committed, ExecParams, Ledger, LedgerError, PoolFuture, TxPool,
+};
 use tpslab_types::tx::tx_hash;
 use tpslab_types::{Address, Hash};
 

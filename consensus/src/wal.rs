@@ -73,6 +73,42 @@ fn checksum(payload: &[u8]) -> [u8; 4] {
     [h.0[0], h.0[1], h.0[2], h.0[3]]
 }
 
+/// One entry as the file holds it: `u32 BE len || checksum(4) || payload`.
+pub fn encode_entry(e: &WalEntry) -> Vec<u8> {
+    let payload = prost::Message::encode_to_vec(e);
+    let mut rec = Vec::with_capacity(8 + payload.len());
+    rec.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    rec.extend_from_slice(&checksum(&payload));
+    rec.extend_from_slice(&payload);
+    rec
+}
+
+/// The intact entries at the start of `data`, and how many bytes they take: reading stops at
+/// the first torn, corrupt or undecodable record (a crash mid-append leaves one at the end).
+pub fn decode_entries(data: &[u8]) -> (Vec<WalEntry>, usize) {
+    let mut entries = Vec::new();
+    let mut pos = 0usize;
+    while pos + 8 <= data.len() {
+        let len =
+            u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
+        let Some(payload) = pos
+            .checked_add(8 + len)
+            .and_then(|end| data.get(pos + 8..end))
+        else {
+            break;
+        };
+        if checksum(payload) != data[pos + 4..pos + 8] {
+            break;
+        }
+        let Ok(e) = <WalEntry as prost::Message>::decode(payload) else {
+            break;
+        };
+        entries.push(e);
+        pos += 8 + len;
+    }
+    (entries, pos)
+}
+
 impl Wal {
     /// Opens (creating) the WAL at `path`; returns it with every intact entry, in order.
     pub fn open(path: &Path) -> Result<(Wal, Vec<WalEntry>), WalError> {
@@ -86,23 +122,7 @@ impl Wal {
                 .and_then(|mut f| f.read_to_end(&mut data))
                 .map_err(io)?;
         }
-        let mut entries = Vec::new();
-        let mut pos = 0usize;
-        while pos + 8 <= data.len() {
-            let len = u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]])
-                as usize;
-            let Some(payload) = data.get(pos + 8..pos + 8 + len) else {
-                break;
-            };
-            if checksum(payload) != data[pos + 4..pos + 8] {
-                break;
-            }
-            let Ok(e) = <WalEntry as prost::Message>::decode(payload) else {
-                break;
-            };
-            entries.push(e);
-            pos += 8 + len;
-        }
+        let (entries, pos) = decode_entries(&data);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -128,11 +148,7 @@ impl Wal {
 
     /// Appends an entry and fsyncs it.
     pub fn append(&mut self, e: &WalEntry) -> Result<(), WalError> {
-        let payload = prost::Message::encode_to_vec(e);
-        let mut rec = Vec::with_capacity(8 + payload.len());
-        rec.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        rec.extend_from_slice(&checksum(&payload));
-        rec.extend_from_slice(&payload);
+        let rec = encode_entry(e);
         self.file
             .write_all(&rec)
             .and_then(|_| self.file.sync_data())

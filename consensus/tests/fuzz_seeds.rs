@@ -15,9 +15,9 @@ use tpslab_consensus::{sync, BlockLimits, BlockPipeline, PipelineParts};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::pb::{self, consensus_message::Msg, VoteType};
 use tpslab_types::ports::Ledger;
+use tpslab_types::sigcache::SigCache;
 use tpslab_types::tx::{encode_transfer, Transfer};
 use tpslab_types::vote::{ProposalData, VoteData};
-use tpslab_types::sigcache::SigCache;
 use tpslab_types::{AppKind, Hash, Tuning};
 
 /// Chain id and validator keys the fuzz targets check against.
@@ -118,7 +118,11 @@ fn write_fuzz_seeds() {
     write("consensus_msg", "prevote", &msg(Msg::Vote(vote)));
     let commit = records[1].commit.clone().unwrap();
     write("consensus_msg", "commit", &commit.encode_to_vec());
+    write_tx_frame_and_wal_seeds(hash);
+}
 
+/// A signed transfer, a p2p frame carrying it, and a WAL of three signed steps.
+fn write_tx_frame_and_wal_seeds(hash: Hash) {
     let tx = encode_transfer(
         &account_key("seed", 0),
         Transfer {
@@ -158,7 +162,11 @@ fn write_fuzz_seeds() {
         .unwrap();
     }
     drop(wal);
-    write("wal_replay", "three_entries", &std::fs::read(&path).unwrap());
+    write(
+        "wal_replay",
+        "three_entries",
+        &std::fs::read(&path).unwrap(),
+    );
 }
 
 #[test]

@@ -51,6 +51,9 @@ fuzz_target!(|data: &[u8]| {
     let height = ledger.last_committed().expect("memory ledger").height;
     assert_eq!(events.len() as u64, height, "a commit without its event");
     if let Some((h, _)) = refused {
-        assert!(h == 0 || h == height + 1, "refused record {h} at height {height}");
+        assert!(
+            h == 0 || h == height + 1,
+            "refused record {h} at height {height}"
+        );
     }
 });

@@ -284,6 +284,7 @@ async fn run_step(
         drain: cfg.drain,
         watch,
         progress: false,
+        perturb: None,
     };
     // Kernel-side evidence for the whole load; a machine without root/BTF runs on without.
     let mut session = None;

@@ -1,0 +1,301 @@
+//! Faults injected into a testnet during a load window (`tpslab load --perturb SCHEDULE`),
+//! and what they did to throughput.
+//!
+//! A schedule is comma-separated `ACTION:NODE@TIME` (or `@FROM-TO` for an interval), times
+//! from the start of the measured window: `kill:node2@5s,restart:node2@12s,pause:node1@15s-20s`.
+//! `kill` is SIGKILL (the node's mempool dies with it, as in CometBFT), `restart` starts it
+//! again from its home (it catches up by block sync), `pause` is SIGSTOP then SIGCONT. The
+//! load goes only to nodes the schedule never touches, so no tx is lost with a killed node's
+//! mempool and a paused target cannot stall the sender.
+//!
+//! Each fault's effect comes from the per-second committed TPS: the pre-fault TPS (mean of the
+//! 3 s before it), the dip (the lowest second from the fault until recovery) and the time to
+//! recover (until TPS is back to >= 90 % of the pre-fault TPS for 3 s in a row).
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::process::Command;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+use tpslab_api::testnet_file::TestnetNode;
+
+/// What a fault does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// SIGKILL.
+    Kill,
+    /// Start the node again.
+    Restart,
+    /// SIGSTOP at the start, SIGCONT at the end.
+    Pause {
+        /// When it resumes, from the window start.
+        until: Duration,
+    },
+}
+
+/// One scheduled fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// What.
+    pub action: Action,
+    /// Which node (`node2`).
+    pub node: String,
+    /// When, from the window start.
+    pub at: Duration,
+}
+
+impl Fault {
+    fn label(&self) -> String {
+        match self.action {
+            Action::Kill => format!("kill:{}@{}s", self.node, self.at.as_secs_f64()),
+            Action::Restart => format!("restart:{}@{}s", self.node, self.at.as_secs_f64()),
+            Action::Pause { until } => format!(
+                "pause:{}@{}s-{}s",
+                self.node,
+                self.at.as_secs_f64(),
+                until.as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// A parsed `--perturb` schedule, in time order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Schedule(pub Vec<Fault>);
+
+impl FromStr for Schedule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Schedule, String> {
+        let mut faults = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            faults.push(parse_fault(part)?);
+        }
+        if faults.is_empty() {
+            return Err("empty schedule (try kill:node2@5s,restart:node2@12s)".into());
+        }
+        faults.sort_by_key(|f| f.at);
+        Ok(Schedule(faults))
+    }
+}
+
+fn parse_fault(part: &str) -> Result<Fault, String> {
+    let bad =
+        |why: &str| format!("bad fault {part:?}: {why} (e.g. kill:node2@5s, pause:node1@15s-20s)");
+    let (action, rest) = part.split_once(':').ok_or_else(|| bad("no ACTION:"))?;
+    let (node, when) = rest.split_once('@').ok_or_else(|| bad("no @TIME"))?;
+    if node.is_empty() {
+        return Err(bad("no node"));
+    }
+    let (from, to) = match when.split_once('-') {
+        Some((a, b)) => (a, Some(b)),
+        None => (when, None),
+    };
+    let at = crate::parse_duration(from).map_err(|e| bad(&e))?;
+    let until = to
+        .map(crate::parse_duration)
+        .transpose()
+        .map_err(|e| bad(&e))?;
+    let action = match (action, until) {
+        ("kill", None) => Action::Kill,
+        ("restart", None) => Action::Restart,
+        ("pause", Some(until)) if until > at => Action::Pause { until },
+        ("pause", _) => return Err(bad("pause needs an interval FROM-TO with TO after FROM")),
+        ("kill" | "restart", Some(_)) => return Err(bad("kill and restart take one time")),
+        ("disconnect", _) => {
+            return Err(bad(
+                "disconnect is not supported yet (it needs a peer-link control endpoint)",
+            ))
+        }
+        _ => return Err(bad("ACTION is kill, restart or pause")),
+    };
+    Ok(Fault {
+        action,
+        node: node.to_string(),
+        at,
+    })
+}
+
+/// A schedule bound to a testnet's processes.
+#[derive(Clone, Debug)]
+pub struct Perturb {
+    /// The faults.
+    pub schedule: Schedule,
+    /// Every node of the testnet.
+    pub nodes: Vec<TestnetNode>,
+    /// The tpslab binary, to restart nodes with.
+    pub exe: PathBuf,
+}
+
+impl Perturb {
+    /// Checks every fault names a node of the testnet and the schedule leaves one untouched
+    /// node to send load to.
+    pub fn check(&self) -> Result<()> {
+        for f in &self.schedule.0 {
+            if !self.nodes.iter().any(|n| n.name == f.node) {
+                let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+                bail!(
+                    "--perturb names {}, not a node of the testnet ({})",
+                    f.node,
+                    names.join(", ")
+                );
+            }
+        }
+        if self.untouched().is_empty() {
+            bail!("--perturb touches every node: leave at least one to send load to");
+        }
+        Ok(())
+    }
+
+    /// The nodes no fault touches: the load goes to them.
+    pub fn untouched(&self) -> Vec<&TestnetNode> {
+        self.nodes
+            .iter()
+            .filter(|n| !self.schedule.0.iter().any(|f| f.node == n.name))
+            .collect()
+    }
+
+    /// Runs the schedule from `window_start`; returns what happened to each fault.
+    pub async fn run(self, window_start: Instant) -> Vec<FaultOutcome> {
+        let mut steps: Vec<(Duration, usize, bool)> = Vec::new();
+        for (i, f) in self.schedule.0.iter().enumerate() {
+            steps.push((f.at, i, false));
+            if let Action::Pause { until } = f.action {
+                steps.push((until, i, true));
+            }
+        }
+        steps.sort_by_key(|s| s.0);
+        let mut errors: Vec<Option<String>> = vec![None; self.schedule.0.len()];
+        for (at, i, resume) in steps {
+            tokio::time::sleep_until((window_start + at).into()).await;
+            let f = &self.schedule.0[i];
+            if let Err(e) = self.apply(f, resume) {
+                tracing::warn!(fault = %f.label(), error = %e, "fault not applied");
+                errors[i].get_or_insert(format!("{e:#}"));
+            }
+        }
+        self.schedule
+            .0
+            .iter()
+            .zip(errors)
+            .map(|(f, error)| FaultOutcome {
+                fault: f.label(),
+                error,
+                ..FaultOutcome::default()
+            })
+            .collect()
+    }
+
+    fn apply(&self, f: &Fault, resume: bool) -> Result<()> {
+        let n = self
+            .nodes
+            .iter()
+            .find(|n| n.name == f.node)
+            .context("unknown node")?;
+        let signal = |sig: &str| -> Result<()> {
+            let pid = tpslab_testnet::node_pid(n)
+                .with_context(|| format!("{} is not running", n.name))?;
+            let ok = Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()?
+                .success();
+            anyhow::ensure!(ok, "kill {sig} {pid} failed");
+            Ok(())
+        };
+        match (f.action, resume) {
+            (Action::Kill, _) => signal("-KILL"),
+            (Action::Pause { .. }, false) => signal("-STOP"),
+            (Action::Pause { .. }, true) => signal("-CONT"),
+            (Action::Restart, _) => tpslab_testnet::start_node(n, &self.exe).map(|_| ()),
+        }
+    }
+}
+
+/// What one fault did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct FaultOutcome {
+    /// The fault as scheduled.
+    pub fault: String,
+    /// Why it could not be applied, if it could not.
+    pub error: Option<String>,
+    /// Mean committed TPS over the 3 s before it (None if it came too early).
+    pub pre_tps: Option<f64>,
+    /// Lowest committed TPS of a second from the fault until recovery (or the window's end).
+    pub dip_tps: Option<u64>,
+    /// Seconds from the fault until TPS is back to >= 90 % of `pre_tps` for 3 s in a row;
+    /// None if it did not recover within the window.
+    pub recovered_after_secs: Option<u64>,
+}
+
+/// Seconds of history a fault's baseline and recovery are judged on.
+const SPAN: usize = 3;
+
+/// Fills in each fault's pre-fault TPS, dip and recovery from the window's per-second
+/// committed TPS.
+pub fn analyse(schedule: &Schedule, per_second: &[u64], outcomes: &mut [FaultOutcome]) {
+    for (f, o) in schedule.0.iter().zip(outcomes.iter_mut()) {
+        let t0 = f.at.as_secs() as usize;
+        if t0 < SPAN || t0 >= per_second.len() {
+            continue;
+        }
+        let pre = per_second[t0 - SPAN..t0].iter().sum::<u64>() as f64 / SPAN as f64;
+        o.pre_tps = Some(pre);
+        let good = |s: usize| per_second[s] as f64 >= 0.9 * pre;
+        let back =
+            (t0..per_second.len().saturating_sub(SPAN - 1)).find(|&s| (s..s + SPAN).all(good));
+        let dip_end = back.unwrap_or(per_second.len()).max(t0 + 1);
+        o.dip_tps = per_second[t0..dip_end.min(per_second.len())]
+            .iter()
+            .min()
+            .copied();
+        o.recovered_after_secs = back.map(|s| (s - t0) as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_parse_in_time_order_and_bad_ones_say_why() {
+        let s: Schedule = "restart:node2@12s, kill:node2@5s,pause:node1@15s-20s"
+            .parse()
+            .unwrap();
+        assert_eq!(s.0[0].action, Action::Kill);
+        assert_eq!(s.0[1].at, Duration::from_secs(12));
+        assert_eq!(
+            s.0[2].action,
+            Action::Pause {
+                until: Duration::from_secs(20)
+            }
+        );
+        for bad in [
+            "",
+            "kill",
+            "kill:node2",
+            "nap:node1@3s",
+            "pause:node1@5s",
+            "pause:node1@5s-4s",
+            "kill:@3s",
+            "kill:n@3x",
+            "disconnect:node3@2s-4s",
+        ] {
+            let e = bad.parse::<Schedule>().unwrap_err();
+            assert!(!e.is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_dip_and_its_recovery_are_read_from_per_second_tps() {
+        let s: Schedule = "kill:node2@4s".parse().unwrap();
+        let mut o = vec![FaultOutcome::default()];
+        analyse(&s, &[100, 100, 100, 100, 40, 20, 95, 92, 91, 100], &mut o);
+        assert_eq!(o[0].pre_tps, Some(100.0));
+        assert_eq!(o[0].dip_tps, Some(20));
+        assert_eq!(o[0].recovered_after_secs, Some(2));
+        // Never back within the window.
+        let mut o = vec![FaultOutcome::default()];
+        analyse(&s, &[100, 100, 100, 100, 10, 10, 10, 10], &mut o);
+        assert_eq!((o[0].dip_tps, o[0].recovered_after_secs), (Some(10), None));
+    }
+}

@@ -231,14 +231,24 @@ pub struct FaultOutcome {
 const SPAN: usize = 3;
 
 /// Fills in each fault's pre-fault TPS, dip and recovery from the window's per-second
-/// committed TPS.
+/// committed TPS. The pre-fault TPS is the mean of the 3 s before the fault, unless those
+/// seconds were still disturbed by an earlier fault (not yet recovered): then it is that
+/// fault's pre-fault TPS, the last undisturbed level (a catch-up burst is not a baseline).
 pub fn analyse(schedule: &Schedule, per_second: &[u64], outcomes: &mut [FaultOutcome]) {
+    let mut baseline: Option<f64> = None;
+    let mut disturbed_until = 0usize;
     for (f, o) in schedule.0.iter().zip(outcomes.iter_mut()) {
         let t0 = f.at.as_secs() as usize;
-        if t0 < SPAN || t0 >= per_second.len() {
+        if t0 >= per_second.len() {
             continue;
         }
-        let pre = per_second[t0 - SPAN..t0].iter().sum::<u64>() as f64 / SPAN as f64;
+        let pre = if t0 >= SPAN && t0 - SPAN >= disturbed_until {
+            Some(per_second[t0 - SPAN..t0].iter().sum::<u64>() as f64 / SPAN as f64)
+        } else {
+            baseline
+        };
+        let Some(pre) = pre else { continue };
+        baseline = Some(pre);
         o.pre_tps = Some(pre);
         let good = |s: usize| per_second[s] as f64 >= 0.9 * pre;
         let back =
@@ -249,6 +259,7 @@ pub fn analyse(schedule: &Schedule, per_second: &[u64], outcomes: &mut [FaultOut
             .min()
             .copied();
         o.recovered_after_secs = back.map(|s| (s - t0) as u64);
+        disturbed_until = disturbed_until.max(back.unwrap_or(per_second.len()));
     }
 }
 
@@ -297,5 +308,17 @@ mod tests {
         let mut o = vec![FaultOutcome::default()];
         analyse(&s, &[100, 100, 100, 100, 10, 10, 10, 10], &mut o);
         assert_eq!((o[0].dip_tps, o[0].recovered_after_secs), (Some(10), None));
+        // A second fault during the first's catch-up burst is judged against the level
+        // before the first.
+        let s: Schedule = "kill:node2@3s,restart:node2@6s".parse().unwrap();
+        let mut o = vec![FaultOutcome::default(); 2];
+        let tps = [100, 100, 100, 0, 0, 300, 0, 100, 95, 100];
+        analyse(&s, &tps, &mut o);
+        assert_eq!(o[0].recovered_after_secs, Some(4));
+        assert_eq!(o[1].pre_tps, Some(100.0));
+        assert_eq!(
+            (o[1].dip_tps, o[1].recovered_after_secs),
+            (Some(0), Some(1))
+        );
     }
 }

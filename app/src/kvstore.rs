@@ -4,9 +4,9 @@
 //! State layout: one entry per key, in the entry store. Txs have no sender: the mempool keeps
 //! them in arrival order.
 
-use crate::{App, BlockState, Lane, LaneState, TxCode, TxContext};
+use crate::{App, BlockState, TxCode, TxContext};
 use tpslab_types::tx::tx_hash;
-use tpslab_types::{Address, AppKind, Hash, StateView, TypesError, TypesResult};
+use tpslab_types::{AppKind, Hash, TypesError, TypesResult};
 
 /// The kvstore app.
 #[derive(Clone, Copy, Debug, Default)]
@@ -52,21 +52,6 @@ impl App for KvStore {
     /// Computed on demand: execution needs it only for debug logs.
     fn hash(&self, tx: &KvTx<'_>) -> Hash {
         tx_hash(tx.raw)
-    }
-
-    fn lane(&self, _tx: &KvTx<'_>) -> Option<Lane> {
-        None
-    }
-
-    fn lane_state<S: StateView + ?Sized>(
-        &self,
-        _state: &S,
-        _sender: &Address,
-    ) -> Result<LaneState, S::Error> {
-        Ok(LaneState {
-            next_nonce: 0,
-            available: 0,
-        })
     }
 
     fn verify(&self, txs: &[&KvTx<'_>], _batch: bool) -> Vec<bool> {

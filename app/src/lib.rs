@@ -57,14 +57,25 @@ pub trait App: Send + Sync + 'static {
 
     /// The sender lane that orders the tx in the mempool (strict nonces, funds reserved by
     /// pending txs), or `None` for arrival order.
-    fn lane(&self, tx: &Self::Tx<'_>) -> Option<Lane>;
+    /// The default: no lane.
+    fn lane(&self, _tx: &Self::Tx<'_>) -> Option<Lane> {
+        None
+    }
 
-    /// A lane's committed state: the sender's next nonce and spendable balance.
+    /// A lane's committed state: the sender's next nonce and spendable balance. The default
+    /// is the account model: the sender account's nonce and balance. Only asked for senders
+    /// of txs that have a lane.
     fn lane_state<S: StateView + ?Sized>(
         &self,
         state: &S,
         sender: &Address,
-    ) -> Result<LaneState, S::Error>;
+    ) -> Result<LaneState, S::Error> {
+        let acc = state.account(sender)?;
+        Ok(LaneState {
+            next_nonce: acc.nonce,
+            available: acc.balance,
+        })
+    }
 
     /// Verifies the txs' signatures: `out[i]` tells whether tx `i`'s verifies. Batched or
     /// not, each tx gets the same verdict. Unsigned apps return all `true`.

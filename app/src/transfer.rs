@@ -3,9 +3,9 @@
 //! State layout: one account (balance, nonce) per address, in the account store. A tx moves
 //! `amount` from the sender to `to` and burns `fee`; its nonce must be the sender's next one.
 
-use crate::{App, BlockState, Lane, LaneState, TxCode, TxContext};
+use crate::{App, BlockState, Lane, TxCode, TxContext};
 use tpslab_types::tx::{verify_signatures, ParsedTx};
-use tpslab_types::{Address, AppKind, Hash, StateView, TypesResult};
+use tpslab_types::{AppKind, Hash, TypesResult};
 
 /// The transfer app.
 #[derive(Clone, Copy, Debug, Default)]
@@ -31,18 +31,6 @@ impl App for Transfer {
             sender: tx.sender,
             nonce: tx.tx.nonce,
             cost: tx.cost(),
-        })
-    }
-
-    fn lane_state<S: StateView + ?Sized>(
-        &self,
-        state: &S,
-        sender: &Address,
-    ) -> Result<LaneState, S::Error> {
-        let acc = state.account(sender)?;
-        Ok(LaneState {
-            next_nonce: acc.nonce,
-            available: acc.balance,
         })
     }
 

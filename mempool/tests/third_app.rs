@@ -6,7 +6,7 @@ use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use tpslab_app::{App, BlockState, Lane, LaneState, TxCode, TxContext};
+use tpslab_app::{App, BlockState, Lane, TxCode, TxContext};
 use tpslab_mempool::{CheckTxError, Mempool, MempoolConfig, RejectReason};
 use tpslab_types::tx::tx_hash;
 use tpslab_types::{Account, Address, AppKind, Hash, StateView, TypesError, TypesResult};
@@ -55,18 +55,6 @@ impl App for Tickets {
             sender: sender(tx.0[0]),
             nonce: u64::from(tx.0[1]),
             cost: Some(u64::from(tx.0[2])),
-        })
-    }
-
-    fn lane_state<S: StateView + ?Sized>(
-        &self,
-        state: &S,
-        sender: &Address,
-    ) -> Result<LaneState, S::Error> {
-        let acc = state.account(sender)?;
-        Ok(LaneState {
-            next_nonce: acc.nonce,
-            available: acc.balance,
         })
     }
 

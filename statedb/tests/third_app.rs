@@ -4,10 +4,10 @@
 //! applied tx as it goes.
 
 use std::collections::BTreeMap;
-use tpslab_app::{App, BlockState, Lane, LaneState, TxCode, TxContext};
+use tpslab_app::{App, BlockState, TxCode, TxContext};
 use tpslab_statedb::{execute_block_with, ExecOptions, StateDb, StateDbOptions};
 use tpslab_types::tx::tx_hash;
-use tpslab_types::{pb, Address, AppKind, Hash, StateView, TypesError, TypesResult};
+use tpslab_types::{pb, AppKind, Hash, TypesError, TypesResult};
 
 /// `key+N` adds N to the counter under `key` (big-endian u64, 0 if absent).
 struct Counter;
@@ -42,21 +42,6 @@ impl App for Counter {
 
     fn hash(&self, tx: &Add<'_>) -> Hash {
         tx_hash(tx.raw)
-    }
-
-    fn lane(&self, _tx: &Add<'_>) -> Option<Lane> {
-        None
-    }
-
-    fn lane_state<S: StateView + ?Sized>(
-        &self,
-        _state: &S,
-        _sender: &Address,
-    ) -> Result<LaneState, S::Error> {
-        Ok(LaneState {
-            next_nonce: 0,
-            available: 0,
-        })
     }
 
     fn verify(&self, txs: &[&Add<'_>], _batch: bool) -> Vec<bool> {

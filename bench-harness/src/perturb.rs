@@ -297,6 +297,32 @@ mod tests {
     }
 
     #[test]
+    fn a_schedule_naming_an_unknown_node_or_touching_every_node_is_refused() {
+        let node = |name: &str| TestnetNode {
+            name: name.into(),
+            home: PathBuf::from("/nonexistent"),
+            grpc_addr: String::new(),
+            p2p_addr: String::new(),
+            metrics_addr: String::new(),
+        };
+        let p = |s: &str| Perturb {
+            schedule: s.parse().unwrap(),
+            nodes: vec![node("node0"), node("node1")],
+            exe: PathBuf::from("/nonexistent"),
+        };
+        let e = p("kill:node7@1s").check().unwrap_err().to_string();
+        assert!(e.contains("node7") && e.contains("node0, node1"), "{e}");
+        let e = p("kill:node0@1s,pause:node1@2s-3s")
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("every node"), "{e}");
+        let ok = p("kill:node1@1s");
+        ok.check().unwrap();
+        assert_eq!(ok.untouched().len(), 1);
+    }
+
+    #[test]
     fn a_dip_and_its_recovery_are_read_from_per_second_tps() {
         let s: Schedule = "kill:node2@4s".parse().unwrap();
         let mut o = vec![FaultOutcome::default()];

@@ -3,6 +3,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(false)
         .build_server(false)
+        // Raft frames carry whole blocks: keep them zero-copy.
+        .bytes(".tpslab.types.RaftFrame.message")
         .compile_protos(&["../proto/types.proto"], &["../proto"])?;
     Ok(())
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
+use tpslab_types::byzantine::{Behaviour, Forgery};
 use tpslab_types::{AppKind, Tuning};
 
 /// Smallest `p2p.max_frame_bytes` accepted.
@@ -57,6 +58,8 @@ pub struct Config {
     pub mempool: MempoolSection,
     /// Block production.
     pub consensus: ConsensusSection,
+    /// The Raft engine (a Raft chain only).
+    pub raft: crate::raft_config::RaftSection,
     /// Links to the other validators.
     pub p2p: P2pSection,
     /// The state database.
@@ -65,6 +68,26 @@ pub struct Config {
     pub log: LogSection,
     /// The tuning toggles (`tpslab opts` lists them); every one defaults to its tuned path.
     pub tuning: Tuning,
+    /// Test only: makes this validator misbehave. A node refuses to start with it unless
+    /// given `--allow-byzantine`, so a copied test config cannot make a real validator lie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub byzantine: Option<ByzantineSection>,
+}
+
+/// `[byzantine]` (test only).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ByzantineSection {
+    /// equivocate, double-propose, invalid-block, silent or garbage.
+    pub behaviour: Behaviour,
+    /// For invalid-block: the forgeries cycled through, one per proposal (default: all of
+    /// tx-root, app-hash, height, time, oversize, bad-sig-tx).
+    #[serde(default = "all_forgeries")]
+    pub forgeries: Vec<Forgery>,
+}
+
+fn all_forgeries() -> Vec<Forgery> {
+    Forgery::ALL.to_vec()
 }
 
 /// `[api]`
@@ -302,6 +325,16 @@ impl Config {
         if let Err(reason) = self.p2p.parse_peers() {
             return Err(invalid("p2p.peers", reason));
         }
+        if self
+            .byzantine
+            .as_ref()
+            .is_some_and(|b| b.forgeries.is_empty())
+        {
+            return Err(invalid(
+                "byzantine.forgeries",
+                "must name at least one forgery".into(),
+            ));
+        }
         self.validate_combinations(path)
     }
 
@@ -337,6 +370,9 @@ impl Config {
             if v == 0 {
                 return Err(invalid(field, "must be greater than 0".into()));
             }
+        }
+        if let Err((field, reason)) = self.raft.check() {
+            return Err(invalid(field, reason));
         }
         if self.p2p.send_queue == 0 {
             return Err(invalid("p2p.send_queue", "must be greater than 0".into()));

@@ -19,6 +19,9 @@ pub struct Genesis {
     pub chain_id: String,
     /// Time of height 0, Unix nanoseconds.
     pub genesis_time_unix_nanos: u64,
+    /// The consensus engine (`bft` when absent).
+    #[serde(default)]
+    pub consensus: tpslab_types::EngineKind,
     /// The validator set.
     pub validators: Vec<GenesisValidator>,
     /// Funded test accounts.

@@ -79,6 +79,7 @@ pub fn init(home: &Home, opts: &InitOptions) -> Result<()> {
     let genesis = Genesis {
         chain_id: opts.chain_id.clone(),
         genesis_time_unix_nanos: tpslab_types::stages::now_unix_nanos(),
+        consensus: Default::default(),
         validators: vec![GenesisValidator {
             name: if opts.config.moniker.is_empty() {
                 "node0".into()

@@ -12,6 +12,7 @@ pub mod config;
 pub mod genesis;
 pub mod home;
 pub mod keyfile;
+pub mod raft_config;
 pub mod testnet_file;
 
 /// Messages and client/server stubs generated from `proto/api.proto`.

@@ -27,6 +27,21 @@ pub struct TestnetNode {
     pub p2p_addr: String,
     /// Metrics (HTTP) address.
     pub metrics_addr: String,
+    /// Test only: the misbehaviour `testnet init --byzantine` gave this node. It is started
+    /// with `--allow-byzantine`, kept out of the load, and left out of honest-only audits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byzantine: Option<tpslab_types::byzantine::Behaviour>,
+    /// Test only: started with `--allow-fault-injection` (`testnet init --fault-injection`),
+    /// so `load --perturb disconnect:...` can isolate it from its peers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fault_injection: bool,
+}
+
+impl TestnetFile {
+    /// The nodes not marked byzantine.
+    pub fn honest(&self) -> impl Iterator<Item = &TestnetNode> {
+        self.nodes.iter().filter(|n| n.byzantine.is_none())
+    }
 }
 
 /// Reads `<dir>/testnet.json`.

@@ -13,16 +13,36 @@ pub async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
 /// Fetches `path` as bytes, failing on a non-200 answer (with the server's message) or after
 /// `timeout`. The node's HTTP server answers `Connection: close` requests with a plain body.
 pub async fn http_get_bytes(addr: &str, path: &str, timeout: Duration) -> std::io::Result<Vec<u8>> {
+    http_request("GET", addr, path, timeout).await
+}
+
+/// POSTs an empty body to `path` (the node's fault endpoint); the answer's body.
+pub async fn http_post(addr: &str, path: &str) -> std::io::Result<String> {
+    let body = http_request("POST", addr, path, Duration::from_secs(5)).await?;
+    String::from_utf8(body).map_err(std::io::Error::other)
+}
+
+async fn http_request(
+    method: &str,
+    addr: &str,
+    path: &str,
+    timeout: Duration,
+) -> std::io::Result<Vec<u8>> {
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(addr.trim()).await?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
         s.write_all(req.as_bytes()).await?;
         let mut out = Vec::new();
         s.read_to_end(&mut out).await?;
         Ok::<_, std::io::Error>(out)
     };
     let out = tokio::time::timeout(timeout, fut).await.map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::TimedOut, format!("GET {addr}{path}"))
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{method} {addr}{path}"),
+        )
     })??;
     let Some(i) = out.windows(4).position(|w| w == b"\r\n\r\n") else {
         return Err(std::io::Error::other(format!(

@@ -4,7 +4,9 @@
 //! A schedule is comma-separated `ACTION:NODE@TIME` (or `@FROM-TO` for an interval), times
 //! from the start of the measured window: `kill:node2@5s,restart:node2@12s,pause:node1@15s-20s`.
 //! `kill` is SIGKILL (the node's mempool dies with it, as in CometBFT), `restart` starts it
-//! again from its home (it catches up by block sync), `pause` is SIGSTOP then SIGCONT. The
+//! again from its home (it catches up by block sync), `pause` is SIGSTOP then SIGCONT, and
+//! `disconnect` makes the node drop and refuse every peer link for the interval (through its
+//! fault endpoint, so the testnet must be made with `testnet init --fault-injection`). The
 //! load goes only to nodes the schedule never touches, so no tx is lost with a killed node's
 //! mempool and a paused target cannot stall the sender.
 //!
@@ -32,6 +34,11 @@ pub enum Action {
         /// When it resumes, from the window start.
         until: Duration,
     },
+    /// The node drops and refuses its peer links until `until` (its fault endpoint).
+    Disconnect {
+        /// When its links may come back, from the window start.
+        until: Duration,
+    },
 }
 
 /// One scheduled fault.
@@ -46,12 +53,18 @@ pub struct Fault {
 }
 
 impl Fault {
-    fn label(&self) -> String {
+    /// The fault as written in a schedule.
+    pub fn label(&self) -> String {
         match self.action {
             Action::Kill => format!("kill:{}@{}s", self.node, self.at.as_secs_f64()),
             Action::Restart => format!("restart:{}@{}s", self.node, self.at.as_secs_f64()),
-            Action::Pause { until } => format!(
-                "pause:{}@{}s-{}s",
+            Action::Pause { until } | Action::Disconnect { until } => format!(
+                "{}:{}@{}s-{}s",
+                if matches!(self.action, Action::Pause { .. }) {
+                    "pause"
+                } else {
+                    "disconnect"
+                },
                 self.node,
                 self.at.as_secs_f64(),
                 until.as_secs_f64()
@@ -100,14 +113,14 @@ fn parse_fault(part: &str) -> Result<Fault, String> {
         ("kill", None) => Action::Kill,
         ("restart", None) => Action::Restart,
         ("pause", Some(until)) if until > at => Action::Pause { until },
-        ("pause", _) => return Err(bad("pause needs an interval FROM-TO with TO after FROM")),
-        ("kill" | "restart", Some(_)) => return Err(bad("kill and restart take one time")),
-        ("disconnect", _) => {
-            return Err(bad(
-                "disconnect is not supported yet (it needs a peer-link control endpoint)",
-            ))
+        ("disconnect", Some(until)) if until > at => Action::Disconnect { until },
+        ("pause" | "disconnect", _) => {
+            return Err(bad(&format!(
+                "{action} needs an interval FROM-TO with TO after FROM"
+            )))
         }
-        _ => return Err(bad("ACTION is kill, restart or pause")),
+        ("kill" | "restart", Some(_)) => return Err(bad("kill and restart take one time")),
+        _ => return Err(bad("ACTION is kill, restart, pause or disconnect")),
     };
     Ok(Fault {
         action,
@@ -141,6 +154,20 @@ impl Perturb {
                 );
             }
         }
+        for f in &self.schedule.0 {
+            let disconnect = matches!(f.action, Action::Disconnect { .. });
+            if disconnect
+                && self
+                    .nodes
+                    .iter()
+                    .any(|n| n.name == f.node && !n.fault_injection)
+            {
+                bail!(
+                    "--perturb disconnects {}, but its testnet has no fault endpoint: make it with `tpslab testnet init --fault-injection`",
+                    f.node
+                );
+            }
+        }
         if self.untouched().is_empty() {
             bail!("--perturb touches every node: leave at least one to send load to");
         }
@@ -169,7 +196,7 @@ impl Perturb {
         for (at, i, resume) in steps {
             tokio::time::sleep_until((window_start + at).into()).await;
             let f = &self.schedule.0[i];
-            if let Err(e) = self.apply(f, resume) {
+            if let Err(e) = self.apply(f, resume).await {
                 tracing::warn!(fault = %f.label(), error = %e, "fault not applied");
                 errors[i].get_or_insert(format!("{e:#}"));
             }
@@ -186,7 +213,7 @@ impl Perturb {
             .collect()
     }
 
-    fn apply(&self, f: &Fault, resume: bool) -> Result<()> {
+    async fn apply(&self, f: &Fault, resume: bool) -> Result<()> {
         let n = self
             .nodes
             .iter()
@@ -203,6 +230,16 @@ impl Perturb {
             Ok(())
         };
         match (f.action, resume) {
+            (Action::Disconnect { until }, _) => {
+                // The node ends the isolation itself, so a harness that dies mid-fault
+                // does not leave it cut off.
+                let ms = until.saturating_sub(f.at).as_millis();
+                let path = format!("/fault/isolate?ms={ms}");
+                crate::http::http_post(&n.metrics_addr, &path)
+                    .await
+                    .with_context(|| format!("POST {}{path}", n.metrics_addr))
+                    .map(|_| ())
+            }
             (Action::Kill, _) => signal("-KILL"),
             (Action::Pause { .. }, false) => signal("-STOP"),
             (Action::Pause { .. }, true) => signal("-CONT"),
@@ -289,7 +326,7 @@ mod tests {
             "pause:node1@5s-4s",
             "kill:@3s",
             "kill:n@3x",
-            "disconnect:node3@2s-4s",
+            "disconnect:node3@2s",
         ] {
             let e = bad.parse::<Schedule>().unwrap_err();
             assert!(!e.is_empty(), "{bad}");
@@ -299,6 +336,8 @@ mod tests {
     #[test]
     fn a_schedule_naming_an_unknown_node_or_touching_every_node_is_refused() {
         let node = |name: &str| TestnetNode {
+            byzantine: None,
+            fault_injection: true,
             name: name.into(),
             home: PathBuf::from("/nonexistent"),
             grpc_addr: String::new(),
@@ -310,6 +349,12 @@ mod tests {
             nodes: vec![node("node0"), node("node1")],
             exe: PathBuf::from("/nonexistent"),
         };
+        assert_eq!(
+            "disconnect:node1@2s-4s".parse::<Schedule>().unwrap().0[0].action,
+            Action::Disconnect {
+                until: Duration::from_secs(4)
+            }
+        );
         let e = p("kill:node7@1s").check().unwrap_err().to_string();
         assert!(e.contains("node7") && e.contains("node0, node1"), "{e}");
         let e = p("kill:node0@1s,pause:node1@2s-3s")
@@ -319,6 +364,11 @@ mod tests {
         assert!(e.contains("every node"), "{e}");
         let ok = p("kill:node1@1s");
         ok.check().unwrap();
+        // A disconnect needs the nodes' fault endpoint.
+        let mut no_endpoint = p("disconnect:node1@1s-2s");
+        no_endpoint.nodes[1].fault_injection = false;
+        let e = no_endpoint.check().unwrap_err().to_string();
+        assert!(e.contains("testnet init --fault-injection"), "{e}");
         assert_eq!(ok.untouched().len(), 1);
     }
 

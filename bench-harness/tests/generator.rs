@@ -15,6 +15,7 @@ fn cfg(target: String, mode: Mode) -> LoadConfig {
         genesis: Genesis {
             chain_id: "sink".into(),
             genesis_time_unix_nanos: 0,
+            consensus: Default::default(),
             validators: Vec::new(),
             accounts: GenesisAccounts {
                 seed: "s".into(),

@@ -65,6 +65,12 @@ pub struct ExperimentArgs {
     /// was built from, else the one containing the current directory).
     #[arg(long)]
     source: Option<PathBuf>,
+    /// Faults during every step's window, as for `load --perturb` (e.g.
+    /// `kill:node3@3s,restart:node3@6s,pause:node2@9s-11s`). Kills and restarts only apply
+    /// to steps with write-batch on (the naive commit is not crash-atomic); each step's row
+    /// in results.json carries its per-second TPS and each fault's dip and recovery.
+    #[arg(long)]
+    perturb: Option<tpslab_bench::perturb::Schedule>,
 }
 
 pub async fn experiment(a: ExperimentArgs) -> Result<()> {
@@ -108,6 +114,7 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
         profile: !a.no_profile,
         probes: a.probes,
         variants,
+        perturb: a.perturb,
     };
     let results = experiment::run(&cfg).await?;
     print!("{}", results.table());

@@ -74,7 +74,9 @@ pub struct LoadArgs {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Faults during the window, from its start, e.g.
-    /// `kill:node2@5s,restart:node2@12s,pause:node1@15s-20s` (pause = SIGSTOP..SIGCONT).
+    /// `kill:node2@5s,restart:node2@12s,pause:node1@15s-20s,disconnect:node3@25s-30s`
+    /// (pause = SIGSTOP..SIGCONT; disconnect = the node drops and refuses its peer links,
+    /// needs a testnet made with `testnet init --fault-injection`).
     /// Load goes only to the nodes it leaves alone; afterwards the nodes settle and are
     /// audited. Needs --testnet.
     #[arg(long, requires = "testnet")]
@@ -140,8 +142,9 @@ async fn resolve(t: &LoadTarget) -> Result<LoadConfig> {
             let file = testnet::load(dir)?;
             let g = Genesis::load(&file.nodes[0].home.join("genesis.json"))?;
             let watch = watch_testnet(&file);
+            // A byzantine node may drop or censor what it is sent: load goes to honest ones.
             (
-                file.nodes.iter().map(|n| n.grpc_addr.clone()).collect(),
+                file.honest().map(|n| n.grpc_addr.clone()).collect(),
                 Some(g),
                 watch,
             )
@@ -193,6 +196,7 @@ fn accounts_only_genesis(chain_id: &str, seed: &str, count: u64) -> Genesis {
     Genesis {
         chain_id: chain_id.into(),
         genesis_time_unix_nanos: 0,
+        consensus: Default::default(),
         validators: Vec::new(),
         accounts: GenesisAccounts {
             seed: seed.into(),
@@ -221,47 +225,65 @@ pub async fn load(a: LoadArgs) -> Result<()> {
         None => Mode::Open { rate: a.rate },
     };
     let dir = a.to.testnet.clone();
-    if let (Some(schedule), Some(dir)) = (a.perturb, &dir) {
+    let file = dir.as_deref().map(testnet::load).transpose()?;
+    let byzantine = file
+        .as_ref()
+        .is_some_and(|f| f.nodes.iter().any(|n| n.byzantine.is_some()));
+    if let (Some(schedule), Some(file)) = (a.perturb, file) {
         let p = Perturb {
             schedule,
-            nodes: testnet::load(dir)?.nodes,
+            nodes: file.nodes,
             exe: std::env::current_exe().context("cannot find the tpslab binary")?,
         };
         p.check()?;
-        cfg.targets = p.untouched().iter().map(|n| n.grpc_addr.clone()).collect();
+        cfg.targets = p
+            .untouched()
+            .iter()
+            .filter(|n| n.byzantine.is_none())
+            .map(|n| n.grpc_addr.clone())
+            .collect();
+        if cfg.targets.is_empty() {
+            anyhow::bail!("--perturb leaves no honest node to send load to");
+        }
         cfg.perturb = Some(p);
     }
     let report = tpslab_bench::run(&cfg).await?;
     print!("{}", report.table());
     write_json(&a.json, &report)?;
-    match (&cfg.perturb, &dir) {
-        (Some(_), Some(dir)) => settle_and_audit(dir).await,
+    match &dir {
+        Some(dir) if cfg.perturb.is_some() || byzantine => settle_and_audit(dir).await,
         _ => Ok(()),
     }
 }
 
-/// After a perturbed run: waits (up to 60 s) until every node has reached the height the
-/// furthest one had when the run ended (a restarted node catches up by block sync), then
-/// checks they hold the same chain.
+/// After a perturbed run or one with byzantine nodes: waits (up to 60 s) until every honest
+/// node has reached the height the furthest one had when the run ended (a restarted node
+/// catches up by block sync), then checks the honest nodes hold the same chain.
 async fn settle_and_audit(dir: &std::path::Path) -> Result<()> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let nodes = testnet::load(dir)?.nodes.len();
-    let mut target = None;
-    loop {
-        let heights: Vec<u64> = testnet::status(dir)
-            .await?
-            .iter()
-            .filter_map(|s| s.height)
-            .collect();
-        let top = *target.get_or_insert(heights.iter().copied().max().unwrap_or(0));
-        let settled = heights.len() == nodes && heights.iter().all(|&h| h >= top);
-        if settled || std::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let byzantine: Vec<String> = testnet::load(dir)?
+        .nodes
+        .iter()
+        .filter(|n| n.byzantine.is_some())
+        .map(|n| n.name.clone())
+        .collect();
+    if !testnet::settle(dir, Duration::from_secs(60)).await? {
+        eprintln!(
+            "warning: not every honest node caught up within 60 s; auditing the common heights"
+        );
     }
-    let h = testnet::check(dir).await?;
-    println!("audit: every node holds the same chain up to height {h}");
+    let scope = testnet::CheckScope {
+        honest_only: true,
+        skip: Vec::new(),
+    };
+    let h = testnet::check(dir, &scope).await?;
+    if byzantine.is_empty() {
+        println!("audit: every node holds the same chain up to height {h}");
+    } else {
+        println!(
+            "audit: every honest node holds the same chain up to height {h} (byzantine, not audited: {})",
+            byzantine.join(", ")
+        );
+    }
     Ok(())
 }
 

@@ -14,7 +14,6 @@ use tpslab_api::proto::{
     BroadcastTxRequest, GetAccountRequest, StatusRequest, SubscribeCommitsRequest,
 };
 use tpslab_node::run::{self, Overrides};
-use tpslab_testnet as testnet;
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
 use tpslab_types::{Address, AppKind};
@@ -26,6 +25,7 @@ mod opts_cmd;
 mod probe_cmd;
 mod probe_serve;
 mod profile_cmd;
+mod testnet_cmd;
 mod variant;
 
 /// tpslab: a Cosmos/Tendermint-style blockchain node simulator with a tuning harness.
@@ -71,60 +71,7 @@ enum Cmd {
     Bench(load_cmd::BenchCmd),
     /// A local multi-validator network of separate node processes.
     #[command(subcommand)]
-    Testnet(TestnetCmd),
-}
-
-#[derive(Subcommand)]
-enum TestnetCmd {
-    /// Generate keys, a shared genesis and per-node configs. Ports are free 127.0.0.1 ports
-    /// from 20000-32767 (below the ephemeral range, so no outgoing connection can take one
-    /// before the node binds it; TPSLAB_PORT_RANGE=LO-HI overrides). Nodes refuse to start
-    /// when the largest allowed block would not fit one p2p frame.
-    Init(TestnetInitArgs),
-    /// Start every validator as its own process and wait until all serve gRPC.
-    Up(DirArg),
-    /// Stop every validator (SIGTERM, then SIGKILL after 20 s).
-    Down(DirArg),
-    /// Height, peers and mempool size of each node.
-    Status(DirArg),
-    /// Safety audit: same block hash and app hash on every node at every common height.
-    Check(DirArg),
-}
-
-#[derive(Args)]
-struct DirArg {
-    /// The testnet directory (made by `testnet init`).
-    dir: PathBuf,
-}
-
-#[derive(Args)]
-struct TestnetInitArgs {
-    /// Number of validators.
-    #[arg(long, default_value_t = 4)]
-    validators: usize,
-    /// Output directory.
-    #[arg(long)]
-    out: PathBuf,
-    /// Chain id.
-    #[arg(long, default_value = "tpslab-testnet")]
-    chain_id: String,
-    /// Funded test accounts in the genesis.
-    #[arg(long, default_value_t = 10_000)]
-    accounts: u64,
-    /// Seed the test account keys are derived from.
-    #[arg(long, default_value = "tpslab")]
-    seed: String,
-    /// Initial balance of each test account.
-    #[arg(long, default_value_t = 1_000_000_000)]
-    balance: u64,
-    /// Pause after each commit, ms (CometBFT's timeout_commit).
-    #[arg(long, default_value_t = 200)]
-    block_interval_ms: u64,
-    /// The app every validator runs: transfer or kvstore.
-    #[arg(long, default_value = "transfer")]
-    app: AppKind,
-    #[command(flatten)]
-    tuning: opts_cmd::TuningArgs,
+    Testnet(testnet_cmd::TestnetCmd),
 }
 
 #[derive(Args)]
@@ -166,6 +113,14 @@ struct NodeArgs {
     /// Override `api.grpc_addr` of config.toml.
     #[arg(long)]
     grpc_addr: Option<String>,
+    /// Test only: honour a `[byzantine]` section of config.toml (the validator then lies as
+    /// it says); without this flag such a config is refused.
+    #[arg(long)]
+    allow_byzantine: bool,
+    /// Test only: serve `POST /fault/isolate?ms=N` on the metrics address (drop and refuse
+    /// every peer link for N ms), for `load --perturb disconnect:...`.
+    #[arg(long)]
+    allow_fault_injection: bool,
     #[command(flatten)]
     tuning: opts_cmd::TuningArgs,
 }
@@ -237,6 +192,7 @@ fn main() -> Result<()> {
                 &home,
                 &Overrides {
                     grpc_addr: a.grpc_addr,
+                    allow_byzantine: a.allow_byzantine,
                 },
             )?;
             if let Some(t) = a.tuning.resolve()? {
@@ -246,12 +202,12 @@ fn main() -> Result<()> {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(run::run(home, cfg))
+                .block_on(run::run(home, cfg, a.allow_fault_injection))
         }
         Cmd::Status(a) => runtime()?.block_on(status(a)),
         Cmd::Account(a) => runtime()?.block_on(account(a)),
         Cmd::Send(a) => runtime()?.block_on(send(a)),
-        Cmd::Testnet(t) => testnet_cmd(t),
+        Cmd::Testnet(t) => testnet_cmd::testnet_cmd(t),
         Cmd::Load(a) => runtime_mt()?.block_on(load_cmd::load(a)),
         Cmd::Opts => {
             opts_cmd::print_opts();
@@ -264,76 +220,13 @@ fn main() -> Result<()> {
     }
 }
 
-fn testnet_cmd(t: TestnetCmd) -> Result<()> {
-    match t {
-        TestnetCmd::Init(a) => {
-            let mut config = Config::default();
-            config.consensus.block_interval_ms = a.block_interval_ms;
-            config.app = a.app;
-            if let Some(t) = a.tuning.resolve()? {
-                config.tuning = t;
-            }
-            let file = testnet::init(&testnet::TestnetInit {
-                validators: a.validators,
-                out: a.out.clone(),
-                chain_id: a.chain_id,
-                accounts: a.accounts,
-                seed: a.seed,
-                balance: a.balance,
-                config,
-            })?;
-            for n in &file.nodes {
-                println!(
-                    "{}  grpc {}  p2p {}  home {}",
-                    n.name,
-                    n.grpc_addr,
-                    n.p2p_addr,
-                    n.home.display()
-                );
-            }
-            println!("start it with: tpslab testnet up {}", a.out.display());
-            Ok(())
-        }
-        TestnetCmd::Up(d) => {
-            let exe = std::env::current_exe()?;
-            let file = runtime()?.block_on(testnet::up(
-                &d.dir,
-                &exe,
-                std::time::Duration::from_secs(60),
-            ))?;
-            println!("{} validators up", file.nodes.len());
-            Ok(())
-        }
-        TestnetCmd::Down(d) => testnet::down(&d.dir),
-        TestnetCmd::Status(d) => {
-            println!(
-                "{:<8} {:>8} {:>6} {:>6} {:>10}",
-                "node", "height", "round", "peers", "mempool"
-            );
-            for s in runtime()?.block_on(testnet::status(&d.dir))? {
-                let h = s.height.map_or("down".to_string(), |h| h.to_string());
-                println!(
-                    "{:<8} {:>8} {:>6} {:>6} {:>10}",
-                    s.name, h, s.round, s.peers, s.mempool_txs
-                );
-            }
-            Ok(())
-        }
-        TestnetCmd::Check(d) => {
-            let h = runtime()?.block_on(testnet::check(&d.dir))?;
-            println!("ok: all reachable nodes agree on block and app hash at heights 1..={h}");
-            Ok(())
-        }
-    }
-}
-
 fn runtime_mt() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)

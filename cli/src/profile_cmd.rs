@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use tpslab_bench::profile::{diff, diff_flamegraph, fetch, functions};
+use tpslab_bench::profile::{diff, diff_flamegraph, fetch, flamegraph, functions};
 use tpslab_testnet as testnet;
 
 #[derive(Args)]
@@ -91,8 +91,11 @@ pub async fn profile(a: ProfileArgs) -> Result<()> {
         .map(|(name, addr)| {
             let (seconds, frequency) = (a.seconds, a.frequency);
             tokio::spawn(async move {
+                // One profile, drawn here: the flame graph shows the same samples as the
+                // protobuf, and a node is profiled for `seconds`, not twice that.
                 let pb = fetch(&addr, seconds, frequency, false).await?;
-                let svg = fetch(&addr, seconds, frequency, true).await?;
+                let svg = flamegraph(&pb, &format!("{addr}: {seconds} s at {frequency} Hz"))
+                    .with_context(|| format!("{addr}: no flame graph"))?;
                 Ok::<_, anyhow::Error>((name, pb, svg))
             })
         })

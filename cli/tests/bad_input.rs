@@ -187,6 +187,19 @@ fn invalid_config_is_refused_with_the_field_named() {
         ),
         ("[consensus]\nblock_interval = 5\n", "block_interval"),
         ("[api]\ngrpc_addr = \"localhost\"\n", "api.grpc_addr"),
+        (
+            "[byzantine]\nbehaviour = \"lie\"\n",
+            "unknown variant `lie`",
+        ),
+        (
+            "[byzantine]\nbehaviour = \"silent\"\nforgeries = []\n",
+            "byzantine.forgeries",
+        ),
+        // Valid, but a test-only mode: refused without the flag.
+        (
+            "[byzantine]\nbehaviour = \"equivocate\"\n",
+            "refusing to start without --allow-byzantine",
+        ),
     ] {
         let node = TestNode::init(1, "");
         // Each case is the whole file, so it tests exactly one problem.
@@ -201,4 +214,14 @@ fn invalid_config_is_refused_with_the_field_named() {
         assert!(err.contains(needle), "{patch:?}: {err}");
         assert!(err.contains("config.toml"), "{err}");
     }
+    // With the flag, a single validator still refuses: it has no one to lie to.
+    let node = TestNode::init(1, "[byzantine]\nbehaviour = \"silent\"\n");
+    let out = Command::new(bin())
+        .args(["node", "--allow-byzantine", "--home"])
+        .arg(node.home())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs a multi-validator chain"), "{err}");
 }

@@ -260,3 +260,43 @@ fn quick_experiment_end_to_end() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a tpslab experiment results file"));
 }
+
+/// `experiment --perturb`: every step runs the schedule, except that the baseline (write-batch
+/// off, not crash-atomic) gets no kill or restart; each step's faults are in results.json and
+/// every tx still commits.
+#[test]
+fn quick_experiment_under_faults() {
+    let _turn = testnet_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("exp");
+    let out = quick_experiment("6s")
+        .arg("--out")
+        .arg(&out_dir)
+        .args([
+            "--perturb",
+            "kill:node3@1s,restart:node3@2s,disconnect:node3@3s-4s,pause:node2@4s-5s",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("skipped (write-batch off, the naive commit is not crash-atomic): kill:node3@1s, restart:node3@2s"),
+        "{stderr}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
+            .unwrap();
+    let steps = r["steps"].as_array().unwrap();
+    let faults = |s: &serde_json::Value| s["report"]["faults"].as_array().unwrap().len();
+    assert_eq!(faults(&steps[0]), 2, "{}", steps[0]);
+    assert_eq!(steps[0]["faults_skipped"].as_array().unwrap().len(), 2);
+    assert_eq!(faults(&steps[1]), 4, "{}", steps[1]);
+    for s in steps {
+        for f in s["report"]["faults"].as_array().unwrap() {
+            assert!(f["error"].is_null(), "{f}");
+        }
+        assert_eq!(s["report"]["committed"], 150, "{s}");
+        assert_eq!(s["report"]["per_second_tps"].as_array().unwrap().len(), 6);
+    }
+}

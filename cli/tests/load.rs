@@ -7,45 +7,11 @@ mod common;
 use common::*;
 use std::path::Path;
 use std::process::Command;
-use tpslab_api::proto::{GetBlockRequest, StatusRequest};
 
 fn load(args: &[&str], json: &Path) -> serde_json::Value {
-    let out = Command::new(bin())
-        .arg("load")
-        .args(args)
-        .arg("--json")
-        .arg(json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "load failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let table = String::from_utf8_lossy(&out.stdout);
+    let (table, report) = run_load(args, json);
     assert!(table.contains("committed TPS"), "{table}");
-    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
-}
-
-/// Sum of txs in every block of the chain at `addr`.
-async fn txs_on_chain(addr: &str) -> u64 {
-    let mut c = tpslab_api::client::connect(addr).await.unwrap();
-    let h = c
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .height;
-    let mut n = 0;
-    for height in 1..=h {
-        let b = c
-            .get_block(GetBlockRequest { height })
-            .await
-            .unwrap()
-            .into_inner();
-        n += b.block.unwrap().txs.len() as u64;
-    }
-    n
+    report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,50 +255,52 @@ fn generator_reports_its_own_send_rate() {
     assert!(stdout.contains("generator maximum send rate: "), "{stdout}");
 }
 
-/// `load --perturb`: a validator killed and restarted and another paused during the window;
-/// the load goes to the two untouched ones, each fault's effect is reported, no tx is lost,
+/// `load --perturb`: a validator killed, restarted and later cut off from its peers, another
+/// paused, during the window; the load goes to the two untouched ones, each fault's effect is reported, no tx is lost,
 /// and afterwards every node holds the same chain with every generated tx.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn perturbed_run_loses_nothing_and_every_node_agrees() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let net = TestNet::up(dir.clone(), 4, 300, "");
+    let net = TestNet::up_with(dir.clone(), 4, 300, "", &["--fault-injection"]);
     let json = tmp.path().join("report.json");
-    let out = Command::new(bin())
-        .args(["load", "--testnet", dir.to_str().unwrap(), "--rate", "50"])
-        .args(["--duration", "12s", "--warmup", "1s", "--drain", "60s"])
-        .args([
+    let (stdout, r) = run_load(
+        &[
+            "--testnet",
+            dir.to_str().unwrap(),
+            "--rate",
+            "50",
+            "--duration",
+            "16s",
+            "--warmup",
+            "1s",
+            "--drain",
+            "60s",
             "--perturb",
-            "kill:node3@3s,restart:node3@5s,pause:node2@8s-10s",
-        ])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+            "kill:node3@3s,restart:node3@5s,pause:node2@8s-10s,disconnect:node3@12s-14s",
+        ],
+        &json,
     );
     assert!(stdout.contains("| kill:node3@3s |"), "{stdout}");
+    assert!(stdout.contains("| disconnect:node3@12s-14s |"), "{stdout}");
     assert!(
         stdout.contains("audit: every node holds the same chain"),
         "{stdout}"
     );
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(r["targets"], 2, "{r}");
     let faults = r["faults"].as_array().unwrap();
-    assert_eq!(faults.len(), 3, "{r}");
+    assert_eq!(faults.len(), 4, "{r}");
     for f in faults {
         assert!(f["error"].is_null(), "{f}");
         assert!(f["pre_tps"].as_f64().unwrap() > 0.0, "{f}");
     }
-    assert_eq!(r["per_second_tps"].as_array().unwrap().len(), 12, "{r}");
+    assert_eq!(r["per_second_tps"].as_array().unwrap().len(), 16, "{r}");
     assert_eq!(r["uncommitted"], 0, "{r}");
     assert_eq!(r["committed"], r["accepted"], "{r}");
-    assert_eq!(r["committed"], 600, "{r}");
+    assert_eq!(r["committed"], 800, "{r}");
+    // The disconnected node really was cut off (by its fault endpoint).
+    let log = std::fs::read_to_string(net.file.nodes[3].home.join("node.log")).unwrap();
+    assert!(log.contains("isolating this node from its peers"), "{log}");
     let want = r["committed_including_warmup"].as_u64().unwrap();
     for n in &net.file.nodes {
         assert_eq!(txs_on_chain(&n.grpc_addr).await, want, "{}", n.name);

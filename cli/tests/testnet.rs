@@ -190,7 +190,7 @@ async fn invalid_vote_gets_disconnected(as_home: &Path, target: &tpslab_testnet:
     let mut framed =
         tokio_util::codec::Framed::new(stream, tokio_util::codec::LengthDelimitedCodec::new());
     let allowed = [tpslab_p2p::PeerId(target_key.verifying_key().to_bytes())].into();
-    tpslab_p2p::handshake::handshake(&mut framed, &key, CHAIN, &allowed, &target.p2p_addr)
+    tpslab_p2p::handshake::handshake(&mut framed, &key, CHAIN, "bft", &allowed, &target.p2p_addr)
         .await
         .unwrap();
     let h = height(&target.grpc_addr).await.unwrap() + 1;

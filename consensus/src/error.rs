@@ -23,6 +23,9 @@ pub enum ConsensusError {
         /// What the runtime reported.
         reason: String,
     },
+    /// The Raft engine's log or raft-rs itself failed.
+    #[error("raft: {0}")]
+    Raft(String),
 }
 
 /// Result alias of this crate.

@@ -17,15 +17,17 @@ mod invalid;
 pub mod memory;
 pub mod metrics;
 mod pipeline;
+pub mod raft;
 mod reactor;
 pub mod signer;
 mod solo;
 pub mod sync;
+pub mod transport;
 pub mod wal;
 
 pub use error::{ConsensusError, ConsensusResult};
 pub use event::CommitEvent;
 pub use invalid::{BlockFault, CommitFault, Invalid, InvalidMessage, MessageKind};
 pub use pipeline::{now_unix_nanos, BlockLimits, BlockPipeline, PipelineParts};
-pub use reactor::{Reactor, ReactorConfig};
+pub use reactor::{Byzantine, Reactor, ReactorConfig};
 pub use solo::{SoloConfig, SoloProducer};

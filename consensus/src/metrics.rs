@@ -1,6 +1,7 @@
 //! Consensus and block-processing metrics (CometBFT names).
 
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -8,6 +9,7 @@ use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Instant;
 
+type EvidenceFamily = Family<Vec<(String, String)>, Counter>;
 type StepFamily = Family<Vec<(String, String)>, Histogram, fn() -> Histogram>;
 
 fn seconds_histogram() -> Histogram {
@@ -33,7 +35,15 @@ pub struct ConsensusMetrics {
     pub total_txs: Gauge,
     /// Time to execute and durably commit a block.
     pub block_processing: Histogram,
+    /// Distinct validators this node holds evidence against (two conflicting signed votes
+    /// or proposals for one step).
+    pub byzantine_validators: Gauge,
+    /// Evidence seen, by kind (`duplicate-vote`, `double-proposal`) and validator public key.
+    pub evidence: EvidenceFamily,
+    /// Proposals whose signature verified but whose block broke a rule (prevoted nil).
+    pub invalid_proposals: Counter,
     last_commit: Arc<Mutex<Option<Instant>>>,
+    accused: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Default for ConsensusMetrics {
@@ -46,7 +56,11 @@ impl Default for ConsensusMetrics {
             step_duration: Family::new_with_constructor(seconds_histogram),
             total_txs: Gauge::default(),
             block_processing: seconds_histogram(),
+            byzantine_validators: Gauge::default(),
+            evidence: Family::default(),
+            invalid_proposals: Counter::default(),
             last_commit: Arc::new(Mutex::new(None)),
+            accused: Arc::default(),
         }
     }
 }
@@ -81,6 +95,21 @@ impl ConsensusMetrics {
             self.total_txs.clone(),
         );
         r.register(
+            "consensus_byzantine_validators",
+            "Distinct validators this node holds equivocation evidence against",
+            self.byzantine_validators.clone(),
+        );
+        r.register(
+            "consensus_evidence",
+            "Equivocation evidence seen, by kind and validator",
+            self.evidence.clone(),
+        );
+        r.register(
+            "consensus_invalid_proposals",
+            "Signed proposals of blocks that break a rule",
+            self.invalid_proposals.clone(),
+        );
+        r.register(
             "state_block_processing_time",
             "Seconds to execute and commit a block",
             self.block_processing.clone(),
@@ -96,6 +125,19 @@ impl ConsensusMetrics {
         if let Some(prev) = self.last_commit.lock().replace(now) {
             self.block_interval.observe((now - prev).as_secs_f64());
         }
+    }
+
+    /// Records evidence of `kind` against the validator with public key `pubkey_hex`.
+    pub fn on_evidence(&self, kind: &str, pubkey_hex: String) {
+        self.evidence
+            .get_or_create(&vec![
+                ("kind".to_string(), kind.to_string()),
+                ("validator".to_string(), pubkey_hex.clone()),
+            ])
+            .inc();
+        let mut accused = self.accused.lock();
+        accused.insert(pubkey_hex);
+        self.byzantine_validators.set(accused.len() as i64);
     }
 
     /// Records the time spent in `step`.

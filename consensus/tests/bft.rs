@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 use tpslab_consensus::bft::{
-    Driver, DriverInput as In, DriverOutput as Out, ProposalInput, SignedVote, Step, TimeoutKind,
-    Timeouts, Validator, ValidatorSet,
+    Driver, DriverInput as In, DriverOutput as Out, ProposalInput, Resume, RoundValue, SignedVote,
+    Step, TimeoutKind, Timeouts, Validator, ValidatorSet,
 };
 use tpslab_types::pb::VoteType;
 use tpslab_types::Hash;
@@ -463,4 +463,170 @@ fn invalid_proposal_gets_a_nil_prevote() {
         valid: false,
     }));
     assert_eq!(out, vec![our_vote(VoteType::Prevote, 0, None)]);
+}
+
+/// A byzantine proposer shows us block a first, then b. We follow a (the propose step takes
+/// the first proposal), report the double proposal, and still lock on and decide b when the
+/// others' polka and precommits are for b (lines 36 and 49 accept any proposal of the
+/// round's proposer).
+#[test]
+fn second_proposal_is_evidence_and_a_polka_for_it_still_decides() {
+    let (a, b) = (block(1), block(2));
+    let mut d = driver(0);
+    d.process(In::Start);
+    let out = d.process(proposal(0, a, None));
+    assert_eq!(out, vec![our_vote(VoteType::Prevote, 0, Some(a))]);
+    let out = d.process(proposal(0, b, None));
+    assert_eq!(
+        out,
+        vec![Out::DoubleProposal {
+            round: 0,
+            proposer: proposer(0)
+        }]
+    );
+    // The same second proposal again is not new evidence.
+    assert!(d.process(proposal(0, b, None)).is_empty());
+    d.process(prevote(0, Some(a), 0));
+    for v in 1..4 {
+        d.process(prevote(0, Some(b), v));
+    }
+    assert_eq!(d.state().step, Step::Precommit);
+    assert_eq!(d.state().locked.map(|l| l.value), Some(b));
+    d.process(precommit(0, Some(b), 1));
+    d.process(precommit(0, Some(b), 2));
+    let out = d.process(precommit(0, Some(b), 3));
+    assert!(
+        matches!(out[..], [Out::Decide { round: 0, value, .. }] if value == b),
+        "{out:?}"
+    );
+}
+
+/// An equivocator's precommit that conflicts with the one we counted first is not counted
+/// for thresholds, but it is a signed precommit for the block: with it, 2f+1 validators
+/// signed, and we decide at once (as block sync would, from the same signatures) instead
+/// of waiting for another round.
+#[test]
+fn an_equivocators_second_precommit_completes_a_commit() {
+    let a = block(1);
+    let mut d = driver(0);
+    d.process(In::Start);
+    d.process(proposal(0, a, None));
+    // Validator 3 shows us a nil precommit first, then one for a.
+    d.process(precommit(0, None, 3));
+    d.process(precommit(0, Some(a), 1));
+    d.process(precommit(0, Some(a), 2));
+    assert_ne!(
+        d.state().step,
+        Step::Commit,
+        "two precommits for a are not +2/3"
+    );
+    let out = d.process(precommit(0, Some(a), 3));
+    let decided = out.iter().find_map(|o| match o {
+        Out::Decide {
+            value, precommits, ..
+        } => Some((
+            *value,
+            precommits.iter().map(|v| v.validator).collect::<Vec<_>>(),
+        )),
+        _ => None,
+    });
+    assert_eq!(decided, Some((a, vec![1, 2, 3])), "{out:?}");
+    assert!(out.iter().any(|o| matches!(o, Out::Equivocation(_))));
+}
+
+/// A validator restarted after a nil prevote (its propose timeout fired) must not prevote the
+/// proposal that arrives late, after the restart: it already signed that step.
+#[test]
+fn resumed_after_a_nil_prevote_it_ignores_the_late_proposal() {
+    let a = block(0xa);
+    let mut d = driver(0);
+    run(
+        &mut d,
+        vec![
+            TestStep {
+                desc: "resume in round 0 after the prevote",
+                input: In::Resume(Resume {
+                    round: 0,
+                    step: Step::Prevote,
+                    locked: None,
+                }),
+                expected: vec![],
+                round: 0,
+                step: Step::Prevote,
+            },
+            TestStep {
+                desc: "the late proposal: no second prevote",
+                input: proposal(0, a, None),
+                expected: vec![],
+                round: 0,
+                step: Step::Prevote,
+            },
+        ],
+    );
+    // Our replayed nil prevote plus two more: polka nil, precommit nil as usual.
+    d.process(prevote(0, None, 0));
+    d.process(prevote(0, None, 1));
+    let out = d.process(prevote(0, None, 2));
+    assert!(
+        out.contains(&our_vote(VoteType::Precommit, 0, None)),
+        "{out:?}"
+    );
+}
+
+/// A validator restarted after precommitting `a` in round 1 keeps that lock: in a later round
+/// it prevotes nil for another block without a newer proof-of-lock.
+#[test]
+fn resumed_after_a_precommit_it_keeps_its_round_and_lock() {
+    let (a, b) = (block(0xa), block(0xb));
+    let mut d = driver(0);
+    let locked = Some(RoundValue { value: a, round: 1 });
+    run(
+        &mut d,
+        vec![TestStep {
+            desc: "resume in round 1 after the precommit",
+            input: In::Resume(Resume {
+                round: 1,
+                step: Step::Precommit,
+                locked,
+            }),
+            expected: vec![],
+            round: 1,
+            step: Step::Precommit,
+        }],
+    );
+    assert_eq!(d.state().locked, locked);
+    d.process(precommit(1, Some(a), 0));
+    d.process(precommit(1, None, 1));
+    let out = d.process(precommit(1, None, 2));
+    assert_eq!(out, vec![timeout(TimeoutKind::Precommit, 1)]);
+    d.process(In::Timeout {
+        kind: TimeoutKind::Precommit,
+        round: 1,
+    });
+    assert_eq!(d.state().round, 2);
+    run(
+        &mut d,
+        vec![TestStep {
+            desc: "round 2: b without proof-of-lock: still locked on a, prevote nil",
+            input: proposal(2, b, None),
+            expected: vec![our_vote(VoteType::Prevote, 2, None)],
+            round: 2,
+            step: Step::Prevote,
+        }],
+    );
+}
+
+/// A proposer restarted after signing its proposal (nothing else) waits for a proposal like
+/// any validator instead of building a second block for the round.
+#[test]
+fn resumed_after_proposing_it_waits_instead_of_proposing_again() {
+    let me = proposer(0);
+    let mut d = driver(me);
+    let out = d.process(In::Resume(Resume {
+        round: 0,
+        step: Step::Propose,
+        locked: None,
+    }));
+    assert_eq!(out, vec![timeout(TimeoutKind::Propose, 0)]);
+    assert_eq!((d.state().round, d.state().step), (0, Step::Propose));
 }

@@ -18,6 +18,6 @@ fuzz_target!(|data: &[u8]| {
     let own = [1u8; 32];
     let peer = PeerId([2; 32]);
     let allowed: HashSet<PeerId> = [peer].into_iter().collect();
-    let _ = check_hello(data, "fuzz", &own, &allowed, "fuzz");
+    let _ = check_hello(data, "fuzz", "bft", &own, &allowed, "fuzz");
     let _ = check_auth(data, "fuzz", &[3; 32], &peer, &[4; 32], "fuzz");
 });

@@ -82,6 +82,36 @@ impl ScrapeGauges {
     }
 }
 
+/// The N of `POST /fault/isolate?ms=N` (drop and refuse every peer link for N ms; served
+/// only by a node started with `--allow-fault-injection`, for a harness's `disconnect`).
+fn isolate_ms(query: &str) -> Option<u64> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("ms="))
+        .and_then(|v| v.parse().ok())
+        .filter(|ms| (1..=3_600_000).contains(ms))
+}
+
+/// The fault endpoint's handler.
+fn fault_route(net: tpslab_p2p::Network) -> axum::routing::MethodRouter {
+    axum::routing::post(move |uri: axum::http::Uri| {
+        let net = net.clone();
+        async move {
+            let Some(ms) = isolate_ms(uri.query().unwrap_or("")) else {
+                return (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "want /fault/isolate?ms=N (1..=3600000)\n".to_string(),
+                );
+            };
+            net.isolate(std::time::Duration::from_millis(ms)).await;
+            (
+                axum::http::StatusCode::OK,
+                format!("isolated for {ms} ms\n"),
+            )
+        }
+    })
+}
+
 /// Serves `GET /metrics` (Prometheus text) on `addr`; the bound address goes to
 /// `<home>/metrics.addr`.
 pub(crate) async fn serve_metrics(
@@ -90,6 +120,7 @@ pub(crate) async fn serve_metrics(
     registry: Registry,
     db: StateDb,
     telemetry: &Telemetry,
+    fault_net: Option<tpslab_p2p::Network>,
     mut rx_stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let mut registry = registry;
@@ -134,6 +165,10 @@ pub(crate) async fn serve_metrics(
                 async move { ([("content-type", "application/json")], body) }
             }),
         );
+    let router = match fault_net {
+        Some(net) => router.route("/fault/isolate", fault_route(net)),
+        None => router,
+    };
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot bind metrics address {addr}"))?;
@@ -151,4 +186,26 @@ pub(crate) async fn serve_metrics(
             warn!(error = %e, "metrics server failed");
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::isolate_ms;
+
+    #[test]
+    fn the_isolation_length_must_be_a_sane_number_of_ms() {
+        assert_eq!(isolate_ms("ms=1500"), Some(1500));
+        assert_eq!(isolate_ms("x=1&ms=20"), Some(20));
+        for bad in [
+            "",
+            "ms=",
+            "ms=-1",
+            "ms=0",
+            "ms=lots",
+            "ms=99999999999",
+            "secs=3",
+        ] {
+            assert_eq!(isolate_ms(bad), None, "{bad}");
+        }
+    }
 }

@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 pub mod alloc;
+mod engines;
 pub mod frame_check;
 pub mod gossip;
 pub mod heap;

@@ -87,6 +87,13 @@ async fn take(req: &ProfileRequest) -> Result<(&'static str, Vec<u8>), String> {
         .build()
         .map_err(|e| format!("cannot build the report: {e}"))?;
     drop(guard);
+    if report.data.is_empty() {
+        // pprof-rs draws nothing for an empty report; say why instead of a blank 200.
+        return Err(format!(
+            "no CPU samples in {} s at {} Hz (was the node idle?)",
+            req.seconds, req.frequency
+        ));
+    }
     if req.svg {
         let mut body = Vec::new();
         report

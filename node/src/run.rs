@@ -2,6 +2,7 @@
 //! engine and p2p of one validator; [`Node::run`] serves the gRPC API and /metrics, and shuts
 //! everything down in order on SIGINT/SIGTERM or when a component fails.
 
+use crate::engines::{bft_reactor, raft_engine, spawn_engine, start_network, Engine};
 use crate::frame_check::FrameCheck;
 use crate::gossip::{self, TxGossip};
 use crate::service::NodeApi;
@@ -10,7 +11,6 @@ use anyhow::{bail, Context, Result};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tpslab_api::config::Config;
@@ -18,17 +18,15 @@ use tpslab_api::genesis::Genesis;
 use tpslab_api::home::{write_atomic, Home};
 use tpslab_api::keyfile;
 use tpslab_api::proto::node_server::NodeServer;
-use tpslab_consensus::bft::{Timeouts, Validator, ValidatorSet};
-use tpslab_consensus::signer::PrivValidator;
 use tpslab_consensus::{
-    BlockLimits, BlockPipeline, CommitEvent, PipelineParts, Reactor, ReactorConfig, SoloConfig,
-    SoloProducer,
+    BlockLimits, BlockPipeline, CommitEvent, PipelineParts, SoloConfig, SoloProducer,
 };
 use tpslab_mempool::{Mempool, MempoolConfig};
-use tpslab_p2p::{Event, Network, NetworkConfig, PeerId, PeerInfo};
+use tpslab_p2p::Network;
 use tpslab_statedb::{StateDb, StateDbOptions};
 use tpslab_types::keys::SigningKey;
 use tpslab_types::sigcache::SigCache;
+use tpslab_types::EngineKind;
 use tracing::{info, warn};
 
 /// Commit events buffered per subscriber before it is told it lagged.
@@ -39,6 +37,8 @@ const COMMIT_EVENT_BUFFER: usize = 4096;
 pub struct Overrides {
     /// Replaces `api.grpc_addr`.
     pub grpc_addr: Option<String>,
+    /// Honour a `[byzantine]` section (test only); without it such a config is refused.
+    pub allow_byzantine: bool,
 }
 
 /// Loads the home's config, applying overrides.
@@ -47,24 +47,24 @@ pub fn load_config(home: &Home, o: &Overrides) -> Result<Config> {
     if let Some(a) = &o.grpc_addr {
         cfg.api.grpc_addr = a.clone();
     }
+    if let Some(b) = &cfg.byzantine {
+        if !o.allow_byzantine {
+            bail!(
+                "{} has a [byzantine] section (behaviour = \"{}\"): a test-only mode that makes this validator lie; refusing to start without --allow-byzantine",
+                home.config().display(),
+                b.behaviour
+            );
+        }
+    }
     Ok(cfg)
 }
 
-/// Runs the validator until a shutdown signal.
-pub async fn run(home: Home, cfg: Config) -> Result<()> {
-    Node::build(home, cfg).await?.run().await
-}
-
-/// How blocks get decided: alone, or by BFT rounds with the other validators. Both are
-/// boxed: each holds the whole block pipeline.
-enum Engine {
-    Solo(Box<SoloProducer>),
-    Bft {
-        reactor: Box<Reactor>,
-        net: Network,
-        /// Consensus and block-sync traffic (tx gossip is routed to CheckTx).
-        rx_engine: mpsc::Receiver<Event>,
-    },
+/// Runs the validator until a shutdown signal. `fault_injection` serves the fault endpoint
+/// (`POST /fault/isolate`) for a test harness.
+pub async fn run(home: Home, cfg: Config, fault_injection: bool) -> Result<()> {
+    let mut node = Node::build(home, cfg).await?;
+    node.fault_injection = fault_injection;
+    node.run().await
 }
 
 /// A validator with every component built and wired, not yet serving.
@@ -72,6 +72,7 @@ pub struct Node {
     home: Home,
     cfg: Config,
     chain_id: String,
+    consensus: EngineKind,
     validator: Vec<u8>,
     db: StateDb,
     mempool: Arc<Mempool<StateDb>>,
@@ -79,6 +80,60 @@ pub struct Node {
     telemetry: Telemetry,
     engine: Engine,
     tx_shutdown: watch::Sender<bool>,
+    /// Serve the fault-injection endpoint (test harnesses only).
+    pub fault_injection: bool,
+}
+
+/// A `[byzantine]` section only makes sense where someone can be lied to and the engine's
+/// model covers liars.
+fn check_byzantine(cfg: &Config, genesis: &Genesis) -> Result<()> {
+    if cfg.byzantine.is_none() {
+        return Ok(());
+    }
+    if genesis.validators.len() == 1 {
+        bail!("[byzantine] needs a multi-validator chain: a single validator has no one to lie to");
+    }
+    if genesis.consensus == EngineKind::Raft {
+        bail!("[byzantine] needs a BFT chain: Raft trusts every node, a lying one is outside its model");
+    }
+    Ok(())
+}
+
+fn mempool(
+    cfg: &Config,
+    genesis: &Genesis,
+    db: &StateDb,
+    sig_cache: &Arc<SigCache>,
+    telemetry: &Telemetry,
+) -> Arc<Mempool<StateDb>> {
+    Arc::new(
+        Mempool::new(mempool_config(cfg, &genesis.chain_id), db.clone())
+            .with_sig_cache(sig_cache.clone())
+            .with_stages(telemetry.stages.clone()),
+    )
+}
+
+fn block_limits(cfg: &Config) -> BlockLimits {
+    BlockLimits {
+        max_txs: cfg.consensus.max_block_txs,
+        max_bytes: cfg.consensus.max_block_bytes,
+    }
+}
+
+fn solo_engine(
+    cfg: &Config,
+    pipeline: BlockPipeline,
+    commits: broadcast::Sender<Arc<CommitEvent>>,
+) -> Engine {
+    Engine::Solo(Box::new(SoloProducer::new(
+        SoloConfig {
+            max_block_txs: cfg.consensus.max_block_txs,
+            block_interval: cfg.consensus.block_interval(),
+            create_empty_blocks: cfg.consensus.create_empty_blocks,
+        },
+        pipeline,
+        commits,
+    )))
 }
 
 impl Node {
@@ -92,11 +147,7 @@ impl Node {
         let telemetry = Telemetry::default();
         let sig_cache = Arc::new(SigCache::new(cfg.mempool.cache_size));
         info!(tuning = ?cfg.tuning.enabled(), "tuning toggles on");
-        let mempool = Arc::new(
-            Mempool::new(mempool_config(&cfg, &genesis.chain_id), db.clone())
-                .with_sig_cache(sig_cache.clone())
-                .with_stages(telemetry.stages.clone()),
-        );
+        let mempool = mempool(&cfg, &genesis, &db, &sig_cache, &telemetry);
         let (commits, _) = broadcast::channel(COMMIT_EVENT_BUFFER);
         let (tx_shutdown, _) = watch::channel(false);
         let pipeline = BlockPipeline::new(PipelineParts {
@@ -105,51 +156,58 @@ impl Node {
             key: key.clone(),
             ledger: Arc::new(db.clone()),
             pool: mempool.clone(),
-            limits: BlockLimits {
-                max_txs: cfg.consensus.max_block_txs,
-                max_bytes: cfg.consensus.max_block_bytes,
-            },
+            limits: block_limits(&cfg),
             last_commit,
             metrics: telemetry.consensus.clone(),
             tuning: cfg.tuning,
             sig_cache,
             stages: telemetry.stages.clone(),
         });
+        check_byzantine(&cfg, &genesis)?;
         let engine = if solo {
-            Engine::Solo(Box::new(SoloProducer::new(
-                SoloConfig {
-                    max_block_txs: cfg.consensus.max_block_txs,
-                    block_interval: cfg.consensus.block_interval(),
-                    create_empty_blocks: cfg.consensus.create_empty_blocks,
-                },
-                pipeline,
-                commits.clone(),
-            )))
+            solo_engine(&cfg, pipeline, commits.clone())
         } else {
-            let (reactor, net, rx_net) = start_bft(
-                &home,
-                &cfg,
-                &genesis,
-                key.clone(),
-                pipeline,
-                commits.clone(),
-            )
-            .await?;
+            let (net, rx_net) = start_network(&cfg, &genesis, &key).await?;
             let rx_engine = gossip::route(
                 rx_net,
                 mempool.clone(),
                 telemetry.stages.clone(),
                 cfg.tuning.crypto_pool,
             );
-            Engine::Bft {
-                reactor: Box::new(reactor),
-                net,
-                rx_engine,
+            match genesis.consensus {
+                EngineKind::Bft => Engine::Bft {
+                    reactor: Box::new(bft_reactor(
+                        &home,
+                        &cfg,
+                        &genesis,
+                        key.clone(),
+                        pipeline,
+                        net.clone(),
+                        commits.clone(),
+                    )?),
+                    net,
+                    rx_engine,
+                },
+                EngineKind::Raft => Engine::Raft {
+                    engine: Box::new(raft_engine(
+                        &cfg,
+                        &genesis,
+                        &key,
+                        &db,
+                        pipeline,
+                        net.clone(),
+                        telemetry.raft.clone(),
+                        commits.clone(),
+                    )?),
+                    net,
+                    rx_engine,
+                },
             }
         };
         Ok(Node {
             validator: key.verifying_key().to_bytes().to_vec(),
             chain_id: genesis.chain_id,
+            consensus: genesis.consensus,
             home,
             cfg,
             db,
@@ -158,6 +216,7 @@ impl Node {
             telemetry,
             engine,
             tx_shutdown,
+            fault_injection: false,
         })
     }
 
@@ -168,6 +227,7 @@ impl Node {
             home,
             cfg,
             chain_id,
+            consensus,
             validator,
             db,
             mempool,
@@ -175,8 +235,10 @@ impl Node {
             telemetry,
             engine,
             tx_shutdown,
+            fault_injection,
         } = self;
         let rx_shutdown = tx_shutdown.subscribe();
+        let raft = matches!(engine, Engine::Raft { .. });
         let (mut engine_task, net) =
             spawn_engine(engine, &telemetry.tasks.consensus, rx_shutdown.clone());
         let api = NodeApi {
@@ -185,6 +247,7 @@ impl Node {
             commits,
             chain_id,
             validator,
+            consensus,
             gossip: net.clone().map(|net| {
                 TxGossip::new(
                     net,
@@ -198,6 +261,9 @@ impl Node {
         };
         let mut registry = Registry::default();
         telemetry.consensus.register(&mut registry);
+        if raft {
+            telemetry.raft.register(&mut registry);
+        }
         api.mempool.metrics().register(&mut registry);
         if let Some(net) = &net {
             net.metrics().register(&mut registry);
@@ -208,6 +274,7 @@ impl Node {
             registry,
             api.db.clone(),
             &telemetry,
+            net.clone().filter(|_| fault_injection),
             rx_shutdown.clone(),
         )
         .await?;
@@ -238,29 +305,7 @@ impl Node {
 }
 
 type ServerTask = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
-type EngineTask = tokio::task::JoinHandle<Result<(), tpslab_consensus::ConsensusError>>;
-
-/// Starts the consensus engine's task; returns it with the network (multi-validator).
-fn spawn_engine(
-    engine: Engine,
-    monitor: &tokio_metrics::TaskMonitor,
-    rx_shutdown: watch::Receiver<bool>,
-) -> (EngineTask, Option<Network>) {
-    match engine {
-        Engine::Solo(producer) => (
-            tokio::spawn(monitor.instrument((*producer).run(rx_shutdown))),
-            None,
-        ),
-        Engine::Bft {
-            reactor,
-            net,
-            rx_engine,
-        } => (
-            tokio::spawn(monitor.instrument((*reactor).run(rx_engine, rx_shutdown))),
-            Some(net),
-        ),
-    }
-}
+use crate::engines::EngineTask;
 
 /// After shutdown was signalled: the engine finishes the block in flight (one atomic write)
 /// before it returns; the gRPC server gets 5 s to drain; then the network closes.
@@ -370,81 +415,6 @@ fn mempool_config(cfg: &Config, chain_id: &str) -> MempoolConfig {
         recheck_incremental: cfg.tuning.recheck_incremental,
         buffer_pool: cfg.tuning.buffer_pool,
     }
-}
-
-/// Starts the p2p network and the BFT reactor of a multi-validator chain.
-async fn start_bft(
-    home: &Home,
-    cfg: &Config,
-    genesis: &Genesis,
-    key: SigningKey,
-    pipeline: BlockPipeline,
-    tx_commits: broadcast::Sender<Arc<CommitEvent>>,
-) -> Result<(Reactor, Network, mpsc::Receiver<Event>)> {
-    let vals = Arc::new(ValidatorSet::new(
-        genesis
-            .validators
-            .iter()
-            .map(|v| {
-                let mut pubkey = [0u8; 32];
-                // Validated when the genesis was loaded.
-                if let Ok(b) = hex::decode(&v.pub_key) {
-                    if b.len() == 32 {
-                        pubkey.copy_from_slice(&b);
-                    }
-                }
-                Validator {
-                    pubkey,
-                    power: v.power,
-                }
-            })
-            .collect(),
-    ));
-    let me = key.verifying_key().to_bytes();
-    let peers = cfg
-        .p2p
-        .parse_peers()
-        .map_err(anyhow::Error::msg)?
-        .into_iter()
-        .filter(|(k, _)| *k != me)
-        .map(|(k, addr)| PeerInfo {
-            id: PeerId(k),
-            addr,
-        })
-        .collect();
-    let listen = cfg.p2p.listen_addr.parse().context("p2p.listen_addr")?;
-    let mut ncfg = NetworkConfig::new(genesis.chain_id.clone(), key.clone(), listen, peers);
-    ncfg.max_frame_bytes = cfg.p2p.max_frame_bytes;
-    ncfg.queue_capacity = cfg.p2p.send_queue;
-    ncfg.zero_copy = cfg.tuning.zero_copy_net;
-    let (net, rx_net) = Network::start(ncfg)
-        .await
-        .with_context(|| format!("cannot start p2p on {}", cfg.p2p.listen_addr))?;
-    info!(addr = %net.local_addr(), "p2p listening");
-    let signer = PrivValidator::open(key, genesis.chain_id.clone(), &home.wal())
-        .context("cannot open the consensus wal")?;
-    let c = &cfg.consensus;
-    let ms = std::time::Duration::from_millis;
-    let reactor = Reactor::new(
-        ReactorConfig {
-            timeouts: Timeouts {
-                propose: ms(c.timeout_propose_ms),
-                propose_delta: ms(c.timeout_propose_delta_ms),
-                prevote: ms(c.timeout_prevote_ms),
-                prevote_delta: ms(c.timeout_prevote_delta_ms),
-                precommit: ms(c.timeout_precommit_ms),
-                precommit_delta: ms(c.timeout_precommit_delta_ms),
-            },
-            commit_pause: c.block_interval(),
-            max_frame_bytes: cfg.p2p.max_frame_bytes,
-        },
-        vals,
-        signer,
-        pipeline,
-        net.clone(),
-        tx_commits,
-    )?;
-    Ok((reactor, net, rx_net))
 }
 
 async fn shutdown_signal() -> &'static str {

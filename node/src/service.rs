@@ -37,6 +37,8 @@ pub struct NodeApi {
     pub chain_id: String,
     /// This validator's public key.
     pub validator: Vec<u8>,
+    /// The chain's consensus engine.
+    pub consensus: tpslab_types::EngineKind,
     /// Where accepted txs are gossiped (multi-validator chains).
     pub gossip: Option<TxGossip>,
     /// crypto-pool toggle: run CheckTx of streamed txs on the blocking pool, in chunks.
@@ -62,6 +64,24 @@ pub fn status_code(e: &CheckTxError) -> Code {
         RejectReason::Duplicate => Code::AlreadyExists,
         RejectReason::MempoolFull => Code::ResourceExhausted,
         RejectReason::Internal => Code::Internal,
+    }
+}
+
+/// Raft's state as its gauges hold it.
+fn raft_status(m: &tpslab_consensus::raft::metrics::RaftMetrics) -> tpslab_api::proto::RaftStatus {
+    let n = |g: &prometheus_client::metrics::gauge::Gauge| u64::try_from(g.get()).unwrap_or(0);
+    tpslab_api::proto::RaftStatus {
+        role: match m.role.get() {
+            2 => "leader",
+            1 => "candidate",
+            3 => "pre-candidate",
+            _ => "follower",
+        }
+        .to_string(),
+        term: n(&m.term),
+        leader: n(&m.leader),
+        commit_index: n(&m.commit_index),
+        applied_index: n(&m.applied_index),
     }
 }
 
@@ -325,6 +345,9 @@ impl Node for NodeApi {
                 .map_or(0, |g| g.network().peers().len() as u64),
             round: u32::try_from(self.telemetry.consensus.round.get()).unwrap_or(0),
             app: self.mempool.config().app.to_string(),
+            consensus: self.consensus.to_string(),
+            raft: (self.consensus == tpslab_types::EngineKind::Raft && self.gossip.is_some())
+                .then(|| raft_status(&self.telemetry.raft)),
         }))
     }
 }

@@ -14,6 +14,8 @@ pub struct Telemetry {
     pub stages: Arc<StageLatencies>,
     /// Heights, rounds, commit counts and timings.
     pub consensus: ConsensusMetrics,
+    /// Raft term, leader, indexes (registered on a Raft chain only).
+    pub raft: tpslab_consensus::raft::metrics::RaftMetrics,
     /// One monitor per kind of spawned task.
     pub tasks: TaskMonitors,
 }

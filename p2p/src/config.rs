@@ -21,6 +21,8 @@ pub struct PeerInfo {
 pub struct NetworkConfig {
     /// Chain id, checked in the handshake.
     pub chain_id: String,
+    /// The chain's consensus engine name, checked in the handshake (`bft` unless set).
+    pub engine: String,
     /// Our validator key.
     pub key: SigningKey,
     /// Listen address (port 0 picks one; see [`Network::local_addr`]).
@@ -51,6 +53,7 @@ impl NetworkConfig {
     ) -> Self {
         NetworkConfig {
             chain_id,
+            engine: "bft".into(),
             key,
             listen,
             peers,

@@ -1,6 +1,6 @@
 //! The authenticated handshake.
 //!
-//! Both sides send `Hello{pubkey, nonce, chain_id}` (32 random bytes of nonce), then
+//! Both sides send `Hello{pubkey, nonce, chain_id, engine}` (32 random bytes of nonce), then
 //! `Auth{signature}` where the signature covers
 //! `"tpslab/p2p-handshake/v1\0" || u32 BE len(chain_id) || chain_id || peer_nonce || own_nonce ||
 //! own_pubkey`. Signing the peer's fresh nonce proves possession of the key now (no replay);
@@ -47,11 +47,12 @@ async fn recv(
         .map_err(|e| fail(format!("reading {what}: {e}")))
 }
 
-/// The peer's `Hello` frame, decoded and checked: same chain, a key in `allowed` that is not
+/// The peer's `Hello` frame, decoded and checked: same chain and consensus engine, a key in `allowed` that is not
 /// ours, a 32-byte nonce. Returns the peer and its nonce.
 pub fn check_hello(
     frame: &[u8],
     chain_id: &str,
+    engine: &str,
     own_pub: &[u8; 32],
     allowed: &HashSet<PeerId>,
     peer_addr: &str,
@@ -65,6 +66,13 @@ pub fn check_hello(
         return Err(fail(format!(
             "chain id {:?}, expected {chain_id:?}",
             theirs.chain_id
+        )));
+    }
+    // A Raft node and a BFT node of the same chain id would misread each other's traffic.
+    if theirs.engine != engine {
+        return Err(fail(format!(
+            "consensus engine {:?}, this chain runs {engine:?}",
+            theirs.engine
         )));
     }
     let their_pub: [u8; 32] = theirs
@@ -121,6 +129,7 @@ pub async fn handshake(
     framed: &mut Framed<TcpStream, LengthDelimitedCodec>,
     key: &SigningKey,
     chain_id: &str,
+    engine: &str,
     allowed: &HashSet<PeerId>,
     peer_addr: &str,
 ) -> P2pResult<PeerId> {
@@ -135,13 +144,14 @@ pub async fn handshake(
         pubkey: own_pub.to_vec(),
         nonce: nonce.to_vec(),
         chain_id: chain_id.to_string(),
+        engine: engine.to_string(),
     };
     framed
         .send(Bytes::from(hello.encode_to_vec()))
         .await
         .map_err(|e| fail(format!("sending hello: {e}")))?;
     let frame = recv(framed, peer_addr, "hello").await?;
-    let (peer, their_nonce) = check_hello(&frame, chain_id, &own_pub, allowed, peer_addr)?;
+    let (peer, their_nonce) = check_hello(&frame, chain_id, engine, &own_pub, allowed, peer_addr)?;
     let sig = key.sign(&auth_bytes(chain_id, &their_nonce, &nonce, &own_pub));
     framed
         .send(Bytes::from(

@@ -54,6 +54,7 @@ impl Network {
             tx_events,
             next_conn: AtomicU64::new(0),
             metrics: P2pMetrics::default(),
+            isolated_until: Mutex::new(None),
             cfg,
         });
         let mut tasks = JoinSet::new();
@@ -113,12 +114,12 @@ impl Network {
         &self,
         peer: PeerId,
         channel: Channel,
-    ) -> P2pResult<(mpsc::Sender<Bytes>, Arc<Counters>)> {
+    ) -> P2pResult<(mpsc::Sender<crate::peer::Queued>, Arc<Counters>)> {
         let peers = self.shared.peers.lock();
         let h = peers.get(&peer).ok_or_else(|| P2pError::NotConnected {
             peer: peer.to_string(),
         })?;
-        Ok((h.queues[channel as usize].clone(), h.counters.clone()))
+        Ok((h.queues[channel.queue()].clone(), h.counters.clone()))
     }
 
     /// Refuses a payload whose frame the peers would refuse.
@@ -141,7 +142,7 @@ impl Network {
     pub fn try_send(&self, peer: PeerId, channel: Channel, payload: Bytes) -> P2pResult<()> {
         self.check_size(channel, &payload)?;
         let (q, c) = self.queue(peer, channel)?;
-        q.try_send(payload).map_err(|e| match e {
+        q.try_send((channel, payload)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
                 c.dropped.fetch_add(1, Ordering::Relaxed);
                 self.shared.metrics.dropped.inc();
@@ -160,9 +161,11 @@ impl Network {
     pub async fn send(&self, peer: PeerId, channel: Channel, payload: Bytes) -> P2pResult<()> {
         self.check_size(channel, &payload)?;
         let (q, _) = self.queue(peer, channel)?;
-        q.send(payload).await.map_err(|_| P2pError::NotConnected {
-            peer: peer.to_string(),
-        })
+        q.send((channel, payload))
+            .await
+            .map_err(|_| P2pError::NotConnected {
+                peer: peer.to_string(),
+            })
     }
 
     /// Queues a message to every connected peer without waiting; returns how many queued it.
@@ -184,6 +187,23 @@ impl Network {
         if let Some(h) = handle {
             h.task.abort();
             self.shared.peer_down(peer, reason).await;
+        }
+    }
+
+    /// Fault injection: drops every peer link and refuses new ones (inbound before the
+    /// handshake, outbound by not dialing) for `d`; links come back by themselves after it.
+    pub async fn isolate(&self, d: Duration) {
+        *self.shared.isolated_until.lock() = Some(tokio::time::Instant::now() + d);
+        tracing::warn!(
+            secs = d.as_secs_f64(),
+            "isolating this node from its peers (fault injection)"
+        );
+        for peer in self.peers() {
+            self.disconnect(
+                peer,
+                format!("isolated for {:.1} s (fault injection)", d.as_secs_f64()),
+            )
+            .await;
         }
     }
 

@@ -27,10 +27,13 @@ pub(crate) struct Counters {
     pub dropped: AtomicU64,
 }
 
+/// A frame waiting in a send queue, with the channel it goes out on.
+pub(crate) type Queued = (Channel, Bytes);
+
 /// What the network keeps of a live peer.
 pub(crate) struct PeerHandle {
     pub conn_id: u64,
-    pub queues: [mpsc::Sender<Bytes>; 3],
+    pub queues: [mpsc::Sender<Queued>; 3],
     pub counters: Arc<Counters>,
     pub task: AbortHandle,
 }
@@ -127,7 +130,7 @@ async fn read_loop(
 
 async fn write_loop(
     mut sink: futures::stream::SplitSink<Framed<TcpStream, FrameCodec>, Outgoing>,
-    queues: [mpsc::Receiver<Bytes>; 3],
+    queues: [mpsc::Receiver<Queued>; 3],
     c: &Counters,
     link: &Link,
 ) -> String {
@@ -136,9 +139,9 @@ async fn write_loop(
     loop {
         let (channel, payload) = tokio::select! {
             biased;
-            Some(b) = rx_c.recv() => (Channel::Consensus, b),
-            Some(b) = rx_s.recv() => (Channel::Sync, b),
-            Some(b) = rx_m.recv() => (Channel::Mempool, b),
+            Some(m) = rx_c.recv() => m,
+            Some(m) = rx_s.recv() => m,
+            Some(m) = rx_m.recv() => m,
             else => return "send queues closed".into(),
         };
         if !zero_copy {
@@ -169,9 +172,8 @@ async fn write_loop(
             next = (fed < COALESCE_MAX)
                 .then(|| {
                     rx_c.try_recv()
-                        .map(|b| (Channel::Consensus, b))
-                        .or_else(|_| rx_s.try_recv().map(|b| (Channel::Sync, b)))
-                        .or_else(|_| rx_m.try_recv().map(|b| (Channel::Mempool, b)))
+                        .or_else(|_| rx_s.try_recv())
+                        .or_else(|_| rx_m.try_recv())
                         .ok()
                 })
                 .flatten();

@@ -30,14 +30,26 @@ pub(crate) struct PeerSet {
     pub metrics: P2pMetrics,
     /// Wakes a peer's dialer when the peer disconnects.
     pub down: HashMap<PeerId, Arc<Notify>>,
+    /// Until when this node drops and refuses every peer link (fault injection).
+    pub isolated_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl PeerSet {
+    /// When the current isolation ends, if the node is isolated now.
+    pub(crate) fn isolation_end(&self) -> Option<tokio::time::Instant> {
+        let until = *self.isolated_until.lock();
+        until.filter(|u| *u > tokio::time::Instant::now())
+    }
+
     fn register(
         self: &Arc<Self>,
         peer: PeerId,
         framed: Framed<TcpStream, LengthDelimitedCodec>,
     ) -> bool {
+        if self.isolation_end().is_some() {
+            debug!(%peer, "isolated: refusing the link");
+            return false;
+        }
         let mut peers = self.peers.lock();
         if peers.contains_key(&peer) {
             debug!(%peer, "already connected; dropping the second connection");
@@ -87,6 +99,10 @@ impl PeerSet {
     }
 
     pub(crate) async fn accept_one(self: Arc<Self>, stream: TcpStream, addr: SocketAddr) {
+        if self.isolation_end().is_some() {
+            // Dropped before the handshake: to the dialer this is a link that is down.
+            return;
+        }
         match self.authenticate(stream, &addr.to_string()).await {
             Ok((peer, framed)) => {
                 self.register(peer, framed);
@@ -111,6 +127,7 @@ impl PeerSet {
                 &mut framed,
                 &self.cfg.key,
                 &self.cfg.chain_id,
+                &self.cfg.engine,
                 &self.allowed,
                 addr,
             ),
@@ -130,6 +147,10 @@ impl PeerSet {
         let mut backoff = Duration::from_millis(100);
         let mut failures = 0u32;
         loop {
+            if let Some(end) = self.isolation_end() {
+                tokio::time::sleep_until(end).await;
+                backoff = Duration::from_millis(100);
+            }
             let addr = info.addr.to_string();
             let attempt = async {
                 let stream =

@@ -32,11 +32,27 @@ pub enum Channel {
     Sync = 1,
     /// Tx gossip: drained last, dropped first.
     Mempool = 2,
+    /// Raft messages (a Raft chain's consensus): the consensus queue's priority.
+    Raft = 3,
 }
 
 impl Channel {
     /// All channels, in drain priority order.
-    pub const ALL: [Channel; 3] = [Channel::Consensus, Channel::Sync, Channel::Mempool];
+    pub const ALL: [Channel; 4] = [
+        Channel::Consensus,
+        Channel::Raft,
+        Channel::Sync,
+        Channel::Mempool,
+    ];
+
+    /// The send queue it shares (a chain runs one engine, so Raft and BFT never compete).
+    pub fn queue(&self) -> usize {
+        match self {
+            Channel::Consensus | Channel::Raft => 0,
+            Channel::Sync => 1,
+            Channel::Mempool => 2,
+        }
+    }
 
     /// Channel from its wire number.
     pub fn from_u32(n: u32) -> Option<Channel> {
@@ -44,6 +60,7 @@ impl Channel {
             0 => Some(Channel::Consensus),
             1 => Some(Channel::Sync),
             2 => Some(Channel::Mempool),
+            3 => Some(Channel::Raft),
             _ => None,
         }
     }
@@ -54,6 +71,7 @@ impl Channel {
             Channel::Consensus => "consensus",
             Channel::Sync => "sync",
             Channel::Mempool => "mempool",
+            Channel::Raft => "raft",
         }
     }
 }
@@ -95,6 +113,9 @@ pub(crate) struct Hello {
     pub nonce: Vec<u8>,
     #[prost(string, tag = "3")]
     pub chain_id: String,
+    /// The chain's consensus engine (`bft` or `raft`).
+    #[prost(string, tag = "4")]
+    pub engine: String,
 }
 
 /// Second handshake frame: the signature over the peer's nonce.

@@ -119,7 +119,7 @@ async fn raw_peer(
     let stream = TcpStream::connect(addr).await.unwrap();
     let mut framed = Framed::new(stream, LengthDelimitedCodec::new());
     let allowed: HashSet<_> = [id(server)].into();
-    handshake(&mut framed, k, CHAIN, &allowed, &addr.to_string()).await?;
+    handshake(&mut framed, k, CHAIN, "bft", &allowed, &addr.to_string()).await?;
     Ok(framed)
 }
 
@@ -270,4 +270,35 @@ async fn a_message_over_the_frame_limit_is_refused_locally_and_the_link_stays_up
         other => panic!("{other:?}"),
     }
     assert_eq!(n0.peers().len(), 1);
+}
+
+/// `isolate` (the fault endpoint's disconnect) drops every link of the isolated node, keeps
+/// its peers out for the interval (both the links it dials and the ones dialed to it), and
+/// the links come back by themselves after it.
+#[tokio::test]
+async fn an_isolated_node_drops_and_refuses_links_until_the_interval_ends() {
+    let keys: Vec<_> = (0..3).map(key).collect();
+    let addrs = free_addrs(3);
+    let mut nets = Vec::new();
+    for i in 0..3 {
+        nets.push(Network::start(config(i, &keys, &addrs)).await.unwrap());
+    }
+    for (n, _) in &nets {
+        wait_peers(n, 2).await;
+    }
+    let started = std::time::Instant::now();
+    nets[1].0.isolate(Duration::from_millis(1500)).await;
+    assert!(nets[1].0.peers().is_empty());
+    // Through most of the interval nobody gets back in, though peers keep redialing.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(nets[1].0.peers().is_empty(), "{:?}", nets[1].0.peers());
+    assert_eq!(nets[0].0.peers(), vec![id(&keys[2])]);
+    wait_peers(&nets[1].0, 2).await;
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    let Event::PeerDown { reason, .. } =
+        next_event(&mut nets[1].1, |e| matches!(e, Event::PeerDown { .. })).await
+    else {
+        unreachable!()
+    };
+    assert!(reason.contains("fault injection"), "{reason}");
 }

@@ -17,6 +17,8 @@ const CF_STATE: &str = "state";
 const CF_KV: &str = "kv";
 const CF_BLOCKS: &str = "blocks";
 const CF_META: &str = "meta";
+/// The Raft engine's log and hard state (a BFT chain leaves it empty).
+pub(crate) const CF_RAFT: &str = "raft";
 const META_LAST: &[u8] = b"last";
 const META_CHAIN_ID: &[u8] = b"chain_id";
 const META_APP: &[u8] = b"app";
@@ -105,7 +107,7 @@ impl StateDb {
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
-        let cfs = [CF_STATE, CF_KV, CF_BLOCKS, CF_META]
+        let cfs = [CF_STATE, CF_KV, CF_BLOCKS, CF_META, CF_RAFT]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(db_err("open"))?;
@@ -344,8 +346,13 @@ impl StateDb {
         Ok(committed)
     }
 
-    fn cf(&self, name: &'static str) -> StateResult<&ColumnFamily> {
+    pub(crate) fn cf(&self, name: &'static str) -> StateResult<&ColumnFamily> {
         cf(&self.inner.db, name)
+    }
+
+    /// The database and the write options every write uses (synced unless configured off).
+    pub(crate) fn raw(&self) -> (&DB, &WriteOptions) {
+        (&self.inner.db, &self.inner.write_opts)
     }
 }
 

@@ -13,7 +13,7 @@ mod audit;
 mod init;
 mod process;
 
-pub use audit::{check, status, NodeStatus};
-pub use init::{init, TestnetInit};
+pub use audit::{check, settle, status, CheckScope, NodeStatus, RaftView};
+pub use init::{init, parse_byzantine, TestnetInit};
 pub use process::{down, node_pid, start_node, stop_node, up, PortTaken};
 pub use tpslab_api::testnet_file::{load, TestnetFile, TestnetNode};

@@ -45,10 +45,15 @@ pub fn start_node(n: &TestnetNode, exe: &Path) -> Result<u32> {
         .open(n.home.join("node.log"))?;
     let _ = std::fs::remove_file(Home(n.home.clone()).grpc_addr_file());
     use std::os::unix::process::CommandExt;
-    let child = Command::new(exe)
-        .arg("node")
-        .arg("--home")
-        .arg(&n.home)
+    let mut cmd = Command::new(exe);
+    cmd.arg("node").arg("--home").arg(&n.home);
+    if n.byzantine.is_some() {
+        cmd.arg("--allow-byzantine");
+    }
+    if n.fault_injection {
+        cmd.arg("--allow-fault-injection");
+    }
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

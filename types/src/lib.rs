@@ -12,7 +12,9 @@ pub mod account;
 pub mod app;
 pub mod block;
 mod bufpool;
+pub mod byzantine;
 pub mod craft;
+pub mod engine;
 pub mod error;
 pub mod hash;
 pub mod keys;
@@ -32,6 +34,7 @@ pub mod pb {
 
 pub use account::{Account, Address, StateView};
 pub use app::AppKind;
+pub use engine::EngineKind;
 pub use error::{TypesError, TypesResult};
 pub use hash::Hash;
 pub use tuning::Tuning;

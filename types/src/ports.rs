@@ -99,3 +99,40 @@ pub trait TxPool: Send + Sync {
     /// Resolves once at least `n` txs are pending (or spuriously; callers re-check).
     fn wait_for_txs(&self, n: usize) -> PoolFuture<'_>;
 }
+
+/// What a Raft engine keeps durably: the hard state (term, vote, commit), the conf state
+/// (voters, learners) and the log, each as the engine's own encoding (the port does not know
+/// Raft's types). Loaded once at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RaftState {
+    /// Encoded hard state (empty on first start).
+    pub hard_state: Vec<u8>,
+    /// Encoded conf state (empty on first start).
+    pub conf_state: Vec<u8>,
+    /// Log entries in index order: (index, encoded entry).
+    pub entries: Vec<(u64, Vec<u8>)>,
+}
+
+/// One durable step of a Raft engine, written atomically and synced before it returns: the
+/// messages that depend on it (votes, append acks) may leave only after.
+#[derive(Clone, Debug, Default)]
+pub struct RaftWrite {
+    /// Entries to append; any stored entry at or after the first one's index is replaced
+    /// (a new leader overwrote an uncommitted suffix).
+    pub entries: Vec<(u64, Vec<u8>)>,
+    /// A new hard state.
+    pub hard_state: Option<Vec<u8>>,
+    /// A new conf state.
+    pub conf_state: Option<Vec<u8>>,
+    /// Drop entries below this index (the log was compacted after apply).
+    pub compact_below: Option<u64>,
+}
+
+/// The durable Raft log and hard state, beside the chain in the same database.
+pub trait RaftLog: Send + Sync {
+    /// Everything stored.
+    fn load(&self) -> Result<RaftState, LedgerError>;
+
+    /// Writes `w` atomically and durably.
+    fn write(&self, w: &RaftWrite) -> Result<(), LedgerError>;
+}

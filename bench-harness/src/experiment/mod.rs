@@ -3,6 +3,7 @@
 //! toggles added one at a time (the ladder), then optionally the tuned configuration minus each
 //! toggle (the ablation). Results go to a table, a JSON file and a self-contained HTML report.
 
+mod faults;
 mod html;
 mod probes;
 mod results;
@@ -13,6 +14,7 @@ pub use results::{compare, ExperimentResults, FailedStep, StepResult};
 
 use crate::load::{run as run_load, LoadConfig, Mode};
 use crate::monitor::watch_testnet;
+use crate::perturb::Schedule;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,6 +62,9 @@ pub struct ExperimentConfig {
     /// Builds of tpslab with another global allocator (name, binary): each runs the tuned
     /// configuration once more, as a step of kind `allocator`.
     pub variants: Vec<(String, PathBuf)>,
+    /// Faults applied to every step's window (`--perturb`); kills and restarts only on steps
+    /// with write-batch on.
+    pub perturb: Option<Schedule>,
 }
 
 /// One step to run: a name, the toggle it adds (or removes), and the toggles on.
@@ -179,6 +184,12 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
         if let Some(p) = &probes {
             print_probes(p);
         }
+        let skipped = cfg
+            .perturb
+            .as_ref()
+            .map(|s| faults::step_schedule(s, &step.tuning).1)
+            .unwrap_or_default();
+        faults::print(&report, &skipped);
         let flame = write_flame(&report, &dir, &step.name);
         // Against the step before (the ladder adds one toggle) or the all-tuned step (an
         // ablation step removes one): the toggle's own effect on the profile.
@@ -191,6 +202,7 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
         if let Some(s) = results.steps.last_mut() {
             s.flame_svg = flame.map(|f| format!("step{i:02}/{f}"));
             s.flame_diff_svg = diff.map(|(f, vs)| (format!("step{i:02}/{f}"), vs));
+            s.faults_skipped = skipped;
         }
         // Keep what was measured so far, in case a later step fails.
         results.save(&cfg.out)?;
@@ -232,15 +244,15 @@ fn print_probes(p: &StepProbes) {
     );
 }
 
-async fn run_step(
+/// A fresh testnet for `step` in `dir`, running, every validator past its first block (so a
+/// step measures a running chain, not its start-up: peers connecting, a first proposer that
+/// may time out). Made with the fault endpoint when `schedule` disconnects a node.
+async fn start_testnet(
     cfg: &ExperimentConfig,
     step: &Step,
     dir: &Path,
-    probes_note: &mut Option<String>,
-) -> Result<(crate::LoadReport, Option<StepProbes>)> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
-    }
+    schedule: Option<&Schedule>,
+) -> Result<testnet::TestnetFile> {
     let mut config = Config::default();
     config.consensus.block_interval_ms = cfg.block_interval_ms;
     config.tuning = step.tuning;
@@ -253,6 +265,9 @@ async fn run_step(
         seed: "tpslab".into(),
         balance: 1_000_000_000,
         config,
+        byzantine: Vec::new(),
+        fault_injection: schedule.is_some_and(faults::disconnects),
+        consensus: Default::default(),
     })?;
     testnet::up(
         dir,
@@ -260,21 +275,38 @@ async fn run_step(
         Duration::from_secs(60),
     )
     .await?;
-    // Measure a running chain, not its start-up (peers connecting, a first proposer that may
-    // time out): wait for every validator to commit a block first.
     for n in &file.nodes {
         wait_for_height(&n.grpc_addr, 1, Duration::from_secs(60))
             .await
             .with_context(|| format!("{} did not commit a first block", n.name))?;
     }
+    Ok(file)
+}
+
+async fn run_step(
+    cfg: &ExperimentConfig,
+    step: &Step,
+    dir: &Path,
+    probes_note: &mut Option<String>,
+) -> Result<(crate::LoadReport, Option<StepProbes>)> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    let schedule = cfg
+        .perturb
+        .as_ref()
+        .and_then(|s| faults::step_schedule(s, &step.tuning).0);
+    let file = start_testnet(cfg, step, dir, schedule.as_ref()).await?;
     let genesis = Genesis::load(&file.nodes[0].home.join("genesis.json"))?;
     let mut watch = watch_testnet(&file);
     // node0's CPU profile, 99 Hz, for the report's "what moved" table.
     if let Some(w) = watch.first_mut().filter(|_| cfg.profile) {
         w.profile_secs = Some(cfg.duration.as_secs().clamp(1, 10));
     }
+    let exe = step.exe.clone().unwrap_or_else(|| cfg.exe.clone());
+    let (targets, perturb) = faults::bind(schedule, &file, exe)?;
     let load = LoadConfig {
-        targets: file.nodes.iter().map(|n| n.grpc_addr.clone()).collect(),
+        targets,
         genesis,
         workload: AppKind::Transfer,
         mode: Mode::Open { rate: cfg.rate },
@@ -284,7 +316,7 @@ async fn run_step(
         drain: cfg.drain,
         watch,
         progress: false,
-        perturb: None,
+        perturb,
     };
     // Kernel-side evidence for the whole load; a machine without root/BTF runs on without.
     let mut session = None;
@@ -309,7 +341,11 @@ async fn run_step(
         },
         None => None,
     };
-    let check = testnet::check(dir).await;
+    if cfg.perturb.is_some() {
+        // A restarted or cut-off node catches up before the audit.
+        let _ = testnet::settle(dir, Duration::from_secs(60)).await;
+    }
+    let check = testnet::check(dir, &testnet::CheckScope::default()).await;
     testnet::down(dir)?;
     let report = report?;
     check.context("validators disagree after the step")?;

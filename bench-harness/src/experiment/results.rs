@@ -42,8 +42,11 @@ pub struct StepResult {
     /// node0's top functions by self time in the window (99 Hz CPU profile).
     #[serde(default)]
     pub profile_top: Vec<crate::profile::FunctionShare>,
-    /// The full load report.
+    /// The full load report (with `--perturb`: per-second TPS and each fault's effect).
     pub report: LoadReport,
+    /// `--perturb` faults this step did not get (kills and restarts with write-batch off).
+    #[serde(default)]
+    pub faults_skipped: Vec<String>,
     /// node0's CPU flame graph (SVG), relative to the experiment's out dir.
     #[serde(default)]
     pub flame_svg: Option<String>,
@@ -222,6 +225,7 @@ impl ExperimentResults {
                 0.0
             },
             report,
+            faults_skipped: Vec::new(),
             probes,
             flame_svg: None,
             flame_diff_svg: None,

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use tpslab_api::proto::node_client::NodeClient;
-use tpslab_api::proto::{GetAccountRequest, StatusRequest};
+use tpslab_api::proto::{GetAccountRequest, GetBlockRequest, StatusRequest};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, Transfer};
 
@@ -308,9 +308,21 @@ impl TestNet {
     /// `testnet init` with `validators` and `accounts` (test seed and chain id), `patch` merged
     /// into every node's config.toml, then `testnet up`.
     pub fn up(dir: PathBuf, validators: usize, accounts: u64, patch: &str) -> TestNet {
+        TestNet::up_with(dir, validators, accounts, patch, &[])
+    }
+
+    /// [`TestNet::up`] with more `testnet init` arguments.
+    pub fn up_with(
+        dir: PathBuf,
+        validators: usize,
+        accounts: u64,
+        patch: &str,
+        init_args: &[&str],
+    ) -> TestNet {
         let turn = testnet_turn();
         let out = Command::new(bin())
             .args(["testnet", "init", "--validators", &validators.to_string()])
+            .args(init_args)
             .args(["--accounts", &accounts.to_string(), "--seed", SEED])
             .args(["--chain-id", CHAIN, "--block-interval-ms", "50", "--out"])
             .arg(&dir)
@@ -359,4 +371,40 @@ impl Drop for TestNet {
     fn drop(&mut self) {
         let _ = self.run(&["testnet", "down"]);
     }
+}
+
+/// `tpslab load ARGS --json JSON`, which must succeed; its stdout and its JSON report.
+pub fn run_load(args: &[&str], json: &Path) -> (String, serde_json::Value) {
+    let out = Command::new(bin())
+        .arg("load")
+        .args(args)
+        .arg("--json")
+        .arg(json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "load failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    (stdout, report)
+}
+
+/// Sum of txs in every block of the chain at `addr`.
+pub async fn txs_on_chain(addr: &str) -> u64 {
+    let mut c = tpslab_api::client::connect(addr).await.unwrap();
+    let h = c
+        .status(StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .height;
+    let mut n = 0;
+    for height in 1..=h {
+        let b = c.get_block(GetBlockRequest { height }).await.unwrap();
+        n += b.into_inner().block.unwrap().txs.len() as u64;
+    }
+    n
 }

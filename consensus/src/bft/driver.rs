@@ -3,7 +3,7 @@
 //! "for the first time" rule once per round), and returns the node's to-do list. No I/O, no
 //! clock, no signing: the node signs and persists votes, then feeds them back as inputs.
 
-use super::state::{apply, Input, Output, State, Step, TimeoutKind};
+use super::state::{apply, Input, Output, Resume, State, Step, TimeoutKind};
 use super::validators::ValidatorSet;
 use super::votes::{AddVote, Equivocation, SignedVote, Threshold, VoteKeeper};
 use std::collections::{HashMap, HashSet};
@@ -77,6 +77,8 @@ pub struct ProposalInput {
 pub enum DriverInput {
     /// Start round 0 of the height.
     Start,
+    /// Start where a restart left off instead (the WAL's round, step and lock).
+    Resume(Resume),
     /// The block we were asked to build (after [`DriverOutput::GetValue`]).
     ProposeValue {
         /// The round it was requested for.
@@ -153,6 +155,13 @@ pub enum DriverOutput {
     },
     /// A validator signed two different votes for one height/round/type.
     Equivocation(Box<Equivocation>),
+    /// The round's proposer signed a second, different proposal (evidence against it).
+    DoubleProposal {
+        /// Round of the proposals.
+        round: u32,
+        /// Who signed them.
+        proposer: usize,
+    },
     /// A proposal came from a validator that is not the round's proposer; ignored.
     WrongProposer {
         /// Round of the proposal.
@@ -178,6 +187,10 @@ pub struct Driver {
     state: State,
     votes: VoteKeeper,
     proposals: HashMap<u32, ProposalInput>,
+    /// A second, different proposal of a round (a byzantine proposer's): it does not replace
+    /// the first for the propose step, but a polka or commit for it still counts (lines 36
+    /// and 49 accept any proposal of the round's proposer).
+    second: HashMap<u32, ProposalInput>,
     fired: HashSet<(u32, Once)>,
 }
 
@@ -196,6 +209,7 @@ impl Driver {
             state: State::new(height),
             votes: VoteKeeper::new(height),
             proposals: HashMap::new(),
+            second: HashMap::new(),
             fired: HashSet::new(),
         }
     }
@@ -216,6 +230,7 @@ impl Driver {
         let h = self.state.height;
         match input {
             DriverInput::Start => self.start_round(0, &mut out),
+            DriverInput::Resume(r) => self.step(Input::Resume(r), &mut out),
             DriverInput::ProposeValue { round, value } => {
                 if round == self.state.round {
                     self.step(Input::ProposeValue(value), &mut out);
@@ -232,9 +247,25 @@ impl Driver {
                     });
                     return out;
                 }
-                // The first proposal of a round counts; a second, different one from the same
-                // proposer is ignored (the votes decide, not the proposer).
-                self.proposals.entry(p.round).or_insert(p);
+                // The first proposal of a round is the one the propose step follows; a second,
+                // different one is evidence and is kept only for the polka and commit rules.
+                match self.proposals.get(&p.round) {
+                    None => {
+                        self.proposals.insert(p.round, p);
+                    }
+                    Some(first) if first.value == p.value => {}
+                    Some(_) => {
+                        if let std::collections::hash_map::Entry::Vacant(e) =
+                            self.second.entry(p.round)
+                        {
+                            out.push(DriverOutput::DoubleProposal {
+                                round: p.round,
+                                proposer: p.proposer,
+                            });
+                            e.insert(p);
+                        }
+                    }
+                }
             }
             DriverInput::Vote(v) => {
                 if let AddVote::Equivocation(e) = self.votes.add(&self.vals, v) {
@@ -321,17 +352,30 @@ impl Driver {
         }
     }
 
+    /// The value of a valid proposal of round `r` (first or second) that `prevotes` is a
+    /// polka for.
+    fn valid_proposal_with_polka(&self, r: u32, prevotes: Threshold) -> Option<Hash> {
+        let Threshold::Value(v) = prevotes else {
+            return None;
+        };
+        [self.proposals.get(&r), self.second.get(&r)]
+            .into_iter()
+            .flatten()
+            .find(|p| p.value == v && p.valid)
+            .map(|p| p.value)
+    }
+
     fn evaluate_once(&mut self, out: &mut Vec<DriverOutput>) {
         let vals = self.vals.clone();
         let r = self.state.round;
 
-        // Line 49: a proposal with +2/3 precommits for it, in any round, decides.
-        let decided = self.proposals.values().find(|p| {
-            p.valid
-                && self
-                    .votes
-                    .has_quorum_for(&vals, p.round, VoteType::Precommit, &p.value)
-        });
+        // Line 49: a proposal with +2/3 precommits for it, in any round, decides (an
+        // equivocator's signed precommit for it counts: see `VoteKeeper::has_commit_for`).
+        let decided = self
+            .proposals
+            .values()
+            .chain(self.second.values())
+            .find(|p| p.valid && self.votes.has_commit_for(&vals, p.round, &p.value));
         if let Some(p) = decided {
             let (value, round) = (p.value, p.round);
             self.step(Input::ProposalAndPrecommitValue { value, round }, out);
@@ -389,14 +433,10 @@ impl Driver {
         {
             self.step(Input::PolkaAny, out);
         }
-        // Line 36.
-        if let Some(p) = &proposal {
-            if self.state.step >= Step::Prevote
-                && p.valid
-                && prevotes == Threshold::Value(p.value)
-                && self.once(Once::PolkaCurrent)
-            {
-                self.step(Input::ProposalAndPolkaCurrent(p.value), out);
+        // Line 36: the polka's value must be a (first or second) proposal of this round.
+        if let Some(value) = self.valid_proposal_with_polka(r, prevotes) {
+            if self.state.step >= Step::Prevote && self.once(Once::PolkaCurrent) {
+                self.step(Input::ProposalAndPolkaCurrent(value), out);
             }
         }
         // Line 44.

@@ -10,6 +10,6 @@ pub mod validators;
 pub mod votes;
 
 pub use driver::{Driver, DriverInput, DriverOutput, ProposalInput, Timeouts};
-pub use state::{Step, TimeoutKind};
+pub use state::{Resume, RoundValue, Step, TimeoutKind};
 pub use validators::{Validator, ValidatorSet};
 pub use votes::{Equivocation, SignedVote, Threshold, VoteKeeper};

@@ -62,6 +62,19 @@ impl State {
     }
 }
 
+/// Where a restarted validator picks a height up again: the round it last signed in, how far
+/// it got in that round, and the lock its last non-nil precommit implies (a precommit for `v`
+/// in round `r` follows a polka for `v` in `r`: lines 36-43 set both `locked` and `valid`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resume {
+    /// Highest round signed in.
+    pub round: u32,
+    /// [`Step::Propose`] (proposed only), [`Step::Prevote`] or [`Step::Precommit`].
+    pub step: Step,
+    /// The lock, if a non-nil precommit was signed.
+    pub locked: Option<RoundValue>,
+}
+
 /// Kinds of timeouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TimeoutKind {
@@ -118,6 +131,8 @@ pub enum Input {
     },
     /// +1/3 of power is in a higher round (line 55).
     SkipRound(u32),
+    /// Instead of round 0: continue where the WAL says we stopped (see [`Resume`]).
+    Resume(Resume),
     /// A timeout of `kind` for `round` fired (lines 57, 61, 65).
     Timeout {
         /// Which timeout.
@@ -197,6 +212,28 @@ fn start_round(s: &mut State, round: u32, proposer: bool) -> Vec<Output> {
         }],
         None => vec![Output::GetValue { round }],
     }
+}
+
+/// Restores a restarted validator's round, step and lock, so that it neither signs a second,
+/// different vote for a step it already signed nor forgets a lock (which would let it prevote
+/// a conflicting block in a later round). It does not skip ahead: peers may still wait in
+/// that round for its next vote.
+fn resume(s: &mut State, r: Resume) -> Vec<Output> {
+    if s.step != Step::Unstarted {
+        return vec![];
+    }
+    s.round = r.round;
+    s.step = r.step.clamp(Step::Propose, Step::Precommit);
+    s.locked = r.locked;
+    s.valid = r.locked;
+    if s.step == Step::Propose {
+        // We proposed already; a proposer waits for its own proposal like anyone (line 21).
+        return vec![Output::ScheduleTimeout {
+            kind: TimeoutKind::Propose,
+            round: r.round,
+        }];
+    }
+    vec![]
 }
 
 /// Line 36-43: a proposal and a polka for it in the current round.
@@ -306,6 +343,7 @@ pub fn apply(s: &mut State, input: Input) -> Vec<Output> {
         }
         // Line 55-56: the driver then starts the round (NewRound).
         Input::SkipRound(_) => vec![],
+        Input::Resume(r) => resume(s, r),
         Input::Timeout { kind, round } => timeout(s, kind, round),
     }
 }

@@ -50,6 +50,11 @@ pub enum AddVote {
 #[derive(Default, Clone, Debug)]
 struct Tally {
     votes: HashMap<usize, SignedVote>,
+    /// The first vote of an equivocator that conflicts with its counted one. Not counted for
+    /// thresholds (a polka or lock), but a signed precommit still belongs in a commit: 2f+1
+    /// signed precommits for a block decide it whoever else they also signed for, exactly as a
+    /// commit received by block sync does.
+    conflicting: HashMap<usize, SignedVote>,
     by_value: HashMap<Option<Hash>, u64>,
     total: u64,
 }
@@ -100,6 +105,9 @@ impl VoteKeeper {
             if prev.value == vote.value {
                 return AddVote::Duplicate;
             }
+            t.conflicting
+                .entry(vote.validator)
+                .or_insert_with(|| vote.clone());
             let ev = Equivocation {
                 first: prev.clone(),
                 second: vote,
@@ -150,6 +158,17 @@ impl VoteKeeper {
             .is_some_and(|p| vals.is_quorum(*p))
     }
 
+    /// True if validators with +2/3 of the power signed a precommit for `value` in `round`,
+    /// counting an equivocator's conflicting precommit too (the commit rule, line 49).
+    pub fn has_commit_for(&self, vals: &ValidatorSet, round: u32, value: &Hash) -> bool {
+        let power: u64 = self
+            .precommits_for(round, value)
+            .iter()
+            .map(|v| vals.power(v.validator))
+            .sum();
+        vals.is_quorum(power)
+    }
+
     /// The lowest round above `round` in which +1/3 of power has sent any vote (the round-skip
     /// rule), if any.
     pub fn skip_round(&self, vals: &ValidatorSet, round: u32) -> Option<u32> {
@@ -171,13 +190,15 @@ impl VoteKeeper {
         self.rounds.values().flat_map(|t| t.votes.values())
     }
 
-    /// The +2/3 precommits for `value` in `round`, for a commit.
+    /// The precommits for `value` in `round` (one per validator, conflicting ones included),
+    /// for a commit.
     pub fn precommits_for(&self, round: u32, value: &Hash) -> Vec<SignedVote> {
         let mut v: Vec<SignedVote> = self
             .tally(round, VoteType::Precommit)
             .map(|t| {
                 t.votes
                     .values()
+                    .chain(t.conflicting.values())
                     .filter(|v| v.value == Some(*value))
                     .cloned()
                     .collect()

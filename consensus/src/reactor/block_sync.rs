@@ -20,11 +20,7 @@ impl Reactor {
                         to_height: s.height,
                         max_bytes: crate::sync::records_budget(self.cfg.max_frame_bytes) as u64,
                     };
-                    if self
-                        .net
-                        .try_send(peer, Channel::Sync, sync_frame(SyncMsg::Request(req)))
-                        .is_ok()
-                    {
+                    if self.send_sync(peer, SyncMsg::Request(req)).is_ok() {
                         self.sync_asked = Some(std::time::Instant::now());
                     }
                 }
@@ -34,10 +30,7 @@ impl Reactor {
                 let own = crate::sync::records_budget(self.cfg.max_frame_bytes);
                 let resp =
                     tokio::task::block_in_place(|| crate::sync::serve(ledger.as_ref(), &req, own));
-                if let Err(e) =
-                    self.net
-                        .try_send(peer, Channel::Sync, sync_frame(SyncMsg::Response(resp)))
-                {
+                if let Err(e) = self.send_sync(peer, SyncMsg::Response(resp)) {
                     debug!(%peer, error = %e, "block sync response not sent");
                 }
             }

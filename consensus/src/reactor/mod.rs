@@ -26,8 +26,12 @@ use tpslab_types::Hash;
 use tracing::{debug, info, warn};
 
 mod block_sync;
+mod byzantine;
 mod perform;
 mod verify;
+
+use byzantine::ByzState;
+pub use byzantine::Byzantine;
 
 /// Settings of the reactor.
 #[derive(Clone, Debug)]
@@ -39,6 +43,8 @@ pub struct ReactorConfig {
     pub commit_pause: Duration,
     /// `p2p.max_frame_bytes`: block-sync responses are cut to fit it.
     pub max_frame_bytes: usize,
+    /// Test only: make this validator misbehave.
+    pub byzantine: Option<Byzantine>,
 }
 
 /// Runs consensus for one validator.
@@ -56,6 +62,8 @@ pub struct Reactor {
     blocks: HashMap<Hash, pb::Block>,
     /// Proposals seen at the current height, by round (for re-gossip).
     proposals_seen: HashMap<u32, pb::Proposal>,
+    /// Distinct proposed block hashes by round at the current height (at most two kept).
+    proposal_values: HashMap<u32, Vec<Hash>>,
     /// Messages for the next height, replayed when it starts.
     future: Vec<(PeerId, pb::ConsensusMessage)>,
     tx_timeouts: mpsc::Sender<(u64, TimeoutKind, u32)>,
@@ -67,6 +75,8 @@ pub struct Reactor {
     /// After a commit: when `height` (already the next one) starts. A timer, not a sleep, so
     /// peers' gossip and next-height messages keep flowing during the pause.
     start_at: Option<tokio::time::Instant>,
+    /// Set when this validator is told to misbehave.
+    byz: Option<ByzState>,
 }
 
 /// A refusal of the double-sign guard is the guard working (typically after a restart, for a
@@ -116,7 +126,11 @@ impl Reactor {
         let height = pipeline.last_committed()?.height + 1;
         let me = vals.index_of(&signer.pubkey());
         let (tx_timeouts, rx_timeouts) = mpsc::channel(1024);
+        if let Some(b) = &cfg.byzantine {
+            warn!(behaviour = %b.behaviour, "this validator is byzantine (test mode)");
+        }
         Ok(Reactor {
+            byz: cfg.byzantine.clone().map(ByzState::new),
             driver: Driver::new(height, vals.clone(), me, cfg.timeouts),
             cfg,
             vals,
@@ -128,6 +142,7 @@ impl Reactor {
             height,
             blocks: HashMap::new(),
             proposals_seen: HashMap::new(),
+            proposal_values: HashMap::new(),
             future: Vec::new(),
             tx_timeouts,
             rx_timeouts,
@@ -146,21 +161,27 @@ impl Reactor {
         mut shutdown: watch::Receiver<bool>,
     ) -> ConsensusResult<()> {
         info!(height = self.height, validator = ?self.me, "consensus started");
-        let out = self.driver.process(DriverInput::Start);
-        self.perform(out).await?;
-        self.replay_own_votes().await?;
+        self.begin_height().await?;
         let mut status_tick = tokio::time::interval(crate::sync::STATUS_INTERVAL);
         let mut last_tick_height = 0;
+        let mut garbage_tick = tokio::time::interval(byzantine::GARBAGE_EVERY);
+        let garbage = self.behaviour() == Some(tpslab_types::byzantine::Behaviour::Garbage);
         loop {
             let start_at = self.start_at;
+            let flush_at = self.byz.as_ref().and_then(|b| b.flush_at);
             tokio::select! {
+                _ = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if flush_at.is_some() => self.flush_held(),
+                _ = garbage_tick.tick(), if garbage => self.spray_garbage(),
                 _ = tokio::time::sleep_until(start_at.unwrap_or_else(tokio::time::Instant::now)),
                     if start_at.is_some() => {
                     self.start_height(self.height).await?;
                 }
                 _ = status_tick.tick() => {
                     let msg = SyncMsg::Status(pb::SyncStatus { height: self.height - 1 });
-                    self.net.broadcast(Channel::Sync, sync_frame(msg));
+                    if let Some(f) = self.outgoing(Channel::Sync, sync_frame(msg)) {
+                        self.net.broadcast(Channel::Sync, f);
+                    }
                     // No progress for a whole interval: messages may have been lost (a peer
                     // was down or not yet connected); send everything of this height again.
                     if last_tick_height == self.height {
@@ -186,6 +207,8 @@ impl Reactor {
                     }
                     // Tx gossip is the node's to route to CheckTx, not the engine's.
                     Some(Event::Message { channel: Channel::Mempool, .. }) => {}
+                    // A Raft node fails the handshake with a BFT one; nothing sends these here.
+                    Some(Event::Message { channel: Channel::Raft, .. }) => {}
                     Some(Event::Message { peer, channel: Channel::Sync, payload }) => {
                         match pb::SyncMessage::decode(payload) {
                             Ok(m) => self.on_sync(peer, m).await?,
@@ -227,7 +250,8 @@ impl Reactor {
             None => return Ok(()),
         };
         let input = match checked {
-            Ok(i) => i,
+            Ok(Some(i)) => i,
+            Ok(None) => return Ok(()),
             Err(reason) => {
                 let refused = InvalidMessage {
                     kind,
@@ -273,6 +297,16 @@ impl Reactor {
 
     fn broadcast(&self, msg: Msg) {
         let bytes = Bytes::from(pb::ConsensusMessage { msg: Some(msg) }.encode_to_vec());
-        self.net.broadcast(Channel::Consensus, bytes);
+        if let Some(f) = self.outgoing(Channel::Consensus, bytes) {
+            self.net.broadcast(Channel::Consensus, f);
+        }
+    }
+
+    /// Sends a block-sync frame to one peer.
+    fn send_sync(&self, peer: PeerId, msg: SyncMsg) -> tpslab_p2p::P2pResult<()> {
+        match self.outgoing(Channel::Sync, sync_frame(msg)) {
+            Some(f) => self.net.try_send(peer, Channel::Sync, f),
+            None => Ok(()),
+        }
     }
 }

@@ -37,7 +37,7 @@ impl Reactor {
             for o in queue {
                 match o {
                     DriverOutput::GetValue { round, .. } => {
-                        let (block, hash) = self.pipeline.build_block()?;
+                        let (block, hash) = self.build_value()?;
                         self.blocks.insert(hash, block);
                         next.extend(
                             self.driver
@@ -78,12 +78,22 @@ impl Reactor {
                         self.decide(height, round, value, &precommits).await?;
                         return Ok(());
                     }
-                    DriverOutput::Equivocation(e) => warn!(
-                        validator = e.first.validator,
-                        height = e.first.height,
-                        round = e.first.round,
-                        "equivocation: validator signed two different votes"
-                    ),
+                    DriverOutput::Equivocation(e) => {
+                        warn!(
+                            validator = e.first.validator,
+                            height = e.first.height,
+                            round = e.first.round,
+                            "equivocation: validator signed two different votes"
+                        );
+                        self.evidence("duplicate-vote", e.first.validator);
+                    }
+                    DriverOutput::DoubleProposal { round, proposer } => {
+                        warn!(
+                            round,
+                            proposer, "equivocation: proposer signed two different blocks"
+                        );
+                        self.evidence("double-proposal", proposer);
+                    }
                     DriverOutput::WrongProposer { round, proposer } => {
                         warn!(
                             round,
@@ -128,7 +138,9 @@ impl Reactor {
             signature: sig,
         };
         self.proposals_seen.insert(round, proposal.clone());
-        self.broadcast(Msg::Proposal(proposal));
+        if !self.propose_twice(&proposal, value) {
+            self.broadcast(Msg::Proposal(proposal));
+        }
         Ok(self.process_own(|me| {
             DriverInput::Proposal(ProposalInput {
                 height,
@@ -155,7 +167,9 @@ impl Reactor {
         let Some(vote) = signed_or_refused(signed)? else {
             return Ok(vec![]);
         };
-        self.broadcast(Msg::Vote(vote.clone()));
+        if !self.hold_vote(&vote) {
+            self.broadcast(Msg::Vote(vote.clone()));
+        }
         Ok(self.process_own(|me| {
             DriverInput::Vote(SignedVote {
                 vote_type,
@@ -167,6 +181,15 @@ impl Reactor {
                 signature: vote.signature,
             })
         }))
+    }
+
+    /// Counts evidence against validator `index` in the metrics.
+    fn evidence(&self, kind: &str, index: usize) {
+        if let Some(v) = self.vals.get(index) {
+            self.pipeline
+                .metrics()
+                .on_evidence(kind, hex::encode(v.pubkey));
+        }
     }
 
     /// What our own proposal or vote makes the driver do (nothing if we are not a validator).
@@ -210,6 +233,8 @@ impl Reactor {
         self.height = height + 1;
         self.blocks.clear();
         self.proposals_seen.clear();
+        self.proposal_values.clear();
+        self.byz_new_height();
         self.start_at = Some(tokio::time::Instant::now() + self.cfg.commit_pause);
         Ok(())
     }
@@ -239,15 +264,31 @@ impl Reactor {
         Ok(())
     }
 
+    /// Starts the driver of this height: at round 0, or (after a restart mid-height) at the
+    /// round, step and lock the WAL records, with our own signed votes counted again.
+    pub(super) async fn begin_height(&mut self) -> ConsensusResult<()> {
+        let input = match resume_point(&self.signer.signed_at(self.height)) {
+            Some(r) => {
+                info!(height = self.height, round = r.round, step = ?r.step, locked = r.locked.is_some(), "resuming from the WAL");
+                DriverInput::Resume(r)
+            }
+            None => DriverInput::Start,
+        };
+        let out = self.driver.process(input);
+        Box::pin(self.perform(out)).await?;
+        self.replay_own_votes().await
+    }
+
     /// Moves consensus to `height` (after a commit or a sync) and replays buffered messages.
     pub(super) async fn start_height(&mut self, height: u64) -> ConsensusResult<()> {
         self.start_at = None;
         self.height = height;
         self.blocks.clear();
         self.proposals_seen.clear();
+        self.proposal_values.clear();
+        self.byz_new_height();
         self.driver = Driver::new(self.height, self.vals.clone(), self.me, self.cfg.timeouts);
-        let out = self.driver.process(DriverInput::Start);
-        Box::pin(self.perform(out)).await?;
+        self.begin_height().await?;
         for (peer, m) in std::mem::take(&mut self.future) {
             Box::pin(self.on_message(peer, m)).await?;
         }
@@ -256,6 +297,41 @@ impl Reactor {
 }
 
 /// The signature, or None when the double-sign guard refused (see `refused`).
+/// Where the signed steps of one height leave a restarted validator (None if it signed
+/// nothing there).
+fn resume_point(entries: &[crate::wal::WalEntry]) -> Option<crate::bft::state::Resume> {
+    use crate::bft::state::{Resume, RoundValue};
+    use crate::bft::Step;
+    use crate::wal::step;
+    let round = entries.iter().map(|e| e.round).max()?;
+    let step = match entries
+        .iter()
+        .filter(|e| e.round == round)
+        .map(|e| e.step)
+        .max()
+    {
+        Some(step::PRECOMMIT) => Step::Precommit,
+        Some(step::PREVOTE) => Step::Prevote,
+        _ => Step::Propose,
+    };
+    let locked = entries
+        .iter()
+        .filter(|e| e.step == step::PRECOMMIT)
+        .filter_map(|e| {
+            let value = Hash::from_slice("wal.value", &e.value).ok()?;
+            Some(RoundValue {
+                value,
+                round: e.round,
+            })
+        })
+        .max_by_key(|l| l.round);
+    Some(Resume {
+        round,
+        step,
+        locked,
+    })
+}
+
 fn signed_or_refused<T>(r: Result<T, SignError>) -> ConsensusResult<Option<T>> {
     match r {
         Ok(v) => Ok(Some(v)),

@@ -6,38 +6,63 @@ use super::*;
 impl Reactor {
     /// Verifies a proposal's signature and block; an invalid block is still a proposal (the
     /// driver prevotes nil on it), a bad signature is misbehaviour.
-    pub(super) fn check_proposal(&mut self, p: pb::Proposal) -> Result<DriverInput, Invalid> {
+    /// `Ok(None)`: a proposal already seen, or a third different one of a round, ignored (it
+    /// may come from an honest peer re-gossiping what a byzantine proposer showed it).
+    pub(super) fn check_proposal(
+        &mut self,
+        p: pb::Proposal,
+    ) -> Result<Option<DriverInput>, Invalid> {
         let CheckedProposal {
             proposer,
             block_hash: hash,
             pol_round,
         } = check_proposal_signature(self.pipeline.chain_id(), &self.vals, &p)?;
+        let block = p.block.as_ref().ok_or(Invalid::Missing("block"))?;
+        // An honest proposer signs one block per round; keep at most two (the second is
+        // evidence), so a byzantine one cannot fill our memory with signed blocks.
+        let known = self.proposal_values.entry(p.round).or_default();
+        if known.contains(&hash) {
+            // Re-gossip of a proposal already checked and fed to the driver.
+            return Ok(None);
+        }
+        if known.len() >= 2 {
+            debug!(
+                height = p.height,
+                round = p.round,
+                "third proposal of a round ignored"
+            );
+            return Ok(None);
+        }
+        known.push(hash);
         self.proposals_seen
             .entry(p.round)
             .or_insert_with(|| p.clone());
-        let block = p.block.ok_or(Invalid::Missing("block"))?;
-        let check = self.pipeline.check_block(&block).and_then(|h| {
+        self.note_value(p.height, p.round, hash);
+        let check = self.pipeline.check_block(block).and_then(|h| {
             if h != hash {
                 return Err(BlockFault::Hash.into());
             }
-            self.check_last_commit(&block)
+            self.check_last_commit(block)
         });
         let valid = match check {
             Ok(()) => true,
             Err(reason) => {
                 warn!(height = p.height, round = p.round, %reason, "invalid block proposed");
+                self.pipeline.metrics().invalid_proposals.inc();
                 false
             }
         };
-        self.blocks.insert(hash, block);
-        Ok(DriverInput::Proposal(ProposalInput {
+        if let Some(block) = p.block {
+            self.blocks.insert(hash, block);
+        }
+        Ok(Some(DriverInput::Proposal(ProposalInput {
             height: p.height,
             round: p.round,
             value: hash,
             pol_round,
             proposer,
             valid,
-        }))
+        })))
     }
 
     pub(super) fn check_last_commit(&self, block: &pb::Block) -> Result<(), Invalid> {
@@ -62,7 +87,7 @@ impl Reactor {
         Ok(())
     }
 
-    pub(super) fn check_vote(&self, v: &pb::Vote) -> Result<DriverInput, Invalid> {
-        check_vote(self.pipeline.chain_id(), &self.vals, v).map(DriverInput::Vote)
+    pub(super) fn check_vote(&self, v: &pb::Vote) -> Result<Option<DriverInput>, Invalid> {
+        check_vote(self.pipeline.chain_id(), &self.vals, v).map(|v| Some(DriverInput::Vote(v)))
     }
 }

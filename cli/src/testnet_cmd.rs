@@ -1,0 +1,190 @@
+//! `tpslab testnet ...`: argument parsing and output around the tpslab-testnet library.
+
+use crate::{opts_cmd, runtime};
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use tpslab_api::config::Config;
+use tpslab_testnet as testnet;
+use tpslab_types::AppKind;
+
+#[derive(Subcommand)]
+pub enum TestnetCmd {
+    /// Generate keys, a shared genesis and per-node configs. Ports are free 127.0.0.1 ports
+    /// from 20000-32767 (below the ephemeral range, so no outgoing connection can take one
+    /// before the node binds it; TPSLAB_PORT_RANGE=LO-HI overrides). Nodes refuse to start
+    /// when the largest allowed block would not fit one p2p frame.
+    Init(TestnetInitArgs),
+    /// Start every validator as its own process and wait until all serve gRPC.
+    Up(DirArg),
+    /// Stop every validator (SIGTERM, then SIGKILL after 20 s).
+    Down(DirArg),
+    /// Height, peers and mempool size of each node.
+    Status(DirArg),
+    /// Safety audit: same block hash and app hash on every node at every common height; on a
+    /// fork it names the validators that signed both conflicting commits.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+pub struct DirArg {
+    /// The testnet directory (made by `testnet init`).
+    dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct TestnetInitArgs {
+    /// Number of validators.
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Chain id.
+    #[arg(long, default_value = "tpslab-testnet")]
+    chain_id: String,
+    /// Funded test accounts in the genesis.
+    #[arg(long, default_value_t = 10_000)]
+    accounts: u64,
+    /// Seed the test account keys are derived from.
+    #[arg(long, default_value = "tpslab")]
+    seed: String,
+    /// Initial balance of each test account.
+    #[arg(long, default_value_t = 1_000_000_000)]
+    balance: u64,
+    /// Pause after each commit, ms (CometBFT's timeout_commit).
+    #[arg(long, default_value_t = 200)]
+    block_interval_ms: u64,
+    /// The app every validator runs: transfer or kvstore.
+    #[arg(long, default_value = "transfer")]
+    app: AppKind,
+    /// The consensus engine: bft (Tendermint rounds, tolerates f byzantine of 3f+1) or raft
+    /// (raft-rs, tolerates f crashed of 2f+1).
+    #[arg(long, default_value = "bft")]
+    consensus: tpslab_types::EngineKind,
+    /// Test only: make nodes lie, e.g. `node3=equivocate` or `node2=silent,node3=silent`
+    /// (equivocate, double-propose, invalid-block, silent, garbage). They get a [byzantine]
+    /// config section, are started with --allow-byzantine, get no load from `load
+    /// --testnet`, and `testnet check --honest-only` leaves them out.
+    #[arg(long)]
+    byzantine: Option<String>,
+    /// Test only: start every node with --allow-fault-injection (its metrics address then
+    /// serves `POST /fault/isolate?ms=N`, which `load --perturb disconnect:...` uses).
+    #[arg(long)]
+    fault_injection: bool,
+    #[command(flatten)]
+    tuning: opts_cmd::TuningArgs,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The testnet directory (made by `testnet init`).
+    dir: PathBuf,
+    /// Audit only the nodes not marked byzantine in testnet.json.
+    #[arg(long)]
+    honest_only: bool,
+    /// Leave these nodes out, e.g. `node3` or `node2,node3`.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
+}
+
+pub fn testnet_cmd(t: TestnetCmd) -> Result<()> {
+    match t {
+        TestnetCmd::Init(a) => init(a),
+        TestnetCmd::Up(d) => {
+            let exe = std::env::current_exe()?;
+            let file = runtime()?.block_on(testnet::up(
+                &d.dir,
+                &exe,
+                std::time::Duration::from_secs(60),
+            ))?;
+            println!("{} validators up", file.nodes.len());
+            Ok(())
+        }
+        TestnetCmd::Down(d) => testnet::down(&d.dir),
+        TestnetCmd::Status(d) => status(&d),
+        TestnetCmd::Check(a) => {
+            let scope = testnet::CheckScope {
+                honest_only: a.honest_only,
+                skip: a.skip,
+            };
+            let h = runtime()?.block_on(testnet::check(&a.dir, &scope))?;
+            let which = if scope.honest_only || !scope.skip.is_empty() {
+                "audited"
+            } else {
+                "reachable"
+            };
+            println!("ok: all {which} nodes agree on block and app hash at heights 1..={h}");
+            Ok(())
+        }
+    }
+}
+
+fn init(a: TestnetInitArgs) -> Result<()> {
+    let mut config = Config::default();
+    config.consensus.block_interval_ms = a.block_interval_ms;
+    config.app = a.app;
+    if let Some(t) = a.tuning.resolve()? {
+        config.tuning = t;
+    }
+    let file = testnet::init(&testnet::TestnetInit {
+        validators: a.validators,
+        out: a.out.clone(),
+        chain_id: a.chain_id,
+        accounts: a.accounts,
+        seed: a.seed,
+        balance: a.balance,
+        config,
+        byzantine: a
+            .byzantine
+            .as_deref()
+            .map(testnet::parse_byzantine)
+            .transpose()?
+            .unwrap_or_default(),
+        fault_injection: a.fault_injection,
+        consensus: a.consensus,
+    })?;
+    for n in &file.nodes {
+        println!(
+            "{}  grpc {}  p2p {}  home {}{}",
+            n.name,
+            n.grpc_addr,
+            n.p2p_addr,
+            n.home.display(),
+            n.byzantine
+                .map(|b| format!("  BYZANTINE: {b}"))
+                .unwrap_or_default()
+        );
+    }
+    println!("start it with: tpslab testnet up {}", a.out.display());
+    Ok(())
+}
+
+fn status(d: &DirArg) -> Result<()> {
+    println!(
+        "{:<8} {:>8} {:>6} {:>6} {:>10}",
+        "node", "height", "round", "peers", "mempool"
+    );
+    for s in runtime()?.block_on(testnet::status(&d.dir))? {
+        let h = s.height.map_or("down".to_string(), |h| h.to_string());
+        println!(
+            "{:<8} {:>8} {:>6} {:>6} {:>10}{}",
+            s.name,
+            h,
+            s.round,
+            s.peers,
+            s.mempool_txs,
+            s.byzantine
+                .map(|b| format!("  byzantine: {b}"))
+                .or_else(|| s.raft.as_ref().map(|r| format!(
+                    "  raft {} term {} leader {} commit {}",
+                    r.role,
+                    r.term,
+                    r.leader.as_deref().unwrap_or("-"),
+                    r.commit_index
+                )))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}

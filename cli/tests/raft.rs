@@ -2,47 +2,17 @@
 //! with identical blocks and app hashes; killing the leader under load elects another and
 //! loses nothing; an isolated minority commits nothing while the majority goes on, then
 //! converges; a wiped follower catches up without voting first, and does not vote at all
-//! while the leader is down.
+//! while the leader is down; and Raft and BFT chains that ran the same txs show the same app
+//! hash.
 
 mod common;
 
 use common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tpslab_api::proto::{StatusRequest, StatusResponse};
-
-async fn status_of(addr: &str) -> Option<StatusResponse> {
-    let mut c = tpslab_api::client::connect(addr).await.ok()?;
-    Some(c.status(StatusRequest {}).await.ok()?.into_inner())
-}
-
-/// The name of the node every reachable node calls leader, once they agree.
-async fn leader(net: &TestNet) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut leaders = Vec::new();
-        for n in &net.file.nodes {
-            if let Some(s) = status_of(&n.grpc_addr).await {
-                let r = s.raft.expect("a raft node reports its raft state");
-                assert_eq!(s.consensus, "raft");
-                leaders.push((n.name.clone(), r.role, r.leader));
-            }
-        }
-        let ids: std::collections::HashSet<u64> = leaders.iter().map(|l| l.2).collect();
-        if ids.len() == 1 && !ids.contains(&0) {
-            let id = *ids.iter().next().unwrap();
-            let name = net.file.nodes[id as usize - 1].name.clone();
-            // The node they all follow says it leads.
-            assert!(
-                leaders.iter().any(|l| l.0 == name && l.1 == "leader"),
-                "{leaders:?}"
-            );
-            return name;
-        }
-        assert!(Instant::now() < deadline, "no agreed leader: {leaders:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use tpslab_api::proto::{GetAccountRequest, StatusRequest};
+use tpslab_types::keys::{account_key, address_of};
+use tpslab_types::Hash;
 
 /// Stops `n`, deletes its data dir (Raft log, chain, state) and starts it again; returns the
 /// length its log had, so callers read only what the new life logged.
@@ -65,14 +35,20 @@ fn log_since(home: &Path, from: usize) -> String {
     String::from_utf8_lossy(b.get(from..).unwrap_or_default()).into_owned()
 }
 
-fn check_ok(net: &TestNet) {
-    let check = net.run(&["testnet", "check"]);
-    assert!(
-        check.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+/// Waits up to `secs` until the chain at `addr` holds `want` txs.
+async fn wait_for_txs(addr: &str, want: u64, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = txs_on_chain(addr).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{addr} holds {got} txs, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn load_args<'a>(dir: &'a Path, duration: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -104,7 +80,7 @@ async fn commits_everything(validators: usize) {
     for n in &net.file.nodes {
         assert_eq!(txs_on_chain(&n.grpc_addr).await, want, "{}", n.name);
     }
-    check_ok(&net);
+    net.check(&[]);
     let status = String::from_utf8_lossy(&net.run(&["testnet", "status"]).stdout).to_string();
     assert_eq!(status.matches("raft leader term").count(), 1, "{status}");
     assert!(status.contains("raft follower term"), "{status}");
@@ -154,24 +130,15 @@ async fn killing_the_leader_under_load_elects_another_and_keeps_every_tx() {
         assert_eq!(txs_on_chain(&n.grpc_addr).await, want, "{}", n.name);
     }
     let new = leader(&net).await;
-    let log = std::fs::read_to_string(
-        net.file
-            .nodes
-            .iter()
-            .find(|n| n.name == new)
-            .unwrap()
-            .home
-            .join("node.log"),
-    )
-    .unwrap();
+    let log = log_since(&node_named(&net, &new).home, 0);
     assert!(log.contains("raft leader"), "{log}");
-    check_ok(&net);
+    net.check(&[]);
 }
 
 async fn heights(net: &TestNet) -> Vec<u64> {
     let mut h = Vec::new();
     for n in &net.file.nodes {
-        h.push(status_of(&n.grpc_addr).await.map_or(0, |s| s.height));
+        h.push(height_of(&n.grpc_addr).await);
     }
     h
 }
@@ -235,11 +202,10 @@ async fn an_isolated_minority_commits_nothing_and_converges_after_healing() {
     for n in &net.file.nodes {
         assert_eq!(txs_on_chain(&n.grpc_addr).await, want, "{}", n.name);
     }
-    check_ok(&net);
+    net.check(&[]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-
 async fn a_wiped_follower_catches_up_before_it_votes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
@@ -247,13 +213,7 @@ async fn a_wiped_follower_catches_up_before_it_votes() {
     let lead = leader(&net).await;
     let (_, r) = run_load(&load_args(&dir, "3s", &[]), &tmp.path().join("r.json"));
     let want = r["committed_including_warmup"].as_u64().unwrap();
-    let f = net
-        .file
-        .nodes
-        .iter()
-        .find(|n| n.name != lead)
-        .unwrap()
-        .clone();
+    let f = a_follower(&net, &lead);
     let from = wipe_and_restart(&f);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -265,22 +225,14 @@ async fn a_wiped_follower_catches_up_before_it_votes() {
         assert!(Instant::now() < deadline, "{log}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while txs_on_chain(&f.grpc_addr).await != want {
-        assert!(
-            Instant::now() < deadline,
-            "the wiped follower did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_txs(&f.grpc_addr, want, 30).await;
     // The leader was told, and replicated to it from index 1 again.
-    let lead_home = &net.file.nodes.iter().find(|n| n.name == lead).unwrap().home;
-    let lead_log = std::fs::read_to_string(lead_home.join("node.log")).unwrap();
+    let lead_log = log_since(&node_named(&net, &lead).home, 0);
     assert!(
         lead_log.contains("follower lost its log; replicating from the start"),
         "{lead_log}"
     );
-    check_ok(&net);
+    net.check(&[]);
 }
 
 /// A wiped follower among started peers waits for a leader however long that takes: with
@@ -295,22 +247,8 @@ async fn a_wiped_follower_does_not_vote_while_the_leader_is_down() {
     let lead = leader(&net).await;
     let (_, r) = run_load(&load_args(&dir, "2s", &[]), &tmp.path().join("r.json"));
     let want = r["committed_including_warmup"].as_u64().unwrap();
-    let node = |name: &str| {
-        net.file
-            .nodes
-            .iter()
-            .find(|n| n.name == name)
-            .unwrap()
-            .clone()
-    };
-    let l = node(&lead);
-    let w = net
-        .file
-        .nodes
-        .iter()
-        .find(|n| n.name != lead)
-        .unwrap()
-        .clone();
+    let l = node_named(&net, &lead);
+    let w = a_follower(&net, &lead);
     tpslab_testnet::stop_node(&l).unwrap();
     let from = wipe_and_restart(&w);
     // Ten election timeouts (1 s each by default).
@@ -329,13 +267,78 @@ async fn a_wiped_follower_does_not_vote_while_the_leader_is_down() {
     assert!(!log.contains("voting"), "{log}");
     tpslab_testnet::start_node(&l, Path::new(bin())).unwrap();
     leader(&net).await;
+    wait_for_txs(&w.grpc_addr, want, 60).await;
+    net.check(&[]);
+}
+
+/// Runs 40 transfers of one sender (its nonces fix their order) on a fresh testnet of
+/// `validators` and `consensus`; the app hash every node reports once all are committed, and
+/// the chain's height then.
+async fn app_hash_after_transfers(consensus: &str, validators: usize) -> (Vec<u8>, u64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = TestNet::up_with(
+        tmp.path().join("net"),
+        validators,
+        20,
+        "",
+        &["--consensus", consensus],
+    );
+    if consensus == "raft" {
+        leader(&net).await;
+    }
+    let txs: Vec<Vec<u8>> = (0..40).map(|i| transfer(0, 1 + i % 9, 5 + i, i)).collect();
+    let mut c = tpslab_api::client::connect(&net.file.nodes[0].grpc_addr)
+        .await
+        .unwrap();
+    for (code, log) in stream_txs(&mut c, &txs).await {
+        assert_eq!(code, 0, "{log}");
+    }
+    let sender = address_of(&account_key(SEED, 0)).0.to_vec();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while txs_on_chain(&w.grpc_addr).await != want {
-        assert!(
-            Instant::now() < deadline,
-            "the wiped follower did not catch up"
-        );
+    let mut seen = Vec::new();
+    loop {
+        seen.clear();
+        for n in &net.file.nodes {
+            let mut c = tpslab_api::client::connect(&n.grpc_addr).await.unwrap();
+            let nonce = c
+                .get_account(GetAccountRequest {
+                    address: sender.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .nonce;
+            let s = c.status(StatusRequest {}).await.unwrap().into_inner();
+            seen.push((nonce, s.app_hash, s.height));
+        }
+        if seen.iter().all(|s| s.0 == 40) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{consensus}: not all committed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    check_ok(&net);
+    assert!(
+        seen.iter().all(|s| s.1 == seen[0].1),
+        "{consensus} nodes disagree"
+    );
+    net.check(&[]);
+    (seen[0].1.clone(), seen[0].2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_and_bft_reach_the_same_app_hash_for_the_same_txs() {
+    // One after the other: multi-node testnets take turns.
+    let (bft, bft_height) = app_hash_after_transfers("bft", 4).await;
+    let (raft, raft_height) = app_hash_after_transfers("raft", 3).await;
+    // BFT commits a block every interval, empty ones too; Raft only when txs are pending: the
+    // same txs were cut into different blocks at different heights.
+    assert!(
+        bft_height > raft_height,
+        "bft {bft_height}, raft {raft_height}"
+    );
+    assert_eq!(
+        Hash::from_slice("bft", &bft).unwrap(),
+        Hash::from_slice("raft", &raft).unwrap(),
+        "bft height {bft_height}, raft height {raft_height}"
+    );
 }

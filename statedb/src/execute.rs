@@ -4,7 +4,6 @@
 //! signature, wrong nonce, no funds) is skipped and its code recorded, as a Cosmos DeliverTx
 //! failure would be; the block itself stays valid.
 
-use crate::app_hash::block_app_hash;
 use crate::block_view::BlockView;
 use crate::db::StateDb;
 use crate::error::StateResult;
@@ -123,7 +122,7 @@ impl Execute<'_> {
     fn run<A: App>(self, app: &A) -> StateResult<ExecOutcome> {
         let checked = decode_and_verify(app, self.opts, self.chain_id, self.txs);
         let mut write_set = WriteSet::default();
-        let mut view = BlockView::new(self.db, &mut write_set);
+        let mut view = BlockView::new(self.db, &mut write_set, *self.prev_app_hash);
         let mut tx_codes = Vec::with_capacity(checked.len());
         let mut applied = 0;
         for c in &checked {
@@ -140,8 +139,8 @@ impl Execute<'_> {
             applied += usize::from(code == TxCode::Ok);
             tx_codes.push(code as u32);
         }
+        let app_hash = view.app_hash();
         drop(view);
-        let app_hash = block_app_hash(self.prev_app_hash, self.height, &write_set);
         Ok(ExecOutcome {
             write_set,
             tx_codes,

@@ -16,10 +16,11 @@ use tpslab_api::proto::{
 use tpslab_node::run::{self, Overrides};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
-use tpslab_types::{Address, AppKind};
+use tpslab_types::Address;
 
 mod alloc;
 mod experiment_cmd;
+mod genesis_args;
 mod load_cmd;
 mod opts_cmd;
 mod probe_cmd;
@@ -82,15 +83,8 @@ struct InitArgs {
     /// Chain id.
     #[arg(long, default_value = "tpslab-local")]
     chain_id: String,
-    /// Number of funded test accounts in the genesis.
-    #[arg(long, default_value_t = 10_000)]
-    accounts: u64,
-    /// Seed the test account keys are derived from (a load generator uses the same seed).
-    #[arg(long, default_value = "tpslab")]
-    seed: String,
-    /// Initial balance of each test account.
-    #[arg(long, default_value_t = 1_000_000_000)]
-    balance: u64,
+    #[command(flatten)]
+    genesis: genesis_args::GenesisArgs,
     /// gRPC address to write into config.toml (port 0 = pick a free port at start).
     #[arg(long, default_value = "127.0.0.1:26657")]
     grpc_addr: String,
@@ -100,9 +94,6 @@ struct InitArgs {
     /// Overwrite an existing home, deleting its data.
     #[arg(long)]
     force: bool,
-    /// The app the node runs: transfer or kvstore.
-    #[arg(long, default_value = "transfer")]
-    app: AppKind,
 }
 
 #[derive(Args)]
@@ -274,15 +265,15 @@ fn init(a: InitArgs) -> Result<()> {
     config.api.grpc_addr = a.grpc_addr;
     config.api.metrics_addr = a.metrics_addr;
     config.moniker = "node0".into();
-    config.app = a.app;
+    config.app = a.genesis.app;
     let home = Home(a.home);
     home::init(
         &home,
         &InitOptions {
             chain_id: a.chain_id,
-            accounts: a.accounts,
-            seed: a.seed,
-            balance: a.balance,
+            accounts: a.genesis.accounts,
+            seed: a.genesis.seed,
+            balance: a.genesis.balance,
             config,
             force: a.force,
         },

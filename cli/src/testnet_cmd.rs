@@ -1,12 +1,11 @@
 //! `tpslab testnet ...`: argument parsing and output around the tpslab-testnet library.
 
-use crate::{opts_cmd, runtime};
+use crate::{genesis_args, opts_cmd, runtime};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use tpslab_api::config::Config;
 use tpslab_testnet as testnet;
-use tpslab_types::AppKind;
 
 #[derive(Subcommand)]
 pub enum TestnetCmd {
@@ -43,21 +42,11 @@ pub struct TestnetInitArgs {
     /// Chain id.
     #[arg(long, default_value = "tpslab-testnet")]
     chain_id: String,
-    /// Funded test accounts in the genesis.
-    #[arg(long, default_value_t = 10_000)]
-    accounts: u64,
-    /// Seed the test account keys are derived from.
-    #[arg(long, default_value = "tpslab")]
-    seed: String,
-    /// Initial balance of each test account.
-    #[arg(long, default_value_t = 1_000_000_000)]
-    balance: u64,
+    #[command(flatten)]
+    genesis: genesis_args::GenesisArgs,
     /// Pause after each commit, ms (CometBFT's timeout_commit).
     #[arg(long, default_value_t = 200)]
     block_interval_ms: u64,
-    /// The app every validator runs: transfer or kvstore.
-    #[arg(long, default_value = "transfer")]
-    app: AppKind,
     /// The consensus engine: bft (Tendermint rounds, tolerates f byzantine of 3f+1) or raft
     /// (raft-rs, tolerates f crashed of 2f+1).
     #[arg(long, default_value = "bft")]
@@ -123,7 +112,7 @@ pub fn testnet_cmd(t: TestnetCmd) -> Result<()> {
 fn init(a: TestnetInitArgs) -> Result<()> {
     let mut config = Config::default();
     config.consensus.block_interval_ms = a.block_interval_ms;
-    config.app = a.app;
+    config.app = a.genesis.app;
     if let Some(t) = a.tuning.resolve()? {
         config.tuning = t;
     }
@@ -131,9 +120,9 @@ fn init(a: TestnetInitArgs) -> Result<()> {
         validators: a.validators,
         out: a.out.clone(),
         chain_id: a.chain_id,
-        accounts: a.accounts,
-        seed: a.seed,
-        balance: a.balance,
+        accounts: a.genesis.accounts,
+        seed: a.genesis.seed,
+        balance: a.genesis.balance,
         config,
         byzantine: a
             .byzantine

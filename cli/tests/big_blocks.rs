@@ -13,7 +13,7 @@ use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tpslab_api::proto::node_client::NodeClient;
-use tpslab_api::proto::{GetBlockRequest, StatusRequest};
+use tpslab_api::proto::GetBlockRequest;
 use tpslab_node::frame_check::FrameCheck;
 
 const BLOCK_TXS: usize = 1000;
@@ -21,16 +21,6 @@ const TX_BYTES: usize = 1048;
 const BLOCK_BYTES: usize = BLOCK_TXS * TX_BYTES;
 /// Five full blocks' worth, sent faster than blocks are cut, so some are full.
 const TXS: usize = 5 * BLOCK_TXS;
-
-async fn height(addr: &str) -> u64 {
-    match NodeClient::connect(format!("http://{addr}")).await {
-        Ok(mut c) => c
-            .status(StatusRequest {})
-            .await
-            .map_or(0, |s| s.into_inner().height),
-        Err(_) => 0,
-    }
-}
 
 fn kv_tx(i: usize) -> Vec<u8> {
     let mut tx = format!("key{i:08}=").into_bytes();
@@ -64,7 +54,7 @@ async fn the_largest_allowed_block_commits_and_syncs() {
         assert!(Instant::now() < deadline, "node3 did not stop");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let start = height(&nodes[0].grpc_addr).await;
+    let start = height_of(&nodes[0].grpc_addr).await;
 
     // Txs streamed to node0.
     let mut c = NodeClient::connect(format!("http://{}", nodes[0].grpc_addr))
@@ -113,11 +103,11 @@ async fn the_largest_allowed_block_commits_and_syncs() {
         String::from_utf8_lossy(&out.stderr)
     );
     let deadline = Instant::now() + Duration::from_secs(60);
-    while height(&nodes[3].grpc_addr).await < top {
+    while height_of(&nodes[3].grpc_addr).await < top {
         assert!(
             Instant::now() < deadline,
             "node3 stuck at {} below {top}: {}",
-            height(&nodes[3].grpc_addr).await,
+            height_of(&nodes[3].grpc_addr).await,
             std::fs::read_to_string(n3.join("node.log")).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -132,13 +122,7 @@ async fn the_largest_allowed_block_commits_and_syncs() {
         .into_inner();
     let bytes: usize = rec.block.unwrap().txs.iter().map(|t| t.len()).sum();
     assert_eq!(bytes, BLOCK_BYTES, "the synced block is a full one");
-    let check = net.run(&["testnet", "check"]);
-    assert!(
-        check.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    net.check(&[]);
 }
 
 #[test]

@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use std::time::{Duration, Instant};
-use tpslab_api::proto::{GetBlockRequest, StatusRequest};
 use tpslab_testnet::TestnetFile;
 
 /// Short rounds, so a liar's round costs little, and blocks small enough that an oversize
@@ -137,29 +136,13 @@ fn one_forger_of_four_gets_nil_votes_and_its_bad_signature_tx_a_failure_code() {
     // The block with a bad-signature tx is valid: committed, the tx failed with code 3.
     let key = hex::decode(pubkey_hex(&net, 3)).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let found = rt.block_on(async {
-        let mut c = tpslab_api::client::connect(&net.file.nodes[0].grpc_addr)
-            .await
-            .unwrap();
-        let h = c
-            .status(StatusRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .height;
-        for height in 1..=h {
-            let b = c
-                .get_block(GetBlockRequest { height })
-                .await
-                .unwrap()
-                .into_inner();
+    let found = rt
+        .block_on(blocks(&net.file.nodes[0].grpc_addr))
+        .iter()
+        .any(|b| {
             let header = b.block.as_ref().unwrap().header.as_ref().unwrap();
-            if header.proposer == key && b.tx_codes.contains(&3) {
-                return true;
-            }
-        }
-        false
-    });
+            header.proposer == key && b.tx_codes.contains(&3)
+        });
     assert!(
         found,
         "no committed block of node3 holds a bad-signature tx"
@@ -185,16 +168,7 @@ fn one_garbage_sender_of_four_is_dropped_and_the_chain_goes_on() {
 /// Height of `node`, 0 if unreachable.
 fn height(file: &TestnetFile, node: usize) -> u64 {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        match tpslab_api::client::connect(&file.nodes[node].grpc_addr).await {
-            Ok(mut c) => c
-                .status(StatusRequest {})
-                .await
-                .map(|s| s.into_inner().height)
-                .unwrap_or(0),
-            Err(_) => 0,
-        }
-    })
+    rt.block_on(height_of(&file.nodes[node].grpc_addr))
 }
 
 /// Two of four `behaviour`: no block while both lie; node3 restarted honest (its
@@ -233,12 +207,7 @@ fn two_of_four_halt_then_resume(behaviour: &str) {
         assert!(Instant::now() < deadline, "the chain did not resume");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let check = net.run(&["testnet", "check", "--honest-only"]);
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    net.check(&["--honest-only"]);
     // It picked height 1 up where its WAL left it (round, step, lock), so it never asked
     // its signer for a second, different vote in a step it had signed while it lied.
     let log3 = log(&net, 3);

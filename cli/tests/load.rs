@@ -163,12 +163,7 @@ async fn testnet_counts_match_every_node() {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
-    let check = net.run(&["testnet", "check"]);
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    net.check(&[]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
 use tpslab_api::proto::node_client::NodeClient;
-use tpslab_api::proto::{BroadcastTxRequest, StatusRequest, SubscribeCommitsRequest};
+use tpslab_api::proto::{BroadcastTxRequest, SubscribeCommitsRequest};
 use tpslab_types::tx::tx_hash;
 
 async fn client(addr: &str) -> NodeClient<tonic::transport::Channel> {
@@ -24,8 +24,7 @@ async fn client(addr: &str) -> NodeClient<tonic::transport::Channel> {
 }
 
 async fn height(addr: &str) -> Option<u64> {
-    let mut c = NodeClient::connect(format!("http://{addr}")).await.ok()?;
-    Some(c.status(StatusRequest {}).await.ok()?.into_inner().height)
+    status_of(addr).await.map(|s| s.height)
 }
 
 fn kill9(home: &Path) {
@@ -241,12 +240,7 @@ async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
     let sub = subscribe(&addrs[0]).await;
     let batch = submit(&addrs, 0..40, 0).await;
     wait_committed(sub, batch, Duration::from_secs(60), "all up").await;
-    let check = net.run(&["testnet", "check"]);
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    net.check(&[]);
 
     // One validator SIGKILLed while txs are in flight: the other three go on.
     let sub = subscribe(&addrs[0]).await;
@@ -321,13 +315,7 @@ async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
     let tip = height(&addrs[0]).await.unwrap();
     wait_height(&addrs[3], &file.nodes[3].home, tip, Duration::from_secs(60)).await;
 
-    let check = net.run(&["testnet", "check"]);
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let said = String::from_utf8_lossy(&check.stdout);
+    let said = net.check(&[]);
     assert!(said.contains("agree"), "{said}");
     // Nothing acknowledged as committed is missing on the node that was down longest.
     for s in [0u64, 45, 65] {

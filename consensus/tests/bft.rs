@@ -93,6 +93,20 @@ struct TestStep {
     step: Step,
 }
 
+/// Precommits from validators 0 (`ours`), 1 and 2 (nil), then the precommit timeout: `round`
+/// ends undecided and the next one starts. What the last precommit produced.
+fn end_round_undecided(d: &mut Driver, round: u32, ours: Option<Hash>) -> Vec<Out> {
+    d.process(precommit(round, ours, 0));
+    d.process(precommit(round, None, 1));
+    let out = d.process(precommit(round, None, 2));
+    d.process(In::Timeout {
+        kind: TimeoutKind::Precommit,
+        round,
+    });
+    assert_eq!(d.state().round, round + 1);
+    out
+}
+
 fn run(d: &mut Driver, steps: Vec<TestStep>) {
     for s in steps {
         let out = d.process(s.input);
@@ -317,14 +331,7 @@ fn locked_validator_rejects_other_value_then_unlocks_on_later_polka() {
     }
     assert_eq!(d.state().locked.map(|l| l.value), Some(a));
     // Precommits split; round 0 ends without decision.
-    d.process(precommit(0, Some(a), 0));
-    d.process(precommit(0, None, 1));
-    d.process(precommit(0, None, 2));
-    d.process(In::Timeout {
-        kind: TimeoutKind::Precommit,
-        round: 0,
-    });
-    assert_eq!(d.state().round, 1);
+    end_round_undecided(&mut d, 0, Some(a));
 
     run(
         &mut d,
@@ -342,14 +349,7 @@ fn locked_validator_rejects_other_value_then_unlocks_on_later_polka() {
         d.process(prevote(1, Some(b), v));
     }
     assert_eq!(d.state().valid.map(|v| (v.value, v.round)), Some((b, 1)));
-    d.process(precommit(1, None, 0));
-    d.process(precommit(1, None, 1));
-    d.process(precommit(1, None, 2));
-    d.process(In::Timeout {
-        kind: TimeoutKind::Precommit,
-        round: 1,
-    });
-    assert_eq!(d.state().round, 2);
+    end_round_undecided(&mut d, 1, None);
     run(
         &mut d,
         vec![TestStep {
@@ -595,15 +595,8 @@ fn resumed_after_a_precommit_it_keeps_its_round_and_lock() {
         }],
     );
     assert_eq!(d.state().locked, locked);
-    d.process(precommit(1, Some(a), 0));
-    d.process(precommit(1, None, 1));
-    let out = d.process(precommit(1, None, 2));
+    let out = end_round_undecided(&mut d, 1, Some(a));
     assert_eq!(out, vec![timeout(TimeoutKind::Precommit, 1)]);
-    d.process(In::Timeout {
-        kind: TimeoutKind::Precommit,
-        round: 1,
-    });
-    assert_eq!(d.state().round, 2);
     run(
         &mut d,
         vec![TestStep {

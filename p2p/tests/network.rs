@@ -70,17 +70,23 @@ async fn wait_peers(net: &Network, n: usize) {
     .expect("peers connected in time");
 }
 
-#[tokio::test]
-async fn mesh_connects_and_delivers_per_channel() {
-    let keys: Vec<_> = (0..3).map(key).collect();
-    let addrs = free_addrs(3);
+/// `n` networks on 127.0.0.1, each connected to all others.
+async fn mesh(n: usize) -> (Vec<SigningKey>, Vec<(Network, mpsc::Receiver<Event>)>) {
+    let keys: Vec<_> = (0..n as u8).map(key).collect();
+    let addrs = free_addrs(n);
     let mut nets = Vec::new();
-    for i in 0..3 {
+    for i in 0..n {
         nets.push(Network::start(config(i, &keys, &addrs)).await.unwrap());
     }
-    for (n, _) in &nets {
-        wait_peers(n, 2).await;
+    for (net, _) in &nets {
+        wait_peers(net, n - 1).await;
     }
+    (keys, nets)
+}
+
+#[tokio::test]
+async fn mesh_connects_and_delivers_per_channel() {
+    let (keys, mut nets) = mesh(3).await;
     let (n0, _) = &nets[0];
     assert_eq!(
         n0.broadcast(Channel::Consensus, Bytes::from_static(b"vote")),
@@ -277,15 +283,7 @@ async fn a_message_over_the_frame_limit_is_refused_locally_and_the_link_stays_up
 /// the links come back by themselves after it.
 #[tokio::test]
 async fn an_isolated_node_drops_and_refuses_links_until_the_interval_ends() {
-    let keys: Vec<_> = (0..3).map(key).collect();
-    let addrs = free_addrs(3);
-    let mut nets = Vec::new();
-    for i in 0..3 {
-        nets.push(Network::start(config(i, &keys, &addrs)).await.unwrap());
-    }
-    for (n, _) in &nets {
-        wait_peers(n, 2).await;
-    }
+    let (keys, mut nets) = mesh(3).await;
     let started = std::time::Instant::now();
     nets[1].0.isolate(Duration::from_millis(1500)).await;
     assert!(nets[1].0.peers().is_empty());

@@ -6,8 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use tpslab_api::proto::node_client::NodeClient;
-use tpslab_api::proto::{GetAccountRequest, GetBlockRequest, StatusRequest};
+use tpslab_api::proto::{GetAccountRequest, GetBlockRequest, StatusRequest, StatusResponse};
 use tpslab_types::keys::{account_key, address_of};
+use tpslab_types::pb::BlockRecord;
 use tpslab_types::tx::{encode_transfer, Transfer};
 
 pub const SEED: &str = "test-seed";
@@ -367,6 +368,22 @@ impl TestNet {
     }
 }
 
+impl TestNet {
+    /// `tpslab testnet check [extra] DIR`, which must pass; its stdout.
+    pub fn check(&self, extra: &[&str]) -> String {
+        let mut args = vec!["testnet", "check"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "testnet check failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+}
+
 impl Drop for TestNet {
     fn drop(&mut self) {
         let _ = self.run(&["testnet", "down"]);
@@ -392,8 +409,19 @@ pub fn run_load(args: &[&str], json: &Path) -> (String, serde_json::Value) {
     (stdout, report)
 }
 
-/// Sum of txs in every block of the chain at `addr`.
-pub async fn txs_on_chain(addr: &str) -> u64 {
+/// The status of the node at `addr`, if it answers.
+pub async fn status_of(addr: &str) -> Option<StatusResponse> {
+    let mut c = tpslab_api::client::connect(addr).await.ok()?;
+    Some(c.status(StatusRequest {}).await.ok()?.into_inner())
+}
+
+/// The committed height of the node at `addr`, 0 if it does not answer.
+pub async fn height_of(addr: &str) -> u64 {
+    status_of(addr).await.map_or(0, |s| s.height)
+}
+
+/// Every committed block of the chain at `addr`, from height 1.
+pub async fn blocks(addr: &str) -> Vec<BlockRecord> {
     let mut c = tpslab_api::client::connect(addr).await.unwrap();
     let h = c
         .status(StatusRequest {})
@@ -401,10 +429,66 @@ pub async fn txs_on_chain(addr: &str) -> u64 {
         .unwrap()
         .into_inner()
         .height;
-    let mut n = 0;
+    let mut out = Vec::with_capacity(h as usize);
     for height in 1..=h {
-        let b = c.get_block(GetBlockRequest { height }).await.unwrap();
-        n += b.into_inner().block.unwrap().txs.len() as u64;
+        out.push(
+            c.get_block(GetBlockRequest { height })
+                .await
+                .unwrap()
+                .into_inner(),
+        );
     }
-    n
+    out
+}
+
+/// Sum of txs in every block of the chain at `addr`.
+pub async fn txs_on_chain(addr: &str) -> u64 {
+    let b = blocks(addr).await;
+    b.iter()
+        .map(|b| b.block.as_ref().map_or(0, |b| b.txs.len() as u64))
+        .sum()
+}
+
+/// The name of the Raft node every reachable node calls leader, once they agree.
+pub async fn leader(net: &TestNet) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut leaders = Vec::new();
+        for n in &net.file.nodes {
+            if let Some(s) = status_of(&n.grpc_addr).await {
+                let r = s.raft.expect("a raft node reports its raft state");
+                assert_eq!(s.consensus, "raft");
+                leaders.push((n.name.clone(), r.role, r.leader));
+            }
+        }
+        let ids: std::collections::HashSet<u64> = leaders.iter().map(|l| l.2).collect();
+        if ids.len() == 1 && !ids.contains(&0) {
+            let id = *ids.iter().next().unwrap();
+            let name = net.file.nodes[id as usize - 1].name.clone();
+            // The node they all follow says it leads.
+            assert!(
+                leaders.iter().any(|l| l.0 == name && l.1 == "leader"),
+                "{leaders:?}"
+            );
+            return name;
+        }
+        assert!(Instant::now() < deadline, "no agreed leader: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The node called `name`.
+pub fn node_named(net: &TestNet, name: &str) -> tpslab_testnet::TestnetNode {
+    let n = net.file.nodes.iter().find(|n| n.name == name);
+    n.unwrap().clone()
+}
+
+/// A node other than `lead`.
+pub fn a_follower(net: &TestNet, lead: &str) -> tpslab_testnet::TestnetNode {
+    net.file
+        .nodes
+        .iter()
+        .find(|n| n.name != lead)
+        .unwrap()
+        .clone()
 }

@@ -15,9 +15,18 @@ pub struct ExperimentArgs {
     /// Where step testnets, results.json and report.html go.
     #[arg(long, default_value = "experiment-out")]
     out: PathBuf,
-    /// Validators per step.
+    /// Validators per BFT step.
     #[arg(long, default_value_t = 4)]
     validators: usize,
+    /// Consensus engines to run every step on, side by side: `bft`, `raft` or `raft,bft`
+    /// (each step runs on each engine in turn, on a fresh testnet).
+    #[arg(long, value_delimiter = ',', default_value = "bft")]
+    consensus: Vec<tpslab_types::EngineKind>,
+    /// Validators per Raft step. Default: the same fault budget as the BFT steps (f crashed
+    /// of 2f + 1 against f byzantine of 3f + 1: 3 against 4); give the BFT count for equal
+    /// size.
+    #[arg(long)]
+    raft_validators: Option<usize>,
     /// Offered rate, tx/s, the same for every step. The default saturates the baseline on a
     /// 2-core machine (~1-1.3k TPS) while the tuned configuration still follows it (it keeps
     /// up to ~10k tx/s there).
@@ -102,6 +111,10 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
         exe: std::env::current_exe().context("cannot find the tpslab binary")?,
         out: a.out.clone(),
         validators: a.validators,
+        engines: engines(&a.consensus)?,
+        raft_validators: a
+            .raft_validators
+            .unwrap_or(2 * (a.validators.saturating_sub(1) / 3) + 1),
         rate: a.rate,
         duration: a.duration.unwrap_or(duration),
         warmup: a.warmup.unwrap_or(warmup),
@@ -126,4 +139,14 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
         a.out.join("report.html").display()
     );
     Ok(())
+}
+
+/// The engines named, each once, in the order given.
+fn engines(named: &[tpslab_types::EngineKind]) -> Result<Vec<tpslab_types::EngineKind>> {
+    let mut out = Vec::new();
+    for e in named {
+        anyhow::ensure!(!out.contains(e), "--consensus names {e} twice");
+        out.push(*e);
+    }
+    Ok(out)
 }

@@ -300,3 +300,60 @@ fn quick_experiment_under_faults() {
         assert_eq!(s["report"]["per_second_tps"].as_array().unwrap().len(), 6);
     }
 }
+
+/// `experiment --consensus raft,bft`: every step on both engines, side by side, Raft at the
+/// same fault budget (3 validators against BFT's 4); each engine's headline and the
+/// engine-against-engine line.
+#[test]
+fn quick_experiment_compares_raft_and_bft() {
+    let _turn = testnet_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("exp");
+    let out = quick_experiment("3s")
+        .arg("--out")
+        .arg(&out_dir)
+        .args(["--consensus", "raft,bft", "--no-profile"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for said in [
+        "| baseline [raft] |",
+        "| tuned [bft] |",
+        "tuned vs baseline [raft, 3 validators] at 25 tx/s offered",
+        "tuned vs baseline [bft, 4 validators] at 25 tx/s offered",
+        "raft (3 validators) vs bft (4 validators), committed TPS: baseline ",
+    ] {
+        assert!(stdout.contains(said), "{said}: {stdout}");
+    }
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
+            .unwrap();
+    let steps: Vec<(String, String, u64, u64)> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["engine"].as_str().unwrap().to_string(),
+                s["validators"].as_u64().unwrap(),
+                s["report"]["committed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = |n: &str, e: &str, v| (n.to_string(), e.to_string(), v, 75);
+    assert_eq!(
+        steps,
+        vec![
+            want("baseline", "raft", 3),
+            want("baseline", "bft", 4),
+            want("tuned", "raft", 3),
+            want("tuned", "bft", 4),
+        ]
+    );
+}

@@ -104,7 +104,7 @@ fn cdfs(r: &ExperimentResults) -> Result<String> {
 
 /// Renders the report to `path`.
 pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
-    let names: Vec<String> = r.steps.iter().map(|s| s.name.clone()).collect();
+    let names: Vec<String> = r.steps.iter().map(|s| r.label(s)).collect();
     let tps: Vec<f64> = r.steps.iter().map(|s| s.tps).collect();
     let p99: Vec<f64> = r.steps.iter().map(|s| s.p99_ms).collect();
     let cpu: Vec<f64> = r.steps.iter().map(|s| s.cpu_pct).collect();
@@ -166,7 +166,7 @@ fn steps_table(r: &ExperimentResults) -> String {
     for s in &r.steps {
         html.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{}{:.0}</td><td>{}{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{:.2}x</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            esc(&s.name),
+            esc(&r.label(s)),
             esc(&s.enabled.join(", ")),
             s.tps,
             esc(s.bound()),
@@ -194,7 +194,7 @@ fn resources_table(r: &ExperimentResults) -> String {
         for n in &s.report.resources {
             html.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                esc(&s.name),
+                esc(&r.label(s)),
                 esc(&n.name),
                 n.cpu_pct.unwrap_or(0.0),
                 n.rss_peak_mib.unwrap_or(0.0),
@@ -213,13 +213,13 @@ fn resources_table(r: &ExperimentResults) -> String {
 fn profiles(r: &ExperimentResults) -> String {
     let mut html = String::new();
     html.push_str("<h2>CPU profile per step (node0, 99 Hz): what moved</h2>\n<p>Each step's top functions by self time, and the functions whose share of CPU samples moved most against the baseline.</p>\n");
-    let base = r
-        .steps
-        .first()
-        .map(|s| s.profile_top.clone())
-        .unwrap_or_default();
     for s in &r.steps {
-        html.push_str(&format!("<h3>{}</h3>\n", esc(&s.name)));
+        // Against the baseline of the same engine.
+        let base = r
+            .baseline_of(&s.engine)
+            .map(|b| b.profile_top.clone())
+            .unwrap_or_default();
+        html.push_str(&format!("<h3>{}</h3>\n", esc(&r.label(s))));
         if s.profile_top.is_empty() {
             html.push_str("<p>(no profile)</p>\n");
             continue;
@@ -275,16 +275,16 @@ fn flames(r: &ExperimentResults, out: &Path) -> String {
         any = true;
         h.push_str(&format!(
             "<details><summary>{}</summary>{}",
-            esc(&s.name),
-            img(&format!("flame graph of {}", s.name), &svg)
+            esc(&r.label(s)),
+            img(&format!("flame graph of {}", r.label(s)), &svg)
         ));
         if let Some((f, vs)) = &s.flame_diff_svg {
             if let Ok(diff) = std::fs::read(out.join(f)) {
                 h.push_str(&format!(
                     "<p>Differential, {} -> {} (red: larger share of samples, blue: smaller):</p>{}",
                     esc(vs),
-                    esc(&s.name),
-                    img(&format!("differential flame graph {vs} to {}", s.name), &diff)
+                    esc(&r.label(s)),
+                    img(&format!("differential flame graph {vs} to {}", r.label(s)), &diff)
                 ));
             }
         }
@@ -300,7 +300,7 @@ fn flames(r: &ExperimentResults, out: &Path) -> String {
 fn probes_html(r: &ExperimentResults) -> String {
     let mut h =
         String::from("<h2>Kernel-side evidence per step (eBPF probes on all validators)</h2>\n");
-    let rows = super::probes::rows(&r.steps);
+    let rows = super::probes::rows(r);
     if rows.is_empty() {
         let why = r
             .info
@@ -336,7 +336,7 @@ fn stages_html(r: &ExperimentResults) -> String {
          subscribed client.</p>\n",
     );
     for s in &r.steps {
-        h.push_str(&format!("<h3>{}</h3>\n", esc(&s.name)));
+        h.push_str(&format!("<h3>{}</h3>\n", esc(&r.label(s))));
         if s.report.stages.is_empty() {
             h.push_str(
                 "<p>(no stage figures: the validators' /debug/stages was not reachable)</p>\n",

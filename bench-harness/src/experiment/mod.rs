@@ -22,7 +22,7 @@ use tpslab_api::config::Config;
 use tpslab_api::genesis::Genesis;
 use tpslab_testnet::{self as testnet, TestnetInit};
 use tpslab_types::tuning::CATALOGUE;
-use tpslab_types::{AppKind, Tuning};
+use tpslab_types::{AppKind, EngineKind, Tuning};
 
 /// Starts of one step before its failure to bind a port is final.
 const START_ATTEMPTS: u32 = 3;
@@ -34,8 +34,13 @@ pub struct ExperimentConfig {
     pub exe: PathBuf,
     /// Where step testnets, results.json and report.html go.
     pub out: PathBuf,
-    /// Validators per step.
+    /// Validators per BFT step.
     pub validators: usize,
+    /// The engines to run every step on, side by side (each step runs on each engine in
+    /// turn, so machine drift hits both alike).
+    pub engines: Vec<EngineKind>,
+    /// Validators per Raft step.
+    pub raft_validators: usize,
     /// Offered rate, tx/s (open loop, the same for every step).
     pub rate: u64,
     /// Measured window per step.
@@ -80,52 +85,77 @@ pub struct Step {
     pub tuning: Tuning,
     /// The binary the step's validators run, when not the experiment's own.
     pub exe: Option<PathBuf>,
+    /// The chain's consensus engine.
+    pub engine: EngineKind,
+    /// Validators of the step's chain.
+    pub validators: usize,
+}
+
+impl Step {
+    /// A step on the experiment's own binary; [`on_engines`] sets its engine and size.
+    fn new(name: String, toggle: Option<&str>, kind: &'static str, tuning: Tuning) -> Step {
+        Step {
+            name,
+            toggle: toggle.map(str::to_string),
+            kind,
+            tuning,
+            exe: None,
+            engine: EngineKind::Bft,
+            validators: 0,
+        }
+    }
 }
 
 /// The steps of an experiment: the ladder (or baseline + tuned when quick) and the ablation.
 pub fn plan(quick: bool, ablation: bool) -> Vec<Step> {
-    let mut steps = vec![Step {
-        name: "baseline".into(),
-        toggle: None,
-        kind: "ladder",
-        tuning: Tuning::baseline(),
-        exe: None,
-    }];
+    let mut steps = vec![Step::new(
+        "baseline".into(),
+        None,
+        "ladder",
+        Tuning::baseline(),
+    )];
     if quick {
-        steps.push(Step {
-            name: "tuned".into(),
-            toggle: Some("all".into()),
-            kind: "ladder",
-            tuning: Tuning::tuned(),
-            exe: None,
-        });
+        steps.push(Step::new(
+            "tuned".into(),
+            Some("all"),
+            "ladder",
+            Tuning::tuned(),
+        ));
     } else {
         let mut t = Tuning::baseline();
         for entry in CATALOGUE {
             let _ = t.set(entry.name, true);
-            steps.push(Step {
-                name: format!("+{}", entry.name),
-                toggle: Some(entry.name.into()),
-                kind: "ladder",
-                tuning: t,
-                exe: None,
-            });
+            let name = format!("+{}", entry.name);
+            steps.push(Step::new(name, Some(entry.name), "ladder", t));
         }
     }
     if ablation {
         for entry in CATALOGUE {
             let mut t = Tuning::tuned();
             let _ = t.set(entry.name, false);
-            steps.push(Step {
-                name: format!("tuned - {}", entry.name),
-                toggle: Some(entry.name.into()),
-                kind: "ablation",
-                tuning: t,
-                exe: None,
-            });
+            let name = format!("tuned - {}", entry.name);
+            steps.push(Step::new(name, Some(entry.name), "ablation", t));
         }
     }
     steps
+}
+
+/// Every step on every engine of `cfg`, interleaved: step 1 on each engine, then step 2, ...
+pub fn on_engines(steps: &[Step], cfg: &ExperimentConfig) -> Vec<Step> {
+    let mut out = Vec::new();
+    for step in steps {
+        for &engine in &cfg.engines {
+            out.push(Step {
+                engine,
+                validators: match engine {
+                    EngineKind::Bft => cfg.validators,
+                    EngineKind::Raft => cfg.raft_validators,
+                },
+                ..step.clone()
+            });
+        }
+    }
+    out
 }
 
 /// Runs every step and writes `results.json` and `report.html` into `cfg.out`.
@@ -136,21 +166,25 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
     // The allocator is fixed at build time: the same tuned chain, run by another build.
     for (name, exe) in &cfg.variants {
         steps.push(Step {
-            name: format!("tuned [{name}]"),
-            toggle: Some(name.clone()),
-            kind: "allocator",
-            tuning: Tuning::tuned(),
             exe: Some(exe.clone()),
+            ..Step::new(
+                format!("tuned [{name}]"),
+                Some(name),
+                "allocator",
+                Tuning::tuned(),
+            )
         });
     }
+    let steps = on_engines(&steps, cfg);
     let mut results = ExperimentResults::new(cfg);
     for (i, step) in steps.iter().enumerate() {
         eprintln!(
-            "[{}/{}] {}: {} validators, {} tx/s for {:?}",
+            "[{}/{}] {}: {} {} validators, {} tx/s for {:?}",
             i + 1,
             steps.len(),
             step.name,
-            cfg.validators,
+            step.validators,
+            step.engine,
             cfg.rate,
             cfg.duration
         );
@@ -193,9 +227,10 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
         let flame = write_flame(&report, &dir, &step.name);
         // Against the step before (the ladder adds one toggle) or the all-tuned step (an
         // ablation step removes one): the toggle's own effect on the profile.
+        let engine = step.engine.as_str();
         let reference = match step.kind {
-            "ablation" | "allocator" => results.tuned(),
-            _ => results.steps.last(),
+            "ablation" | "allocator" => results.tuned_of(engine),
+            _ => results.steps.iter().rfind(|s| s.engine == engine),
         };
         let diff = reference.and_then(|r| write_diff_flame(r, &report, &dir, &step.name));
         results.push(step, report, probes);
@@ -258,7 +293,7 @@ async fn start_testnet(
     config.tuning = step.tuning;
     config.app = AppKind::Transfer;
     let file = testnet::init(&TestnetInit {
-        validators: cfg.validators,
+        validators: step.validators,
         out: dir.to_path_buf(),
         chain_id: "tpslab-experiment".into(),
         accounts: cfg.accounts,
@@ -267,7 +302,7 @@ async fn start_testnet(
         config,
         byzantine: Vec::new(),
         fault_injection: schedule.is_some_and(faults::disconnects),
-        consensus: Default::default(),
+        consensus: step.engine,
     })?;
     testnet::up(
         dir,
@@ -276,9 +311,10 @@ async fn start_testnet(
     )
     .await?;
     for n in &file.nodes {
-        wait_for_height(&n.grpc_addr, 1, Duration::from_secs(60))
+        // A Raft chain cuts blocks only for txs: it is running once everyone knows a leader.
+        wait_until_running(&n.grpc_addr, step.engine, Duration::from_secs(60))
             .await
-            .with_context(|| format!("{} did not commit a first block", n.name))?;
+            .with_context(|| format!("{} is not running its chain", n.name))?;
     }
     Ok(file)
 }
@@ -397,7 +433,8 @@ fn write_diff_flame(
     }
 }
 
-async fn wait_for_height(addr: &str, height: u64, timeout: Duration) -> Result<()> {
+/// Waits until the node at `addr` committed a first block (BFT) or follows a leader (Raft).
+async fn wait_until_running(addr: &str, engine: EngineKind, timeout: Duration) -> Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut client = tpslab_api::client::connect(addr).await?;
     loop {
@@ -405,12 +442,15 @@ async fn wait_for_height(addr: &str, height: u64, timeout: Duration) -> Result<(
             .status(tpslab_api::proto::StatusRequest {})
             .await?
             .into_inner();
-        if st.height >= height {
-            return Ok(());
+        let leader = st.raft.as_ref().map_or(0, |r| r.leader);
+        match engine {
+            EngineKind::Bft if st.height >= 1 => return Ok(()),
+            EngineKind::Raft if leader != 0 => return Ok(()),
+            _ => {}
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "still at height {}",
+            "still at height {}, leader {leader}",
             st.height
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -439,5 +479,43 @@ mod tests {
         let quick = plan(true, false);
         assert_eq!(quick.len(), 2);
         assert_eq!(quick[1].tuning, Tuning::tuned());
+    }
+
+    #[test]
+    fn two_engines_run_each_step_side_by_side_at_their_own_size() {
+        let cfg = ExperimentConfig {
+            exe: PathBuf::new(),
+            out: PathBuf::new(),
+            validators: 4,
+            engines: vec![EngineKind::Raft, EngineKind::Bft],
+            raft_validators: 3,
+            rate: 1,
+            duration: Duration::ZERO,
+            warmup: Duration::ZERO,
+            drain: Duration::ZERO,
+            accounts: 1,
+            tx_size: 1,
+            block_interval_ms: 1,
+            quick: true,
+            ablation: false,
+            profile: false,
+            probes: false,
+            variants: Vec::new(),
+            perturb: None,
+        };
+        let steps = on_engines(&plan(true, false), &cfg);
+        let got: Vec<(&str, EngineKind, usize)> = steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.engine, s.validators))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("baseline", EngineKind::Raft, 3),
+                ("baseline", EngineKind::Bft, 4),
+                ("tuned", EngineKind::Raft, 3),
+                ("tuned", EngineKind::Bft, 4),
+            ]
+        );
     }
 }

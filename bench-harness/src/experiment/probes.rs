@@ -141,13 +141,13 @@ fn optf(v: Option<f64>, digits: usize) -> String {
 }
 
 /// One row per step: the kernel-side figures.
-pub(super) fn rows(steps: &[super::StepResult]) -> Vec<[String; 9]> {
-    steps
+pub(super) fn rows(r: &super::ExperimentResults) -> Vec<[String; 9]> {
+    r.steps
         .iter()
         .filter_map(|s| {
             let p = s.probes.as_ref()?;
             Some([
-                s.name.clone(),
+                r.label(s),
                 opt(p.runq_p50_us),
                 opt(p.runq_p99_us),
                 optf(p.off_cpu_share.map(|v| v * 100.0), 1),
@@ -180,7 +180,7 @@ pub(super) const HEADINGS: [&str; 9] = [
 
 /// The kernel-side figures as a markdown table (empty when the probes did not run).
 pub fn table(r: &super::ExperimentResults) -> String {
-    let rows = rows(&r.steps);
+    let rows = rows(r);
     if rows.is_empty() {
         return r
             .info

@@ -15,6 +15,12 @@ pub struct StepResult {
     pub name: String,
     /// `ladder`, `ablation` or `allocator` (the tuned chain run by another allocator build).
     pub kind: String,
+    /// The consensus engine of the step's chain (`bft` in files from before Raft).
+    #[serde(default = "bft")]
+    pub engine: String,
+    /// Validators of the step's chain (0 in files from before Raft: see the run's info).
+    #[serde(default)]
+    pub validators: usize,
     /// The toggle the step adds (ladder) or removes (ablation), or the allocator.
     pub toggle: Option<String>,
     /// The toggles on.
@@ -32,7 +38,7 @@ pub struct StepResult {
     /// Mempool + state cache lock wait of all validators per tx committed in the window, us.
     #[serde(default)]
     pub lock_wait_us_per_tx: Option<f64>,
-    /// TPS relative to the baseline step.
+    /// TPS relative to the baseline step of the same engine.
     pub x_baseline: f64,
     /// No tx sent in the window committed before the drain ended: `p50_ms`/`p99_ms` are then
     /// lower bounds (a tx sent at time t of the window waited at least until the drain's
@@ -58,6 +64,10 @@ pub struct StepResult {
     pub probes: Option<StepProbes>,
 }
 
+fn bft() -> String {
+    "bft".into()
+}
+
 /// The machine and parameters of a run, for the report and for comparisons.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunInfo {
@@ -71,7 +81,7 @@ pub struct RunInfo {
     pub cpus: usize,
     /// Total memory, MiB.
     pub mem_mib: u64,
-    /// Validators per step.
+    /// Validators per BFT step (a Raft step's own count is in its row).
     pub validators: usize,
     /// Offered rate, tx/s.
     pub rate: u64,
@@ -176,7 +186,12 @@ impl ExperimentResults {
     }
 
     pub(super) fn push(&mut self, step: &Step, report: LoadReport, probes: Option<StepProbes>) {
-        let base = self.steps.first().map_or(report.committed_tps, |b| b.tps);
+        let engine = step.engine.as_str();
+        let base = self
+            .steps
+            .iter()
+            .find(|b| b.engine == engine)
+            .map_or(report.committed_tps, |b| b.tps);
         let cpu: f64 = report.resources.iter().filter_map(|r| r.cpu_pct).sum();
         let allocs: Option<u64> = report.resources.iter().map(|r| r.allocations).sum();
         let committed_in_window = report.committed_tps * report.duration_secs;
@@ -194,6 +209,8 @@ impl ExperimentResults {
         self.steps.push(StepResult {
             name: step.name.clone(),
             kind: step.kind.to_string(),
+            engine: engine.to_string(),
+            validators: step.validators,
             toggle: step.toggle.clone(),
             enabled: step
                 .tuning
@@ -261,7 +278,7 @@ impl ExperimentResults {
             };
             s.push_str(&format!(
                 "| {} | {} | {:.0} | {}{:.0} ms | {}{:.0} ms | {:.0} | {} | {:.2}x |\n",
-                st.name,
+                self.label(st),
                 toggle,
                 st.tps,
                 st.bound(),
@@ -273,9 +290,17 @@ impl ExperimentResults {
                 st.x_baseline
             ));
         }
-        if let (Some(b), Some(t)) = (self.baseline(), self.tuned()) {
+        for engine in self.engines() {
+            let (Some(b), Some(t)) = (self.baseline_of(engine), self.tuned_of(engine)) else {
+                continue;
+            };
+            let of = if self.engines().len() > 1 {
+                format!(" [{engine}, {} validators]", t.validators)
+            } else {
+                String::new()
+            };
             s.push_str(&format!(
-                "\ntuned vs baseline at {} tx/s offered: {:.2}x committed TPS ({:.0} vs {:.0}), P99 {:.0} ms vs {}{:.0} ms ({}1/{:.1})\n",
+                "\ntuned vs baseline{of} at {} tx/s offered: {:.2}x committed TPS ({:.0} vs {:.0}), P99 {:.0} ms vs {}{:.0} ms ({}1/{:.1})\n",
                 self.info.rate,
                 t.tps / b.tps.max(1e-9),
                 t.tps,
@@ -287,6 +312,7 @@ impl ExperimentResults {
                 b.p99_ms / t.p99_ms.max(1e-9)
             ));
         }
+        s.push_str(&self.engines_line());
         for st in &self.steps {
             for n in &st.report.resources {
                 if let Some(t) = n.tasks.as_ref().filter(|t| t.leak_suspected) {
@@ -313,7 +339,7 @@ impl ExperimentResults {
         }
         s.push_str(&format!("\n|---|{}\n", "---|".repeat(names.len())));
         for st in &self.steps {
-            s.push_str(&format!("| {} |", st.name));
+            s.push_str(&format!("| {} |", self.label(st)));
             for n in &names {
                 match st
                     .report
@@ -330,14 +356,78 @@ impl ExperimentResults {
         s
     }
 
-    /// The baseline step.
+    /// The baseline step (of the first engine run).
     pub fn baseline(&self) -> Option<&StepResult> {
-        self.steps.iter().find(|s| s.name == "baseline")
+        self.baseline_of(self.engines().first()?)
     }
 
-    /// The all-tuned step (the last of the ladder).
+    /// The all-tuned step, the last of the ladder (of the first engine run).
     pub fn tuned(&self) -> Option<&StepResult> {
-        self.steps.iter().rfind(|s| s.kind == "ladder")
+        self.tuned_of(self.engines().first()?)
+    }
+
+    /// The baseline step of `engine`.
+    pub fn baseline_of(&self, engine: &str) -> Option<&StepResult> {
+        self.steps
+            .iter()
+            .find(|s| s.name == "baseline" && s.engine == engine)
+    }
+
+    /// The all-tuned step of `engine`.
+    pub fn tuned_of(&self, engine: &str) -> Option<&StepResult> {
+        self.steps
+            .iter()
+            .rfind(|s| s.kind == "ladder" && s.engine == engine)
+    }
+
+    /// The engines run, in order of first appearance.
+    pub fn engines(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for s in &self.steps {
+            if !out.contains(&s.engine.as_str()) {
+                out.push(&s.engine);
+            }
+        }
+        out
+    }
+
+    /// A step's name, with its engine when the run compared engines.
+    pub fn label(&self, st: &StepResult) -> String {
+        if self.engines().len() > 1 {
+            format!("{} [{}]", st.name, st.engine)
+        } else {
+            st.name.clone()
+        }
+    }
+
+    /// Raft against BFT, step by step, when the run had both: what Byzantine tolerance costs
+    /// under each toggle set.
+    fn engines_line(&self) -> String {
+        let (Some(raft), Some(bft)) = (self.tuned_of("raft"), self.tuned_of("bft")) else {
+            return String::new();
+        };
+        let mut s = format!(
+            "raft ({} validators) vs bft ({} validators), committed TPS:",
+            raft.validators, bft.validators
+        );
+        for r in self.steps.iter().filter(|s| s.engine == "raft") {
+            let b = self
+                .steps
+                .iter()
+                .find(|b| b.engine == "bft" && b.name == r.name);
+            if let Some(b) = b {
+                s.push_str(&format!(
+                    " {} {:.2}x ({:.0} vs {:.0});",
+                    r.name,
+                    r.tps / b.tps.max(1e-9),
+                    r.tps,
+                    b.tps
+                ));
+            }
+        }
+        s.pop();
+        s.push('\n');
+        s
     }
 }
 
@@ -358,7 +448,11 @@ pub fn compare(a: &ExperimentResults, b: &ExperimentResults) -> String {
     let pct = |x: f64, y: f64| if x > 0.0 { 100.0 * (y - x) / x } else { 0.0 };
     let mut regressions = 0;
     for sa in &a.steps {
-        let Some(sb) = b.steps.iter().find(|s| s.name == sa.name) else {
+        let Some(sb) = b
+            .steps
+            .iter()
+            .find(|s| s.name == sa.name && s.engine == sa.engine)
+        else {
             continue;
         };
         let dt = pct(sa.tps, sb.tps);
@@ -371,7 +465,14 @@ pub fn compare(a: &ExperimentResults, b: &ExperimentResults) -> String {
         };
         s.push_str(&format!(
             "| {} | {:.0} | {:.0} | {:+.1}% | {:.0} | {:.0} | {:+.1}% | {} |\n",
-            sa.name, sa.tps, sb.tps, dt, sa.p99_ms, sb.p99_ms, dp, flag
+            a.label(sa),
+            sa.tps,
+            sb.tps,
+            dt,
+            sa.p99_ms,
+            sb.p99_ms,
+            dp,
+            flag
         ));
     }
     s.push_str(&format!(

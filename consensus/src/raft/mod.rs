@@ -10,6 +10,8 @@
 
 mod core;
 pub mod metrics;
+#[cfg(test)]
+mod sim;
 mod slog_bridge;
 mod store;
 

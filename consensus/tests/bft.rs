@@ -397,7 +397,8 @@ fn duplicate_votes_count_once_and_equivocation_is_reported() {
     assert!(d.process(prevote(0, Some(a), 1)).is_empty());
     d.process(prevote(0, Some(a), 2));
     assert_eq!(d.state().step, Step::Prevote);
-    // Validator 2 also prevotes b in the same round: equivocation, not counted.
+    // Validator 2 also prevotes b in the same round: equivocation, reported (and counted for
+    // b only, never twice toward the round's total).
     let out = d.process(prevote(0, Some(b), 2));
     match &out[..] {
         [Out::Equivocation(e)] => {
@@ -408,6 +409,27 @@ fn duplicate_votes_count_once_and_equivocation_is_reported() {
     }
     assert_eq!(d.votes().equivocations.len(), 1);
     assert_eq!(d.state().step, Step::Prevote);
+}
+
+/// An equivocator's second prevote counts for its value: a polka it took part in, seen first
+/// by another validator that got its other face, is visible here too, so a proof-of-lock
+/// proposal built on it is accepted (otherwise a locked validator and the rest never agree
+/// again: found by the simulated network, tests/bft_sim.rs).
+#[test]
+fn an_equivocators_other_prevote_completes_a_proof_of_lock() {
+    let (a, b) = (block(1), block(2));
+    let mut d = driver(0);
+    d.process(In::Start);
+    // Round 0: 2 and 3 prevote a; 1 showed us nil first, then its vote for a.
+    d.process(prevote(0, Some(a), 2));
+    d.process(prevote(0, Some(a), 3));
+    d.process(prevote(0, None, 1));
+    assert!(!d.votes().has_quorum_for(&vals(), 0, VoteType::Prevote, &a));
+    d.process(prevote(0, Some(a), 1));
+    assert!(d.votes().has_quorum_for(&vals(), 0, VoteType::Prevote, &a));
+    // A third face counts for nothing.
+    d.process(prevote(0, Some(b), 1));
+    assert!(!d.votes().has_quorum_for(&vals(), 0, VoteType::Prevote, &b));
 }
 
 #[test]

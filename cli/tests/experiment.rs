@@ -88,23 +88,29 @@ fn unknown_toggles_are_refused_and_chosen_ones_are_written() {
     assert!(err.contains("sig_cahce"), "{err}");
 }
 
+/// `quick_experiment(duration) --out OUT ARGS`, which must succeed; its stdout.
+fn run_quick(duration: &str, out: &std::path::Path, args: &[&str]) -> String {
+    let run = quick_experiment(duration)
+        .arg("--out")
+        .arg(out)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stdout
+}
+
 #[test]
 fn quick_experiment_end_to_end() {
     let _turn = testnet_turn();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("exp");
-    let out = quick_experiment("6s")
-        .arg("--out")
-        .arg(&out_dir)
-        .arg("--probes")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_quick("6s", &out_dir, &["--probes"]);
     assert!(
         stdout
             .contains("| step | toggle added | TPS | P50 | P99 | CPU % | allocs/tx | x baseline |"),
@@ -309,18 +315,7 @@ fn quick_experiment_compares_raft_and_bft() {
     let _turn = testnet_turn();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("exp");
-    let out = quick_experiment("3s")
-        .arg("--out")
-        .arg(&out_dir)
-        .args(["--consensus", "raft,bft", "--no-profile"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_quick("3s", &out_dir, &["--consensus", "raft,bft", "--no-profile"]);
     for said in [
         "| baseline [raft] |",
         "| tuned [bft] |",

@@ -20,6 +20,7 @@ mod pipeline;
 pub mod raft;
 mod reactor;
 pub mod signer;
+pub mod sim;
 mod solo;
 pub mod sync;
 pub mod transport;

@@ -19,32 +19,12 @@ use tpslab_consensus::bft::{
     Driver, DriverInput as In, DriverOutput as Out, ProposalInput, SignedVote, TimeoutKind,
     Timeouts, Validator, ValidatorSet,
 };
+use tpslab_consensus::sim::{seeds, SimRng as Rng};
 use tpslab_types::pb::VoteType;
 use tpslab_types::Hash;
 
 /// How often a validator re-sends its own messages of its height.
 const GOSSIP_MS: u64 = 250;
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Msg {
@@ -274,6 +254,30 @@ impl Sim {
         }
     }
 
+    /// Node `i` signs, publishes and counts its own vote; what counting it leads to.
+    fn vote(
+        &mut self,
+        i: usize,
+        vote_type: VoteType,
+        height: u64,
+        round: u32,
+        value: Option<Hash>,
+    ) -> Vec<Out> {
+        let v = SignedVote {
+            vote_type,
+            height,
+            round,
+            value,
+            validator: i,
+            timestamp_unix_nanos: 0,
+            signature: vec![],
+        };
+        self.signed
+            .insert((i, vote_type as i32, height, round, value));
+        self.publish(i, Msg::Vote(v.clone()));
+        self.nodes[i].driver.process(In::Vote(v))
+    }
+
     /// Feeds `input` to node `i` and performs everything it leads to.
     fn feed(&mut self, i: usize, input: In) -> Result<(), String> {
         let mut queue = self.nodes[i].driver.process(input);
@@ -312,21 +316,7 @@ impl Sim {
                         height,
                         round,
                         value,
-                    } => {
-                        let v = SignedVote {
-                            vote_type,
-                            height,
-                            round,
-                            value,
-                            validator: i,
-                            timestamp_unix_nanos: 0,
-                            signature: vec![],
-                        };
-                        self.signed
-                            .insert((i, vote_type as i32, height, round, value));
-                        self.publish(i, Msg::Vote(v.clone()));
-                        next.extend(self.nodes[i].driver.process(In::Vote(v)));
-                    }
+                    } => next.extend(self.vote(i, vote_type, height, round, value)),
                     Out::ScheduleTimeout {
                         kind,
                         height,
@@ -619,17 +609,7 @@ fn run_seed(seed: u64) -> Result<String, String> {
 
 #[test]
 fn bft_sim_never_breaks_agreement_and_stays_live() {
-    let seeds: Vec<u64> = match std::env::var("TPSLAB_SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("TPSLAB_SIM_SEED is a number")],
-        Err(_) => {
-            let n = std::env::var("TPSLAB_SIM_SEEDS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(200u64);
-            (0..n).collect()
-        }
-    };
-    for seed in seeds {
+    for seed in seeds() {
         match run_seed(seed) {
             Ok(summary) => eprintln!("seed {seed}: {summary}"),
             Err(e) => panic!(

@@ -158,10 +158,8 @@ pub fn on_engines(steps: &[Step], cfg: &ExperimentConfig) -> Vec<Step> {
     out
 }
 
-/// Runs every step and writes `results.json` and `report.html` into `cfg.out`.
-pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
-    std::fs::create_dir_all(&cfg.out)
-        .with_context(|| format!("cannot create {}", cfg.out.display()))?;
+/// The plan, the allocator variants, each on every engine.
+fn all_steps(cfg: &ExperimentConfig) -> Vec<Step> {
     let mut steps = plan(cfg.quick, cfg.ablation);
     // The allocator is fixed at build time: the same tuned chain, run by another build.
     for (name, exe) in &cfg.variants {
@@ -175,7 +173,14 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
             )
         });
     }
-    let steps = on_engines(&steps, cfg);
+    on_engines(&steps, cfg)
+}
+
+/// Runs every step and writes `results.json` and `report.html` into `cfg.out`.
+pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
+    std::fs::create_dir_all(&cfg.out)
+        .with_context(|| format!("cannot create {}", cfg.out.display()))?;
+    let steps = all_steps(cfg);
     let mut results = ExperimentResults::new(cfg);
     for (i, step) in steps.iter().enumerate() {
         eprintln!(

@@ -14,6 +14,7 @@ use super::metrics::RaftMetrics;
 use super::{RaftConfig, RaftEngine};
 use crate::memory::MemPool;
 use crate::pipeline::{BlockLimits, BlockPipeline, PipelineParts};
+use crate::sim::{seeds, SimRng as Rng};
 use crate::transport::Transport;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -30,28 +31,6 @@ use tpslab_types::{AppKind, Hash, Tuning};
 
 const CHAIN: &str = "sim";
 const ELECTION_TICKS: usize = 10;
-
-/// splitmix64: a small, well-mixed generator; the simulation needs nothing stronger.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    /// True with probability `pct` percent.
-    fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
-}
 
 /// What one validator sent since the simulation last looked: (to, payload), in send order.
 #[derive(Default)]
@@ -153,69 +132,89 @@ fn election_timeout(seed: u64, i: usize, term: u64) -> usize {
     ELECTION_TICKS + r.below(ELECTION_TICKS as u64) as usize
 }
 
-/// Runs one seed; returns a description of the first violation.
-fn run_seed(seed: u64) -> Result<(), String> {
-    let mut rng = Rng(seed);
-    let n = if rng.chance(30) { 5 } else { 3 };
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut nodes: Vec<SimNode> = (0..n)
-        .map(|i| {
-            boot(
-                dir.path(),
-                i,
-                n,
-                &Arc::new(MemPool::default()),
-                &Arc::default(),
-            )
+/// One seed's simulation: the validators, the messages in flight and the partition.
+struct RaftSim {
+    seed: u64,
+    rng: Rng,
+    n: usize,
+    dir: tempfile::TempDir,
+    nodes: Vec<SimNode>,
+    ids: Vec<PeerId>,
+    /// (deliver at tick, from, to, payload), in send order.
+    in_flight: Vec<(u64, usize, usize, Bytes)>,
+    /// side[i]: validators on different sides cannot talk; 0 everywhere is no partition.
+    side: Vec<u8>,
+    txs_added: u64,
+}
+
+impl RaftSim {
+    fn new(seed: u64) -> Result<RaftSim, String> {
+        let mut rng = Rng(seed);
+        let n = if rng.chance(30) { 5 } else { 3 };
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let nodes = (0..n)
+            .map(|i| boot(dir.path(), i, n, &Arc::default(), &Arc::default()))
+            .collect();
+        Ok(RaftSim {
+            seed,
+            rng,
+            n,
+            dir,
+            nodes,
+            ids: peers(n),
+            in_flight: Vec::new(),
+            side: vec![0; n],
+            txs_added: 0,
         })
-        .collect();
-    let ids = peers(n);
-    let mut in_flight: Vec<(u64, usize, usize, Bytes)> = Vec::new();
-    // side[i]: validators on different sides cannot talk; 0 everywhere is no partition.
-    let mut side = vec![0u8; n];
-    let mut txs_added = 0u64;
-    let mut agreement = Agreement::default();
-    let (faulty, calm) = (400u64, 400u64);
-    for t in 0..faulty + calm {
-        let faults = t < faulty;
-        if faults {
-            if rng.chance(2) {
-                // A random split, or heal.
-                for s in side.iter_mut() {
-                    *s = if rng.chance(50) { 0 } else { 1 };
-                }
-            }
-            if rng.chance(1) {
-                let i = rng.below(n as u64) as usize;
-                if nodes[i].core.is_some() {
-                    // Crash: everything in memory is gone; the disk stays.
-                    nodes[i].core = None;
-                    nodes[i].db = None;
-                } else {
-                    let (pool, wire) = (nodes[i].pool.clone(), nodes[i].wire.clone());
-                    nodes[i] = boot(dir.path(), i, n, &pool, &wire);
-                }
-            }
-        } else if t == faulty {
-            side.fill(0);
-            for i in 0..n {
-                if nodes[i].core.is_none() {
-                    let (pool, wire) = (nodes[i].pool.clone(), nodes[i].wire.clone());
-                    nodes[i] = boot(dir.path(), i, n, &pool, &wire);
-                }
+    }
+
+    /// Restarts validator `i` from its disk.
+    fn restart(&mut self, i: usize) {
+        let (pool, wire) = (self.nodes[i].pool.clone(), self.nodes[i].wire.clone());
+        self.nodes[i] = boot(self.dir.path(), i, self.n, &pool, &wire);
+    }
+
+    /// This tick's faults: a new split (or a heal), a crash or a restart, a new tx.
+    fn perturb(&mut self) {
+        if self.rng.chance(2) {
+            for s in 0..self.n {
+                self.side[s] = u8::from(self.rng.chance(50));
             }
         }
-        if faults && rng.chance(20) {
+        if self.rng.chance(1) {
+            let i = self.rng.below(self.n as u64) as usize;
+            if self.nodes[i].core.is_some() {
+                // Crash: everything in memory is gone; the disk stays.
+                self.nodes[i].core = None;
+                self.nodes[i].db = None;
+            } else {
+                self.restart(i);
+            }
+        }
+        if self.rng.chance(20) {
             // Gossip: every validator's mempool gets the tx.
-            let tx = format!("k{txs_added}=v{seed}").into_bytes();
-            txs_added += 1;
-            for node in &nodes {
+            let tx = format!("k{}=v{}", self.txs_added, self.seed).into_bytes();
+            self.txs_added += 1;
+            for node in &self.nodes {
                 node.pool.add([tx.clone()]);
             }
         }
-        // Deliver what is due, in send order.
+    }
+
+    /// The faults stop: the partition heals and every crashed validator restarts.
+    fn calm_down(&mut self) {
+        self.side.fill(0);
+        for i in 0..self.n {
+            if self.nodes[i].core.is_none() {
+                self.restart(i);
+            }
+        }
+    }
+
+    /// Delivers what is due at `t`, in send order, across no partition.
+    fn deliver(&mut self, t: u64) {
         let mut due = Vec::new();
-        in_flight.retain(|m| {
+        self.in_flight.retain(|m| {
             if m.0 <= t {
                 due.push(m.clone());
                 false
@@ -224,20 +223,24 @@ fn run_seed(seed: u64) -> Result<(), String> {
             }
         });
         for (_, from, to, payload) in due {
-            if let Some(core) = nodes[to].core.as_mut() {
-                if side[from] == side[to] {
-                    core.step(ids[from], &payload);
-                }
+            let same_side = self.side[from] == self.side[to];
+            if let Some(core) = self.nodes[to].core.as_mut().filter(|_| same_side) {
+                core.step(self.ids[from], &payload);
             }
         }
-        for (i, node) in nodes.iter_mut().enumerate() {
+    }
+
+    /// One tick of every running validator: tick, propose, handle Ready; what it sent goes
+    /// on the wire (dropped or delayed while `faults`).
+    fn tick(&mut self, t: u64, faults: bool) -> Result<(), String> {
+        for (i, node) in self.nodes.iter_mut().enumerate() {
             let Some(core) = node.core.as_mut() else {
                 continue;
             };
             let term = core.node.raft.term;
             core.node
                 .raft
-                .set_randomized_election_timeout(election_timeout(seed, i, term));
+                .set_randomized_election_timeout(election_timeout(self.seed, i, term));
             core.node.tick();
             if node.pool.size() > 0 && core.may_propose(Duration::MAX) {
                 core.propose_block().map_err(|e| e.to_string())?;
@@ -245,18 +248,37 @@ fn run_seed(seed: u64) -> Result<(), String> {
             core.on_ready().map_err(|e| format!("node{i}: {e}"))?;
             core.commits.clear();
             for (to, payload) in node.wire.sent.lock().drain(..) {
-                if faults && rng.chance(5) {
+                if faults && self.rng.chance(5) {
                     continue;
                 }
-                let delay = if faults { rng.below(4) } else { 1 };
-                in_flight.push((t + delay.max(1), i, to, payload));
+                let delay = if faults { self.rng.below(4) } else { 1 };
+                self.in_flight.push((t + delay.max(1), i, to, payload));
             }
         }
+        Ok(())
+    }
+}
+
+/// Runs one seed; returns a description of the first violation.
+fn run_seed(seed: u64) -> Result<(), String> {
+    let mut sim = RaftSim::new(seed)?;
+    let mut agreement = Agreement::default();
+    let (faulty, calm) = (400u64, 400u64);
+    for t in 0..faulty + calm {
+        let faults = t < faulty;
+        if faults {
+            sim.perturb();
+        } else if t == faulty {
+            sim.calm_down();
+        }
+        sim.deliver(t);
+        sim.tick(t, faults)?;
         agreement
-            .check(&nodes)
+            .check(&sim.nodes)
             .map_err(|e| format!("tick {t}: {e}"))?;
     }
-    let heights: Vec<u64> = nodes
+    let heights: Vec<u64> = sim
+        .nodes
         .iter()
         .map(|node| {
             node.db
@@ -267,11 +289,11 @@ fn run_seed(seed: u64) -> Result<(), String> {
     if heights.iter().any(|h| *h != heights[0]) || heights[0] == 0 {
         return Err(format!("no convergence after healing: heights {heights:?}"));
     }
-    eprintln!("seed {seed}: {n} validators, heights {heights:?}, {txs_added} txs");
-    let pending: Vec<usize> = nodes.iter().map(|node| node.pool.size()).collect();
+    let pending: Vec<usize> = sim.nodes.iter().map(|node| node.pool.size()).collect();
     if pending.iter().any(|p| *p > 0) {
         return Err(format!(
-            "txs never committed: pending {pending:?} of {txs_added}"
+            "txs never committed: pending {pending:?} of {}",
+            sim.txs_added
         ));
     }
     Ok(())
@@ -314,17 +336,7 @@ impl Agreement {
 
 #[test]
 fn raft_sim_never_breaks_agreement_and_converges_after_healing() {
-    let seeds: Vec<u64> = match std::env::var("TPSLAB_SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("TPSLAB_SIM_SEED is a number")],
-        Err(_) => {
-            let n = std::env::var("TPSLAB_SIM_SEEDS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(200u64);
-            (0..n).collect()
-        }
-    };
-    for seed in seeds {
+    for seed in seeds() {
         if let Err(e) = run_seed(seed) {
             panic!("seed {seed}: {e} (reproduce: TPSLAB_SIM_SEED={seed} cargo test -p tpslab-consensus raft_sim)");
         }

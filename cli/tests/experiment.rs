@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{bin, quick_experiment, testnet_turn};
+use common::{bin, quick_experiment, succeeded, testnet_turn};
 use std::process::Command;
 
 fn run(args: &[&str]) -> std::process::Output {
@@ -96,13 +96,7 @@ fn run_quick(duration: &str, out: &std::path::Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    stdout
+    succeeded(&run, "experiment")
 }
 
 #[test]

@@ -406,28 +406,30 @@ impl ExperimentResults {
         let (Some(raft), Some(bft)) = (self.tuned_of("raft"), self.tuned_of("bft")) else {
             return String::new();
         };
-        let mut s = format!(
-            "raft ({} validators) vs bft ({} validators), committed TPS:",
-            raft.validators, bft.validators
-        );
-        for r in self.steps.iter().filter(|s| s.engine == "raft") {
-            let b = self
-                .steps
-                .iter()
-                .find(|b| b.engine == "bft" && b.name == r.name);
-            if let Some(b) = b {
-                s.push_str(&format!(
-                    " {} {:.2}x ({:.0} vs {:.0});",
+        let pairs: Vec<String> = self
+            .steps
+            .iter()
+            .filter(|r| r.engine == "raft")
+            .filter_map(|r| {
+                let b = self
+                    .steps
+                    .iter()
+                    .find(|b| b.engine == "bft" && b.name == r.name)?;
+                Some(format!(
+                    "{} {:.2}x ({:.0} vs {:.0})",
                     r.name,
                     r.tps / b.tps.max(1e-9),
                     r.tps,
                     b.tps
-                ));
-            }
-        }
-        s.pop();
-        s.push('\n');
-        s
+                ))
+            })
+            .collect();
+        format!(
+            "raft ({} validators) vs bft ({} validators), committed TPS: {}\n",
+            raft.validators,
+            bft.validators,
+            pairs.join("; ")
+        )
     }
 }
 

@@ -373,15 +373,19 @@ impl TestNet {
     pub fn check(&self, extra: &[&str]) -> String {
         let mut args = vec!["testnet", "check"];
         args.extend_from_slice(extra);
-        let out = self.run(&args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "testnet check failed: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
+        succeeded(&self.run(&args), "testnet check")
     }
+}
+
+/// The stdout of a command that must have succeeded (else both streams, under `what`).
+pub fn succeeded(out: &std::process::Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 impl Drop for TestNet {
@@ -399,12 +403,7 @@ pub fn run_load(args: &[&str], json: &Path) -> (String, serde_json::Value) {
         .arg(json)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "load failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out, "load");
     let report = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     (stdout, report)
 }

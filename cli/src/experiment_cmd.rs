@@ -112,9 +112,7 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
         out: a.out.clone(),
         validators: a.validators,
         engines: engines(&a.consensus)?,
-        raft_validators: a
-            .raft_validators
-            .unwrap_or(2 * (a.validators.saturating_sub(1) / 3) + 1),
+        raft_validators: raft_validators(&a)?,
         rate: a.rate,
         duration: a.duration.unwrap_or(duration),
         warmup: a.warmup.unwrap_or(warmup),
@@ -149,4 +147,14 @@ fn engines(named: &[tpslab_types::EngineKind]) -> Result<Vec<tpslab_types::Engin
         out.push(*e);
     }
     Ok(out)
+}
+
+/// Validators per Raft step: as asked, else the BFT size's fault budget (2f + 1 for 3f + 1).
+fn raft_validators(a: &ExperimentArgs) -> Result<usize> {
+    anyhow::ensure!(a.validators >= 1, "--validators must be at least 1");
+    let n = a
+        .raft_validators
+        .unwrap_or(2 * ((a.validators - 1) / 3) + 1);
+    anyhow::ensure!(n >= 1, "--raft-validators must be at least 1");
+    Ok(n)
 }

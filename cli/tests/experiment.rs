@@ -88,6 +88,39 @@ fn unknown_toggles_are_refused_and_chosen_ones_are_written() {
     assert!(err.contains("sig_cahce"), "{err}");
 }
 
+/// Bad engine lists and sizes are refused before any testnet starts.
+#[test]
+fn experiment_refuses_bad_engine_arguments() {
+    for (args, said) in [
+        (
+            &["--consensus", "paxos"][..],
+            "unknown consensus engine `paxos`",
+        ),
+        (
+            &["--consensus", "raft,raft"][..],
+            "--consensus names raft twice",
+        ),
+        (
+            &["--consensus", "raft", "--raft-validators", "0"][..],
+            "--raft-validators must be at least 1",
+        ),
+        (
+            &["--validators", "0"][..],
+            "--validators must be at least 1",
+        ),
+    ] {
+        let out = run(&[
+            &["experiment", "--quick", "--out", "/nonexistent/tpslab"][..],
+            args,
+        ]
+        .concat());
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
 /// `quick_experiment(duration) --out OUT ARGS`, which must succeed; its stdout.
 fn run_quick(duration: &str, out: &std::path::Path, args: &[&str]) -> String {
     let run = quick_experiment(duration)

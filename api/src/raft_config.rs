@@ -17,6 +17,11 @@ pub struct RaftSection {
     /// Batching: once a tx is pending, the leader waits up to this long for a full block
     /// (`consensus.max_block_txs`) before proposing what it has.
     pub linger_ms: u64,
+    /// Log compaction: once `2 * log_keep` applied entries are in the log, all but the last
+    /// `log_keep` go (a follower that lags by more catches up from a snapshot: the chain's
+    /// height and hashes, then the blocks by block sync). Bounds the log in memory and on
+    /// disk to `2 * log_keep` blocks. 0 never compacts.
+    pub log_keep: u64,
 }
 
 impl Default for RaftSection {
@@ -26,6 +31,7 @@ impl Default for RaftSection {
             election_ticks: 10,
             heartbeat_ticks: 2,
             linger_ms: 20,
+            log_keep: 200,
         }
     }
 }

@@ -14,60 +14,6 @@ use tpslab_api::proto::{GetAccountRequest, StatusRequest};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::Hash;
 
-/// Stops `n`, deletes its data dir (Raft log, chain, state) and starts it again; returns the
-/// length its log had, so callers read only what the new life logged.
-fn wipe_and_restart(n: &tpslab_testnet::TestnetNode) -> usize {
-    tpslab_testnet::stop_node(n).unwrap();
-    std::fs::remove_dir_all(n.home.join("data")).unwrap();
-    let from = log_len(&n.home);
-    tpslab_testnet::start_node(n, Path::new(bin())).unwrap();
-    from
-}
-
-/// Bytes in a node's log now (a restart appends to it).
-fn log_len(home: &Path) -> usize {
-    std::fs::read(home.join("node.log")).map_or(0, |b| b.len())
-}
-
-/// What a node logged after `from` bytes.
-fn log_since(home: &Path, from: usize) -> String {
-    let b = std::fs::read(home.join("node.log")).unwrap_or_default();
-    String::from_utf8_lossy(b.get(from..).unwrap_or_default()).into_owned()
-}
-
-/// Waits up to `secs` until the chain at `addr` holds `want` txs.
-async fn wait_for_txs(addr: &str, want: u64, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let got = txs_on_chain(addr).await;
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{addr} holds {got} txs, want {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn load_args<'a>(dir: &'a Path, duration: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec![
-        "--testnet",
-        dir.to_str().unwrap(),
-        "--rate",
-        "50",
-        "--duration",
-        duration,
-        "--warmup",
-        "1s",
-        "--drain",
-        "60s",
-    ];
-    a.extend_from_slice(extra);
-    a
-}
-
 async fn commits_everything(validators: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");

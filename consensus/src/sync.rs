@@ -97,6 +97,21 @@ fn verify_one(
     vals: &ValidatorSet,
     rec: pb::BlockRecord,
 ) -> Result<Option<(pb::Block, Hash, pb::Commit)>, Invalid> {
+    let Some((block, hash, commit)) = next_record(pipeline, rec)? else {
+        return Ok(None);
+    };
+    let height = block.header.as_ref().map_or(0, |h| h.height);
+    verify_commit(pipeline.chain_id(), vals, height, &hash, &commit)?;
+    Ok(Some((block, hash, commit)))
+}
+
+/// The record's block, hash and commit if it holds the next block, well formed and linked
+/// to our chain under the hash it claims; None if it is not the next one. The commit is the
+/// caller's to verify (a BFT commit's signatures; a Raft commit has none).
+pub fn next_record(
+    pipeline: &BlockPipeline,
+    rec: pb::BlockRecord,
+) -> Result<Option<(pb::Block, Hash, pb::Commit)>, Invalid> {
     let next = pipeline
         .last_committed()
         .map_err(|e| Invalid::Unverifiable(e.to_string()))?
@@ -117,6 +132,5 @@ fn verify_one(
         return Err(BlockFault::Hash.into());
     }
     let commit = rec.commit.ok_or(Invalid::Missing("commit"))?;
-    verify_commit(pipeline.chain_id(), vals, height, &hash, &commit)?;
     Ok(Some((block, hash, commit)))
 }

@@ -193,6 +193,8 @@ pub(crate) fn raft_engine(
             linger: cfg.raft.linger(),
             max_block_txs: cfg.consensus.max_block_txs,
             seed: None,
+            log_keep: cfg.raft.log_keep,
+            max_frame_bytes: cfg.p2p.max_frame_bytes,
         },
         keys.into_iter().map(PeerId).collect(),
         index,

@@ -1,5 +1,6 @@
 //! The Raft engine's durable log in its own column family: `h` the hard state, `c` the conf
-//! state, `e` + big-endian index each entry (so a range scan reads the log in order).
+//! state, `b` the log base, `s` the snapshot, `e` + big-endian index each entry (so a range
+//! scan reads the log in order).
 
 use crate::db::{StateDb, CF_RAFT};
 use crate::error::db_err;
@@ -8,6 +9,9 @@ use tpslab_types::ports::{LedgerError, RaftLog, RaftState, RaftWrite};
 
 const HARD_STATE: &[u8] = b"h";
 const CONF_STATE: &[u8] = b"c";
+const LOG_BASE: &[u8] = b"b";
+const SNAPSHOT: &[u8] = b"s";
+const ABSTAINING: &[u8] = b"a";
 const ENTRY: u8 = b'e';
 
 fn entry_key(index: u64) -> [u8; 9] {
@@ -47,6 +51,9 @@ impl RaftLog for StateDb {
             hard_state: get(HARD_STATE)?,
             conf_state: get(CONF_STATE)?,
             entries,
+            log_base: get(LOG_BASE)?,
+            snapshot: get(SNAPSHOT)?,
+            abstaining: !get(ABSTAINING)?.is_empty(),
         })
     }
 
@@ -69,6 +76,17 @@ impl RaftLog for StateDb {
         }
         if let Some(below) = w.compact_below {
             batch.delete_range_cf(cf, entry_key(0), entry_key(below));
+        }
+        if let Some(b) = &w.log_base {
+            batch.put_cf(cf, LOG_BASE, b);
+        }
+        if let Some(s) = &w.snapshot {
+            batch.put_cf(cf, SNAPSHOT, s);
+        }
+        match w.abstaining {
+            Some(true) => batch.put_cf(cf, ABSTAINING, b"1"),
+            Some(false) => batch.delete_cf(cf, ABSTAINING),
+            None => {}
         }
         db.write_opt(batch, opts)
             .map_err(db_err("write raft log"))
@@ -97,6 +115,9 @@ mod tests {
             entries: vec![e(4, "b")],
             compact_below: Some(2),
             conf_state: Some(b"cs".to_vec()),
+            log_base: Some(b"base".to_vec()),
+            snapshot: Some(b"snap".to_vec()),
+            abstaining: Some(true),
             ..RaftWrite::default()
         })
         .unwrap();
@@ -106,5 +127,9 @@ mod tests {
         assert_eq!(s.hard_state, b"hs1");
         assert_eq!(s.conf_state, b"cs");
         assert_eq!(s.entries, vec![e(2, "a"), e(3, "a"), e(4, "b")]);
+        assert_eq!(
+            (&s.log_base[..], &s.snapshot[..]),
+            (&b"base"[..], &b"snap"[..])
+        );
     }
 }

@@ -111,6 +111,15 @@ pub struct RaftState {
     pub conf_state: Vec<u8>,
     /// Log entries in index order: (index, encoded entry).
     pub entries: Vec<(u64, Vec<u8>)>,
+    /// Encoded metadata (index, term) of the last entry compacted away: the log continues
+    /// right after it (empty while nothing was compacted).
+    pub log_base: Vec<u8>,
+    /// The encoded snapshot a leader sends a follower that needs compacted entries (empty
+    /// while there is none).
+    pub snapshot: Vec<u8>,
+    /// Whether the engine was abstaining from votes (it started with nothing and had not yet
+    /// caught up) when it stopped: a restart must not end that.
+    pub abstaining: bool,
 }
 
 /// One durable step of a Raft engine, written atomically and synced before it returns: the
@@ -124,8 +133,15 @@ pub struct RaftWrite {
     pub hard_state: Option<Vec<u8>>,
     /// A new conf state.
     pub conf_state: Option<Vec<u8>>,
-    /// Drop entries below this index (the log was compacted after apply).
+    /// Drop entries below this index (the log was compacted after apply, or replaced by a
+    /// snapshot). Applied after `entries`.
     pub compact_below: Option<u64>,
+    /// A new log base (see [`RaftState::log_base`]).
+    pub log_base: Option<Vec<u8>>,
+    /// A new snapshot (see [`RaftState::snapshot`]).
+    pub snapshot: Option<Vec<u8>>,
+    /// Starts or ends abstention (see [`RaftState::abstaining`]).
+    pub abstaining: Option<bool>,
 }
 
 /// The durable Raft log and hard state, beside the chain in the same database.

@@ -7,9 +7,11 @@
 //! the entry and the chain before it (height, links, app hash, tx root, sizes: the same check
 //! BFT's proposals get), so all nodes reach the same verdict. A block that no longer fits (a
 //! deposed leader's block, superseded by its successor's at the same height) is skipped by
-//! everyone alike.
+//! everyone alike. (Compaction and snapshot catch-up are in [`super::catch_up`].)
 
+use super::catch_up::Compaction;
 use super::metrics::RaftMetrics;
+use super::storage::ChainStorage;
 use super::store::RaftStore;
 use crate::error::ConsensusResult;
 use crate::event::CommitEvent;
@@ -27,7 +29,7 @@ use tracing::{debug, info, warn};
 
 /// The state the async loop hands to the blocking pool and back.
 pub struct Core {
-    pub(super) node: RawNode<raft::storage::MemStorage>,
+    pub(super) node: RawNode<ChainStorage>,
     pub(super) store: RaftStore,
     pub(super) pipeline: BlockPipeline,
     pub(super) transport: Arc<dyn Transport>,
@@ -48,9 +50,32 @@ pub struct Core {
     pub(super) last_leader: u64,
     /// Commits to announce (the async side sends them on).
     pub(super) commits: Vec<CommitEvent>,
+    pub(super) compaction: Compaction,
 }
 
 impl Core {
+    /// Feeds a frame that arrived on `channel` from `from`: Raft messages, and block sync
+    /// (served from the chain, or the blocks a catch-up asked for).
+    pub fn receive(
+        &mut self,
+        from: PeerId,
+        channel: Channel,
+        payload: &[u8],
+    ) -> ConsensusResult<()> {
+        match channel {
+            Channel::Raft => self.step(from, payload),
+            Channel::Sync => self.on_sync(from, payload)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// One tick of raft-rs's logical clock, and of the catch-up's retries.
+    pub fn tick(&mut self) {
+        self.node.tick();
+        self.tick_catch_up();
+    }
+
     /// Feeds a frame from `from` (already authenticated by the p2p handshake).
     pub fn step(&mut self, from: PeerId, payload: &[u8]) {
         use pb::raft_frame::Kind;
@@ -98,7 +123,7 @@ impl Core {
                 return;
             }
         }
-        if self.fresh && matches!(kind, T::MsgAppend | T::MsgHeartbeat) {
+        if self.fresh && matches!(kind, T::MsgAppend | T::MsgHeartbeat | T::MsgSnapshot) {
             // A leader exists: this chain has started, and only catching up ends abstention.
             self.chain_started = true;
         }
@@ -108,7 +133,7 @@ impl Core {
         // Only an append carries the leader's own commit index (a heartbeat's is capped at
         // what this node already matches).
         if self.fresh && kind == T::MsgAppend && self.node.raft.raft_log.committed >= commit {
-            self.fresh = false;
+            self.end_abstention();
             info!(commit, "caught up with the leader; voting from now on");
         }
     }
@@ -127,14 +152,24 @@ impl Core {
             self.empty_logs.insert(id);
         }
         if !self.chain_started && self.empty_logs.len() + 1 >= self.peers.len() {
-            self.fresh = false;
+            self.end_abstention();
             info!("every validator's log is empty (a new chain): voting");
+        }
+    }
+
+    /// Votes from now on, and durably so: a node that restarts before it caught up must
+    /// still abstain. (If the write fails, it abstains a while longer: safe.)
+    fn end_abstention(&mut self) {
+        match self.store.end_abstention() {
+            Ok(()) => self.fresh = false,
+            Err(e) => warn!(error = %e, "cannot record the end of abstention"),
         }
     }
 
     /// Whether this node leads and may propose the next block now.
     pub fn may_propose(&self, stale_after: std::time::Duration) -> bool {
         self.node.raft.state == StateRole::Leader
+            && !self.catching_up()
             && self
                 .in_flight
                 .is_none_or(|(_, at)| at.elapsed() >= stale_after)
@@ -204,8 +239,7 @@ impl Core {
         let mut rd = self.node.ready();
         self.send(rd.take_messages());
         if !rd.snapshot().is_empty() {
-            // Logs are never compacted, so no peer ever needs to send one.
-            warn!("ignoring a raft snapshot");
+            self.install_snapshot(rd.snapshot())?;
         }
         self.apply(rd.take_committed_entries())?;
         let t = Instant::now();
@@ -223,11 +257,16 @@ impl Core {
         self.send(light.take_messages());
         self.apply(light.take_committed_entries())?;
         self.node.advance_apply();
+        self.maybe_compact()?;
         self.observe();
         Ok(())
     }
 
-    fn apply(&mut self, entries: Vec<Entry>) -> ConsensusResult<()> {
+    /// Applies committed entries in order (held instead while catching up to a snapshot).
+    pub(super) fn apply(&mut self, entries: Vec<Entry>) -> ConsensusResult<()> {
+        let Some(entries) = self.hold(entries) else {
+            return Ok(());
+        };
         for e in entries {
             if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
                 self.apply_block(&e)?;

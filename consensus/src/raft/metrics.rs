@@ -24,6 +24,10 @@ pub struct RaftMetrics {
     pub role: Gauge,
     /// Raft id of the leader this node follows (0: none known); ids are genesis order + 1.
     pub leader: Gauge,
+    /// Index of the first entry still in the log (it grows as the log is compacted).
+    pub log_first_index: Gauge,
+    /// Snapshots installed from a leader (the entries this node needed were compacted).
+    pub snapshots_installed: Counter,
 }
 
 impl Default for RaftMetrics {
@@ -38,6 +42,8 @@ impl Default for RaftMetrics {
             append_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
             role: Gauge::default(),
             leader: Gauge::default(),
+            log_first_index: Gauge::default(),
+            snapshots_installed: Counter::default(),
         }
     }
 }
@@ -80,6 +86,16 @@ impl RaftMetrics {
             "raft_leader",
             "Raft id of the known leader (genesis order + 1; 0 none)",
             self.leader.clone(),
+        );
+        r.register(
+            "raft_log_first_index",
+            "Index of the first entry still in the Raft log (compaction moves it up)",
+            self.log_first_index.clone(),
+        );
+        r.register(
+            "raft_snapshots_installed",
+            "Raft snapshots installed from a leader",
+            self.snapshots_installed.clone(),
         );
     }
 }

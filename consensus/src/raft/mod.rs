@@ -8,13 +8,16 @@
 //! Pre-vote and check-quorum are on. One block is in flight at a time: block H+1's header
 //! carries the app hash after H, so the leader cannot build it before H is applied.
 
+mod catch_up;
 mod core;
 pub mod metrics;
 #[cfg(test)]
 mod sim;
 mod slog_bridge;
+mod storage;
 mod store;
 
+use self::catch_up::Compaction;
 use self::core::Core;
 use crate::error::{ConsensusError, ConsensusResult};
 use crate::event::CommitEvent;
@@ -45,6 +48,10 @@ pub struct RaftConfig {
     pub max_block_txs: usize,
     /// Seed of the election timeouts (reproducible runs); None draws them at random.
     pub seed: Option<u64>,
+    /// Log entries kept behind the applied index when compacting (0: never compact).
+    pub log_keep: u64,
+    /// `p2p.max_frame_bytes`: block-sync responses to catching-up followers fit it.
+    pub max_frame_bytes: usize,
 }
 
 /// One Raft validator.
@@ -75,6 +82,7 @@ impl RaftEngine {
     ) -> ConsensusResult<RaftEngine> {
         let voters: Vec<u64> = (1..=validators.len() as u64).collect();
         let (store, fresh) = RaftStore::open(log, voters)?;
+        let pipeline_pool = pipeline.pool().clone();
         let rcfg = raft::Config {
             id: me as u64 + 1,
             election_tick: cfg.election_ticks,
@@ -87,7 +95,7 @@ impl RaftEngine {
         };
         rcfg.validate()
             .map_err(|e| ConsensusError::Raft(format!("raft config: {e}")))?;
-        let mut node = raft::RawNode::new(&rcfg, store.mem().clone(), &slog_bridge::logger())
+        let mut node = raft::RawNode::new(&rcfg, store.storage().clone(), &slog_bridge::logger())
             .map_err(|e| ConsensusError::Raft(e.to_string()))?;
         if let Some(seed) = cfg.seed {
             // raft-rs draws timeouts from thread_rng; a seeded one makes elections replayable.
@@ -96,23 +104,36 @@ impl RaftEngine {
             node.raft.set_randomized_election_timeout(t);
         }
         info!(id = me + 1, fresh, voters = validators.len(), "raft engine");
+        let compaction = Compaction {
+            log_keep: cfg.log_keep,
+            max_frame_bytes: cfg.max_frame_bytes,
+            // Two election timeouts without an answer: the message was lost, or the peer is.
+            patience: 2 * cfg.election_ticks,
+            ..Compaction::default()
+        };
+        let mut core = Box::new(Core {
+            node,
+            store,
+            pipeline,
+            transport,
+            peers: validators,
+            metrics,
+            in_flight: None,
+            fresh,
+            empty_logs: Default::default(),
+            chain_started: false,
+            last_leader: 0,
+            commits: Vec::new(),
+            compaction,
+        });
+        core.metrics
+            .log_first_index
+            .set(core.store.first_index() as i64);
+        core.resume_catch_up()?;
         Ok(RaftEngine {
             cfg,
-            pool: pipeline.pool().clone(),
-            core: Some(Box::new(Core {
-                node,
-                store,
-                pipeline,
-                transport,
-                peers: validators,
-                metrics,
-                in_flight: None,
-                fresh,
-                empty_logs: Default::default(),
-                chain_started: false,
-                last_leader: 0,
-                commits: Vec::new(),
-            })),
+            pool: pipeline_pool,
+            core: Some(core),
             tx_commits,
         })
     }
@@ -127,7 +148,7 @@ impl RaftEngine {
         let mut tick = tokio::time::interval(self.cfg.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pending_since: Option<Instant> = None;
-        let mut inbox: Vec<(PeerId, bytes::Bytes)> = Vec::new();
+        let mut inbox: Vec<(PeerId, Channel, bytes::Bytes)> = Vec::new();
         loop {
             if *shutdown.borrow() {
                 info!("raft engine stopped");
@@ -140,12 +161,12 @@ impl RaftEngine {
             tokio::select! {
                 _ = tick.tick() => ticked = true,
                 ev = rx.recv() => match ev {
-                    Some(Event::Message { peer, channel: Channel::Raft, payload }) => {
-                        inbox.push((peer, payload));
+                    Some(Event::Message { peer, channel: channel @ (Channel::Raft | Channel::Sync), payload }) => {
+                        inbox.push((peer, channel, payload));
                         // Take what else is queued, so one Ready covers the batch.
                         while let Ok(ev) = rx.try_recv() {
-                            if let Event::Message { peer, channel: Channel::Raft, payload } = ev {
-                                inbox.push((peer, payload));
+                            if let Event::Message { peer, channel: channel @ (Channel::Raft | Channel::Sync), payload } = ev {
+                                inbox.push((peer, channel, payload));
                             }
                         }
                     }
@@ -167,11 +188,11 @@ impl RaftEngine {
             let batch = std::mem::take(&mut inbox);
             let proposed = self
                 .step_blocking(move |c| {
-                    for (peer, payload) in &batch {
-                        c.step(*peer, payload);
+                    for (peer, channel, payload) in &batch {
+                        c.receive(*peer, *channel, payload)?;
                     }
                     if ticked {
-                        c.node.tick();
+                        c.tick();
                     }
                     let mut proposed = false;
                     if propose && c.may_propose(PROPOSAL_STALE) {

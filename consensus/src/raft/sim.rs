@@ -32,10 +32,11 @@ use tpslab_types::{AppKind, Hash, Tuning};
 const CHAIN: &str = "sim";
 const ELECTION_TICKS: usize = 10;
 
-/// What one validator sent since the simulation last looked: (to, payload), in send order.
+/// What one validator sent since the simulation last looked: (to, channel, payload), in
+/// send order.
 #[derive(Default)]
 struct Wire {
-    sent: Mutex<Vec<(usize, Bytes)>>,
+    sent: Mutex<Vec<(usize, Channel, Bytes)>>,
 }
 
 /// One validator's side of the simulated network: what it sends is collected, and the
@@ -50,9 +51,7 @@ impl Transport for SimTransport {
         let Some(to) = self.peers.iter().position(|p| *p == peer) else {
             return false;
         };
-        if channel == Channel::Raft {
-            self.wire.sent.lock().push((to, payload));
-        }
+        self.wire.sent.lock().push((to, channel, payload));
         true
     }
 }
@@ -60,8 +59,16 @@ impl Transport for SimTransport {
 struct SimNode {
     core: Option<Box<Core>>,
     db: Option<StateDb>,
+    links: Links,
+}
+
+/// What outlives a validator's crash: its mempool (gossip keeps refilling it), its wire and
+/// its metrics (counted over all its lives).
+#[derive(Clone, Default)]
+struct Links {
     pool: Arc<MemPool>,
     wire: Arc<Wire>,
+    metrics: RaftMetrics,
 }
 
 fn peers(n: usize) -> Vec<PeerId> {
@@ -71,7 +78,7 @@ fn peers(n: usize) -> Vec<PeerId> {
 }
 
 /// Opens (or reopens, after a crash) validator `i`'s disk in `dir` and builds its core.
-fn boot(dir: &Path, i: usize, n: usize, pool: &Arc<MemPool>, wire: &Arc<Wire>) -> SimNode {
+fn boot(dir: &Path, i: usize, n: usize, log_keep: u64, links: Links) -> SimNode {
     let opts = StateDbOptions {
         sync_writes: false,
         ..StateDbOptions::default()
@@ -84,7 +91,7 @@ fn boot(dir: &Path, i: usize, n: usize, pool: &Arc<MemPool>, wire: &Arc<Wire>) -
         chain_id: CHAIN.into(),
         key: account_key("sim", i as u64),
         ledger: Arc::new(db.clone()),
-        pool: pool.clone(),
+        pool: links.pool.clone(),
         limits: BlockLimits {
             max_txs: 8,
             max_bytes: 1 << 20,
@@ -97,7 +104,7 @@ fn boot(dir: &Path, i: usize, n: usize, pool: &Arc<MemPool>, wire: &Arc<Wire>) -
     });
     let transport = Arc::new(SimTransport {
         peers: peers(n),
-        wire: wire.clone(),
+        wire: links.wire.clone(),
     });
     let cfg = RaftConfig {
         tick: Duration::from_millis(1),
@@ -106,6 +113,8 @@ fn boot(dir: &Path, i: usize, n: usize, pool: &Arc<MemPool>, wire: &Arc<Wire>) -
         linger: Duration::ZERO,
         max_block_txs: 8,
         seed: None,
+        log_keep,
+        max_frame_bytes: 1 << 20,
     };
     let engine = RaftEngine::new(
         cfg,
@@ -114,15 +123,14 @@ fn boot(dir: &Path, i: usize, n: usize, pool: &Arc<MemPool>, wire: &Arc<Wire>) -
         Arc::new(db.clone()),
         pipeline,
         transport,
-        RaftMetrics::default(),
+        links.metrics.clone(),
         tokio::sync::broadcast::channel(16).0,
     )
     .expect("raft engine");
     SimNode {
         core: engine.core,
         db: Some(db),
-        pool: pool.clone(),
-        wire: wire.clone(),
+        links,
     }
 }
 
@@ -140,38 +148,46 @@ struct RaftSim {
     dir: tempfile::TempDir,
     nodes: Vec<SimNode>,
     ids: Vec<PeerId>,
-    /// (deliver at tick, from, to, payload), in send order.
-    in_flight: Vec<(u64, usize, usize, Bytes)>,
+    /// Entries each validator keeps when it compacts its log (small: most seeds send
+    /// snapshots).
+    log_keep: u64,
+    /// (deliver at tick, from, to, channel, payload), in send order.
+    in_flight: Vec<(u64, usize, usize, Channel, Bytes)>,
     /// side[i]: validators on different sides cannot talk; 0 everywhere is no partition.
     side: Vec<u8>,
     txs_added: u64,
+    /// Whether a validator's disk was wiped in this run (once at most).
+    wiped: bool,
 }
 
 impl RaftSim {
     fn new(seed: u64) -> Result<RaftSim, String> {
         let mut rng = Rng(seed);
         let n = if rng.chance(30) { 5 } else { 3 };
+        let log_keep = 1 + rng.below(4);
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let nodes = (0..n)
-            .map(|i| boot(dir.path(), i, n, &Arc::default(), &Arc::default()))
+            .map(|i| boot(dir.path(), i, n, log_keep, Links::default()))
             .collect();
         Ok(RaftSim {
             seed,
             rng,
             n,
+            log_keep,
             dir,
             nodes,
             ids: peers(n),
             in_flight: Vec::new(),
             side: vec![0; n],
             txs_added: 0,
+            wiped: false,
         })
     }
 
     /// Restarts validator `i` from its disk.
     fn restart(&mut self, i: usize) {
-        let (pool, wire) = (self.nodes[i].pool.clone(), self.nodes[i].wire.clone());
-        self.nodes[i] = boot(self.dir.path(), i, self.n, &pool, &wire);
+        let links = self.nodes[i].links.clone();
+        self.nodes[i] = boot(self.dir.path(), i, self.n, self.log_keep, links);
     }
 
     /// This tick's faults: a new split (or a heal), a crash or a restart, a new tx.
@@ -184,9 +200,20 @@ impl RaftSim {
         if self.rng.chance(1) {
             let i = self.rng.below(self.n as u64) as usize;
             if self.nodes[i].core.is_some() {
-                // Crash: everything in memory is gone; the disk stays.
+                // A wipe only while every validator votes: with more than f fresh (empty
+                // disk, not caught up) at once, no leader can be elected (documented).
+                let all_vote = self
+                    .nodes
+                    .iter()
+                    .all(|n| n.core.as_ref().is_some_and(|c| !c.fresh));
+                // Crash: everything in memory is gone; the disk stays (or, once a run, is
+                // wiped: the validator comes back with nothing, and must not vote early).
                 self.nodes[i].core = None;
                 self.nodes[i].db = None;
+                if !self.wiped && self.rng.chance(30) && all_vote {
+                    self.wiped = true;
+                    let _ = std::fs::remove_dir_all(self.dir.path().join(format!("node{i}")));
+                }
             } else {
                 self.restart(i);
             }
@@ -196,7 +223,7 @@ impl RaftSim {
             let tx = format!("k{}=v{}", self.txs_added, self.seed).into_bytes();
             self.txs_added += 1;
             for node in &self.nodes {
-                node.pool.add([tx.clone()]);
+                node.links.pool.add([tx.clone()]);
             }
         }
     }
@@ -212,7 +239,7 @@ impl RaftSim {
     }
 
     /// Delivers what is due at `t`, in send order, across no partition.
-    fn deliver(&mut self, t: u64) {
+    fn deliver(&mut self, t: u64) -> Result<(), String> {
         let mut due = Vec::new();
         self.in_flight.retain(|m| {
             if m.0 <= t {
@@ -222,12 +249,14 @@ impl RaftSim {
                 true
             }
         });
-        for (_, from, to, payload) in due {
+        for (_, from, to, channel, payload) in due {
             let same_side = self.side[from] == self.side[to];
             if let Some(core) = self.nodes[to].core.as_mut().filter(|_| same_side) {
-                core.step(self.ids[from], &payload);
+                core.receive(self.ids[from], channel, &payload)
+                    .map_err(|e| format!("node{to}: {e}"))?;
             }
         }
+        Ok(())
     }
 
     /// One tick of every running validator: tick, propose, handle Ready; what it sent goes
@@ -241,18 +270,19 @@ impl RaftSim {
             core.node
                 .raft
                 .set_randomized_election_timeout(election_timeout(self.seed, i, term));
-            core.node.tick();
-            if node.pool.size() > 0 && core.may_propose(Duration::MAX) {
+            core.tick();
+            if node.links.pool.size() > 0 && core.may_propose(Duration::MAX) {
                 core.propose_block().map_err(|e| e.to_string())?;
             }
             core.on_ready().map_err(|e| format!("node{i}: {e}"))?;
             core.commits.clear();
-            for (to, payload) in node.wire.sent.lock().drain(..) {
+            for (to, channel, payload) in node.links.wire.sent.lock().drain(..) {
                 if faults && self.rng.chance(5) {
                     continue;
                 }
                 let delay = if faults { self.rng.below(4) } else { 1 };
-                self.in_flight.push((t + delay.max(1), i, to, payload));
+                self.in_flight
+                    .push((t + delay.max(1), i, to, channel, payload));
             }
         }
         Ok(())
@@ -260,7 +290,8 @@ impl RaftSim {
 }
 
 /// Runs one seed; returns a description of the first violation.
-fn run_seed(seed: u64) -> Result<(), String> {
+/// Returns how many snapshots the validators installed.
+fn run_seed(seed: u64) -> Result<u64, String> {
     let mut sim = RaftSim::new(seed)?;
     let mut agreement = Agreement::default();
     let (faulty, calm) = (400u64, 400u64);
@@ -271,7 +302,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
         } else if t == faulty {
             sim.calm_down();
         }
-        sim.deliver(t);
+        sim.deliver(t)?;
         sim.tick(t, faults)?;
         agreement
             .check(&sim.nodes)
@@ -289,14 +320,22 @@ fn run_seed(seed: u64) -> Result<(), String> {
     if heights.iter().any(|h| *h != heights[0]) || heights[0] == 0 {
         return Err(format!("no convergence after healing: heights {heights:?}"));
     }
-    let pending: Vec<usize> = sim.nodes.iter().map(|node| node.pool.size()).collect();
+    let pending: Vec<usize> = sim
+        .nodes
+        .iter()
+        .map(|node| node.links.pool.size())
+        .collect();
     if pending.iter().any(|p| *p > 0) {
         return Err(format!(
             "txs never committed: pending {pending:?} of {}",
             sim.txs_added
         ));
     }
-    Ok(())
+    Ok(sim
+        .nodes
+        .iter()
+        .map(|node| node.links.metrics.snapshots_installed.get())
+        .sum())
 }
 
 /// Every block any validator committed, by height: no two may differ.
@@ -336,9 +375,18 @@ impl Agreement {
 
 #[test]
 fn raft_sim_never_breaks_agreement_and_converges_after_healing() {
+    let (mut runs, mut with_snapshots) = (0, 0);
     for seed in seeds() {
-        if let Err(e) = run_seed(seed) {
-            panic!("seed {seed}: {e} (reproduce: TPSLAB_SIM_SEED={seed} cargo test -p tpslab-consensus raft_sim)");
+        match run_seed(seed) {
+            Ok(snapshots) => with_snapshots += u64::from(snapshots > 0),
+            Err(e) => panic!("seed {seed}: {e} (reproduce: TPSLAB_SIM_SEED={seed} cargo test -p tpslab-consensus raft_sim)"),
         }
+        runs += 1;
     }
+    // Logs are compacted to a few entries, so crashed and wiped validators often need one.
+    assert!(
+        runs < 50 || with_snapshots * 10 >= runs,
+        "only {with_snapshots} of {runs} seeds installed a snapshot"
+    );
+    eprintln!("{with_snapshots} of {runs} seeds installed a snapshot");
 }

@@ -80,6 +80,11 @@ pub struct ExperimentArgs {
     /// in results.json carries its per-second TPS and each fault's dip and recovery.
     #[arg(long)]
     perturb: Option<tpslab_bench::perturb::Schedule>,
+    /// Continue the run in --out (interrupted, failed, or split over several sittings): the
+    /// steps its results.json holds are kept, the rest run. The parameters and plan must be
+    /// the ones it was made with.
+    #[arg(long)]
+    resume: bool,
 }
 
 pub async fn experiment(a: ExperimentArgs) -> Result<()> {
@@ -126,6 +131,7 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
         probes: a.probes,
         variants,
         perturb: a.perturb,
+        resume: a.resume,
     };
     let results = experiment::run(&cfg).await?;
     print!("{}", results.table());

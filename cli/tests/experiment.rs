@@ -108,6 +108,10 @@ fn experiment_refuses_bad_engine_arguments() {
             &["--validators", "0"][..],
             "--validators must be at least 1",
         ),
+        (
+            &["--resume"][..],
+            "--resume: there is no /nonexistent/tpslab/results.json",
+        ),
     ] {
         let out = run(&[
             &["experiment", "--quick", "--out", "/nonexistent/tpslab"][..],
@@ -378,4 +382,50 @@ fn quick_experiment_compares_raft_and_bft() {
             want("tuned", "bft", 4),
         ]
     );
+
+    // --resume: an interrupted run (here: its last row dropped) goes on from the step it
+    // lacks, and keeps the rows it has.
+    let mut cut = r.clone();
+    cut["steps"].as_array_mut().unwrap().pop();
+    let json = out_dir.join("results.json");
+    std::fs::write(&json, serde_json::to_string(&cut).unwrap()).unwrap();
+    let again = quick_experiment("3s")
+        .arg("--out")
+        .arg(&out_dir)
+        .args(["--consensus", "raft,bft", "--no-profile", "--resume"])
+        .output()
+        .unwrap();
+    succeeded(&again, "experiment --resume");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("3 of 4 steps measured before"), "{err}");
+    assert!(
+        err.contains("[4/4] tuned") && !err.contains("[1/4]"),
+        "{err}"
+    );
+    let resumed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(resumed["steps"].as_array().unwrap().len(), 4);
+    assert_eq!(resumed["steps"][0]["tps"], r["steps"][0]["tps"]);
+    assert_eq!(resumed["steps"][3]["engine"], "bft");
+    assert_eq!(resumed["steps"][3]["report"]["committed"], 75);
+    assert_eq!(resumed["info"]["resumed_unix"].as_array().unwrap().len(), 1);
+    // Another tx size, or another plan, would not compare with the rows kept: refused.
+    for (args, said) in [
+        (
+            &["--tx-size", "300"][..],
+            "was measured with --tx-size 250, not 300",
+        ),
+        (&["--consensus", "bft"][..], "the plan differs"),
+    ] {
+        let out = quick_experiment("3s")
+            .arg("--out")
+            .arg(&out_dir)
+            .args(["--no-profile", "--resume"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
 }

@@ -7,6 +7,7 @@ mod faults;
 mod html;
 mod probes;
 mod results;
+mod resume;
 
 pub use probes::{table as probes_table, StepProbes};
 
@@ -70,6 +71,8 @@ pub struct ExperimentConfig {
     /// Faults applied to every step's window (`--perturb`); kills and restarts only on steps
     /// with write-batch on.
     pub perturb: Option<Schedule>,
+    /// Continue the run in `out`: keep the steps its results.json holds, run the rest.
+    pub resume: bool,
 }
 
 /// One step to run: a name, the toggle it adds (or removes), and the toggles on.
@@ -178,11 +181,12 @@ fn all_steps(cfg: &ExperimentConfig) -> Vec<Step> {
 
 /// Runs every step and writes `results.json` and `report.html` into `cfg.out`.
 pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
+    let steps = all_steps(cfg);
+    let mut results = resume::start(cfg, &steps)?;
     std::fs::create_dir_all(&cfg.out)
         .with_context(|| format!("cannot create {}", cfg.out.display()))?;
-    let steps = all_steps(cfg);
-    let mut results = ExperimentResults::new(cfg);
-    for (i, step) in steps.iter().enumerate() {
+    let done = results.steps.len();
+    for (i, step) in steps.iter().enumerate().skip(done) {
         eprintln!(
             "[{}/{}] {}: {} {} validators, {} tx/s for {:?}",
             i + 1,
@@ -331,6 +335,10 @@ async fn run_step(
     probes_note: &mut Option<String>,
 ) -> Result<(crate::LoadReport, Option<StepProbes>)> {
     if dir.exists() {
+        // An interrupted run (or a resumed one) may have left this step's nodes running.
+        if dir.join("testnet.json").exists() {
+            let _ = testnet::down(dir);
+        }
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
     let schedule = cfg
@@ -507,6 +515,7 @@ mod tests {
             probes: false,
             variants: Vec::new(),
             perturb: None,
+            resume: false,
         };
         let steps = on_engines(&plan(true, false), &cfg);
         let got: Vec<(&str, EngineKind, usize)> = steps

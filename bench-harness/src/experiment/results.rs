@@ -103,6 +103,9 @@ pub struct RunInfo {
     /// Why the eBPF probes did not run, if they did not.
     #[serde(default)]
     pub probes_note: Option<String>,
+    /// When the run was resumed (`--resume`; Unix seconds), once per sitting after the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_unix: Vec<u64>,
 }
 
 /// Everything an experiment measured.
@@ -179,6 +182,7 @@ impl ExperimentResults {
                     .map_or(0, |d| d.as_secs()),
                 probes_note: None,
                 drain_secs: cfg.drain.as_secs_f64(),
+                resumed_unix: Vec::new(),
             },
             steps: Vec::new(),
             failed: None,

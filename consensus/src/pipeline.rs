@@ -26,6 +26,7 @@ pub struct BlockLimits {
 }
 
 /// What a [`BlockPipeline`] is made of.
+#[derive(Clone)]
 pub struct PipelineParts {
     /// The state machine blocks are executed with.
     pub app: AppKind,
@@ -52,7 +53,10 @@ pub struct PipelineParts {
 }
 
 /// Everything needed to turn pending txs into committed blocks. Its state is its own: the
-/// reactor and block sync reach it through the methods below.
+/// reactor and block sync reach it through the methods below. A clone shares the chain and
+/// the mempool; only `last_commit` is its own (the reactor hands a clone to the blocking pool
+/// and takes it back).
+#[derive(Clone)]
 pub struct BlockPipeline {
     parts: PipelineParts,
 }

@@ -11,10 +11,37 @@ use tpslab_p2p::{Channel, Network, PeerId};
 pub trait Transport: Send + Sync + 'static {
     /// Queues `payload` for `peer` on `channel`; false when it was dropped.
     fn send(&self, peer: PeerId, channel: Channel, payload: Bytes) -> bool;
+
+    /// The peers linked now.
+    fn peers(&self) -> Vec<PeerId>;
+
+    /// Queues `payload` for every linked peer on `channel`.
+    fn broadcast(&self, channel: Channel, payload: Bytes) {
+        for peer in self.peers() {
+            self.send(peer, channel, payload.clone());
+        }
+    }
+
+    /// Drops the link to `peer`, which misbehaved (`reason` is logged). Returns at once: the
+    /// engine must not wait on the network, whose events it is itself draining.
+    fn disconnect(&self, peer: PeerId, reason: String);
 }
 
 impl Transport for Network {
     fn send(&self, peer: PeerId, channel: Channel, payload: Bytes) -> bool {
         self.try_send(peer, channel, payload).is_ok()
+    }
+
+    fn peers(&self) -> Vec<PeerId> {
+        Network::peers(self)
+    }
+
+    fn broadcast(&self, channel: Channel, payload: Bytes) {
+        Network::broadcast(self, channel, payload);
+    }
+
+    fn disconnect(&self, peer: PeerId, reason: String) {
+        let net = self.clone();
+        tokio::spawn(async move { net.disconnect(peer, reason).await });
     }
 }

@@ -162,7 +162,7 @@ pub(crate) fn bft_reactor(
         vals,
         signer,
         pipeline,
-        net,
+        Arc::new(net),
         tx_commits,
     )?)
 }

@@ -54,6 +54,12 @@ impl Transport for SimTransport {
         self.wire.sent.lock().push((to, channel, payload));
         true
     }
+
+    fn peers(&self) -> Vec<PeerId> {
+        self.peers.clone()
+    }
+
+    fn disconnect(&self, _peer: PeerId, _reason: String) {}
 }
 
 struct SimNode {

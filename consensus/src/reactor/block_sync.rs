@@ -20,7 +20,7 @@ impl Reactor {
                         to_height: s.height,
                         max_bytes: crate::sync::records_budget(self.cfg.max_frame_bytes) as u64,
                     };
-                    if self.send_sync(peer, SyncMsg::Request(req)).is_ok() {
+                    if self.send_sync(peer, SyncMsg::Request(req)) {
                         self.sync_asked = Some(std::time::Instant::now());
                     }
                 }
@@ -28,19 +28,24 @@ impl Reactor {
             Some(SyncMsg::Request(req)) => {
                 let ledger = self.pipeline.ledger().clone();
                 let own = crate::sync::records_budget(self.cfg.max_frame_bytes);
-                let resp =
-                    tokio::task::block_in_place(|| crate::sync::serve(ledger.as_ref(), &req, own));
-                if let Err(e) = self.send_sync(peer, SyncMsg::Response(resp)) {
-                    debug!(%peer, error = %e, "block sync response not sent");
+                let resp = tokio::task::spawn_blocking(move || {
+                    crate::sync::serve(ledger.as_ref(), &req, own)
+                })
+                .await
+                .map_err(|e| ConsensusError::Task {
+                    height: committed + 1,
+                    reason: e.to_string(),
+                })?;
+                if !self.send_sync(peer, SyncMsg::Response(resp)) {
+                    debug!(%peer, "block sync response not sent");
                 }
             }
             Some(SyncMsg::Response(resp)) => {
                 self.sync_asked = None;
                 let vals = self.vals.clone();
-                let pipeline = &mut self.pipeline;
-                let (events, err) = tokio::task::block_in_place(|| {
-                    crate::sync::apply(pipeline, &vals, resp.blocks)
-                })?;
+                let (events, err) = self
+                    .off_thread(move |p| crate::sync::apply(p, &vals, resp.blocks))
+                    .await??;
                 if let Some((height, reason)) = err {
                     let refused = InvalidMessage {
                         kind: MessageKind::SyncRecord,

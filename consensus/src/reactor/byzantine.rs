@@ -103,7 +103,7 @@ impl Reactor {
     pub(super) fn spray_garbage(&self) {
         for peer in self.net.peers() {
             for ch in [Channel::Consensus, Channel::Sync, Channel::Mempool] {
-                let _ = self.net.try_send(peer, ch, garbage());
+                let _ = self.net.send(peer, ch, garbage());
             }
         }
     }
@@ -118,9 +118,7 @@ impl Reactor {
             let odd = self.vals.index_of(&peer.0).is_some_and(|i| i % 2 == 1);
             let order = if odd { [1, 0] } else { [0, 1] };
             for i in order {
-                let _ = self
-                    .net
-                    .try_send(peer, Channel::Consensus, frames[i].clone());
+                self.net.send(peer, Channel::Consensus, frames[i].clone());
             }
         }
     }

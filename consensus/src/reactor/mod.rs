@@ -14,13 +14,14 @@ use crate::event::CommitEvent;
 use crate::invalid::{BlockFault, Invalid, InvalidMessage, MessageKind};
 use crate::pipeline::{now_unix_nanos, BlockPipeline};
 use crate::signer::{PrivValidator, SignError};
+use crate::transport::Transport;
 use bytes::Bytes;
 use prost::Message;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
-use tpslab_p2p::{Channel, Event, Network, PeerId};
+use tpslab_p2p::{Channel, Event, PeerId};
 use tpslab_types::pb::{self, consensus_message::Msg, sync_message::Msg as SyncMsg, VoteType};
 use tpslab_types::Hash;
 use tracing::{debug, info, warn};
@@ -54,7 +55,7 @@ pub struct Reactor {
     me: Option<usize>,
     signer: PrivValidator,
     pipeline: BlockPipeline,
-    net: Network,
+    net: Arc<dyn Transport>,
     tx_commits: broadcast::Sender<Arc<CommitEvent>>,
     driver: Driver,
     height: u64,
@@ -120,7 +121,7 @@ impl Reactor {
         vals: Arc<ValidatorSet>,
         signer: PrivValidator,
         pipeline: BlockPipeline,
-        net: Network,
+        net: Arc<dyn Transport>,
         tx_commits: broadcast::Sender<Arc<CommitEvent>>,
     ) -> ConsensusResult<Reactor> {
         let height = pipeline.last_committed()?.height + 1;
@@ -270,7 +271,7 @@ impl Reactor {
 
     /// Drops the peer that sent an invalid message (it is misbehaving, or on another chain).
     async fn refuse(&self, m: InvalidMessage) {
-        self.net.disconnect(m.peer, m.to_string()).await;
+        self.net.disconnect(m.peer, m.to_string());
     }
 
     /// Re-broadcasts every proposal and vote seen at the current height, so validators that
@@ -302,11 +303,31 @@ impl Reactor {
         }
     }
 
-    /// Sends a block-sync frame to one peer.
-    fn send_sync(&self, peer: PeerId, msg: SyncMsg) -> tpslab_p2p::P2pResult<()> {
+    /// Runs `f` on the pipeline on the blocking pool (block execution, synced RocksDB
+    /// writes), so the reactor runs on any tokio runtime, a single-threaded one included.
+    async fn off_thread<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut BlockPipeline) -> T + Send + 'static,
+    ) -> ConsensusResult<T> {
+        let mut p = self.pipeline.clone();
+        let (p, out) = tokio::task::spawn_blocking(move || {
+            let out = f(&mut p);
+            (p, out)
+        })
+        .await
+        .map_err(|e| ConsensusError::Task {
+            height: self.height,
+            reason: e.to_string(),
+        })?;
+        self.pipeline = p;
+        Ok(out)
+    }
+
+    /// Sends a block-sync frame to one peer; false when it was dropped.
+    fn send_sync(&self, peer: PeerId, msg: SyncMsg) -> bool {
         match self.outgoing(Channel::Sync, sync_frame(msg)) {
-            Some(f) => self.net.try_send(peer, Channel::Sync, f),
-            None => Ok(()),
+            Some(f) => self.net.send(peer, Channel::Sync, f),
+            None => true,
         }
     }
 }

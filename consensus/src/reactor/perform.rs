@@ -214,10 +214,10 @@ impl Reactor {
             });
         };
         let commit = build_commit(&self.vals, height, round, &value, precommits);
-        // Execution and the synced write block this worker; consensus has nothing else to do
-        // until the block is durable.
-        let pipeline = &mut self.pipeline;
-        let event = tokio::task::block_in_place(|| pipeline.commit_block(block, value, commit))?;
+        // Consensus has nothing else to do until the block is durable: it waits for it.
+        let event = self
+            .off_thread(move |p| p.commit_block(block, value, commit))
+            .await??;
         debug!(
             height,
             round,

@@ -427,9 +427,41 @@ fn an_equivocators_other_prevote_completes_a_proof_of_lock() {
     assert!(!d.votes().has_quorum_for(&vals(), 0, VoteType::Prevote, &a));
     d.process(prevote(0, Some(a), 1));
     assert!(d.votes().has_quorum_for(&vals(), 0, VoteType::Prevote, &a));
-    // A third face counts for nothing.
+    // A third face counts for its value too, but for nothing else.
     d.process(prevote(0, Some(b), 1));
     assert!(!d.votes().has_quorum_for(&vals(), 0, VoteType::Prevote, &b));
+}
+
+/// A three-faced equivocator (nil, a, b) must not hide a polka for b from a validator that
+/// saw its other faces first (the simulated network's three-faced seeds stalled until every
+/// face counted); past `MAX_FACES` faces nothing more of it is kept.
+#[test]
+fn an_equivocators_third_face_completes_a_polka_and_faces_are_capped() {
+    let (a, b) = (block(1), block(2));
+    let mut d = driver(0);
+    d.process(In::Start);
+    d.process(prevote(0, None, 1));
+    d.process(prevote(0, Some(a), 1));
+    d.process(prevote(0, Some(b), 2));
+    d.process(prevote(0, Some(b), 3));
+    assert!(!d.votes().has_quorum_for(&vals(), 0, VoteType::Prevote, &b));
+    d.process(prevote(0, Some(b), 1));
+    assert!(d.votes().has_quorum_for(&vals(), 0, VoteType::Prevote, &b));
+    // Faces past the cap: ignored, not stored, not reported again.
+    let reported = d.votes().equivocations.len();
+    for n in 0..2 * tpslab_consensus::bft::MAX_FACES as u8 {
+        d.process(prevote(0, Some(block(100 + n)), 1));
+    }
+    let faces = d
+        .votes()
+        .all_votes()
+        .filter(|v| v.validator == 1 && v.round == 0)
+        .count();
+    assert_eq!(faces, 1 + tpslab_consensus::bft::MAX_FACES);
+    assert_eq!(
+        d.votes().equivocations.len(),
+        reported + tpslab_consensus::bft::MAX_FACES - 2
+    );
 }
 
 #[test]

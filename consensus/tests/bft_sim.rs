@@ -1,6 +1,6 @@
 //! A seeded simulated network for the BFT engine's round logic: the real [`Driver`] of 4 or 7
-//! validators, up to f of them byzantine (they equivocate: a different vote, and as proposer a
-//! different block, to each half of their peers), over a network that delays, reorders and
+//! validators, up to f of them byzantine (they equivocate: different votes, and as proposer a
+//! different block, to each half or each third of their peers: two or three faces), over a network that delays, reorders and
 //! drops messages and cuts partitions, on a simulated clock. Signatures are modelled by a
 //! registry of what each validator signed: a byzantine validator can sign anything as itself
 //! and nothing as anyone else, and a commit certificate counts only votes that were signed.
@@ -120,6 +120,8 @@ struct Sim {
     signed: HashSet<(usize, i32, u64, u32, Option<Hash>)>,
     /// The first decision at each height among honest validators.
     agreed: BTreeMap<u64, Hash>,
+    /// How many different messages each byzantine validator sends per step (2 or 3).
+    faces: usize,
 }
 
 fn timeouts() -> Timeouts {
@@ -154,6 +156,7 @@ impl Sim {
             byz.swap(i, rng.below(i as u64 + 1) as usize);
         }
         byz.truncate(byzantine);
+        let faces = 2 + rng.below(2) as usize;
         let nodes = (0..n)
             .map(|i| Node {
                 height: 1,
@@ -177,6 +180,7 @@ impl Sim {
             side: vec![0; n],
             signed: HashSet::new(),
             agreed: BTreeMap::new(),
+            faces,
         }
     }
 
@@ -209,26 +213,28 @@ impl Sim {
         }
     }
 
-    /// A byzantine validator's message to `to`: the even-numbered peers get the honest one,
-    /// the others a conflicting one it signs as well.
+    /// A byzantine validator's message to `to`: peers get one of its `faces` (2 or 3) by
+    /// their number, face 0 the honest message, the others conflicting ones it signs as well.
     fn lie(&mut self, from: usize, to: usize, msg: &Msg) -> Msg {
         let other = Hash::digest(format!("lie/{from}/{}", msg.height()).as_bytes());
+        let face = to % self.faces;
         match msg {
-            Msg::Vote(v) if to % 2 == 1 => {
-                // Two faces, not more: nil where the honest vote names a block, else a block.
-                // (An equivocator that signs three or more values per round can still stall
-                // the chain: the keeper counts one conflicting vote per validator. See the
-                // note on `Tally::conflicting`.)
-                let value = match v.value {
-                    Some(_) => None,
-                    None => Some(other),
+            Msg::Vote(v) if face > 0 => {
+                // Face 1: nil where the honest vote names a block, else a block; face 2 (a
+                // three-faced equivocator): yet another block.
+                let value = match (face, v.value) {
+                    (1, Some(_)) => None,
+                    (1, None) => Some(other),
+                    _ => Some(Hash::digest(
+                        format!("lie2/{from}/{}", msg.height()).as_bytes(),
+                    )),
                 };
                 let lie = SignedVote { value, ..v.clone() };
                 self.signed
                     .insert((from, lie.vote_type as i32, lie.height, lie.round, lie.value));
                 Msg::Vote(lie)
             }
-            Msg::Proposal(p) if to % 2 == 1 => Msg::Proposal(ProposalInput {
+            Msg::Proposal(p) if face > 0 => Msg::Proposal(ProposalInput {
                 value: other,
                 ..p.clone()
             }),

@@ -12,4 +12,4 @@ pub mod votes;
 pub use driver::{Driver, DriverInput, DriverOutput, ProposalInput, Timeouts};
 pub use state::{Resume, RoundValue, Step, TimeoutKind};
 pub use validators::{Validator, ValidatorSet};
-pub use votes::{Equivocation, SignedVote, Threshold, VoteKeeper};
+pub use votes::{Equivocation, SignedVote, Threshold, VoteKeeper, MAX_FACES};

@@ -44,9 +44,16 @@ pub enum AddVote {
     /// The voter already voted differently: evidence returned. Its first conflicting vote
     /// counts for its value too (see [`Tally::conflicting`]).
     Equivocation(Box<Equivocation>),
-    /// From an unknown validator or another height: ignored.
+    /// From an unknown validator or another height, or an equivocator's face past
+    /// [`MAX_FACES`]: ignored.
     Ignored,
 }
+
+/// Most conflicting votes kept per equivocator, round and vote type. Honest validators vote
+/// only for proposals they saw (a node keeps at most two per round) or nil, so an
+/// equivocator's faces beyond these cannot complete anything an honest polka needs unless it
+/// shows each node a different set; with more faces than this it can still delay a round.
+pub const MAX_FACES: usize = 8;
 
 #[derive(Default, Clone, Debug)]
 struct Tally {
@@ -60,7 +67,12 @@ struct Tally {
     /// honest validator, which never signs both. A signed precommit also belongs in a commit:
     /// 2f+1 signed precommits for a block decide it whoever else they also signed for, as a
     /// commit received by block sync does.
-    conflicting: HashMap<usize, SignedVote>,
+    ///
+    /// Every distinct value an equivocator signed counts once, up to [`MAX_FACES`] values
+    /// per validator, round and type (a bound on what one validator can make us store): an
+    /// equivocator with three faces (block, nil, another block) would otherwise hide a polka
+    /// the same way.
+    conflicting: HashMap<usize, Vec<SignedVote>>,
     by_value: HashMap<Option<Hash>, u64>,
     total: u64,
 }
@@ -111,14 +123,16 @@ impl VoteKeeper {
             if prev.value == vote.value {
                 return AddVote::Duplicate;
             }
-            match t.conflicting.get(&vote.validator) {
-                Some(c) if c.value == vote.value => return AddVote::Duplicate,
-                Some(_) => {}
-                None => {
-                    *t.by_value.entry(vote.value).or_default() += power;
-                    t.conflicting.insert(vote.validator, vote.clone());
-                }
+            let faces = t.conflicting.entry(vote.validator).or_default();
+            if faces.iter().any(|c| c.value == vote.value) {
+                return AddVote::Duplicate;
             }
+            if faces.len() >= MAX_FACES {
+                // Known as an equivocator already; nothing more of it is stored.
+                return AddVote::Ignored;
+            }
+            *t.by_value.entry(vote.value).or_default() += power;
+            faces.push(vote.clone());
             let ev = Equivocation {
                 first: prev.clone(),
                 second: vote,
@@ -202,7 +216,7 @@ impl VoteKeeper {
     pub fn all_votes(&self) -> impl Iterator<Item = &SignedVote> {
         self.rounds
             .values()
-            .flat_map(|t| t.votes.values().chain(t.conflicting.values()))
+            .flat_map(|t| t.votes.values().chain(t.conflicting.values().flatten()))
     }
 
     /// The precommits for `value` in `round` (one per validator, conflicting ones included),
@@ -213,7 +227,7 @@ impl VoteKeeper {
             .map(|t| {
                 t.votes
                     .values()
-                    .chain(t.conflicting.values())
+                    .chain(t.conflicting.values().flatten())
                     .filter(|v| v.value == Some(*value))
                     .cloned()
                     .collect()

@@ -192,6 +192,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
             Monitor::start(watch, Duration::from_millis(500))
         })
     };
+    let generator_cpu = tokio::spawn(own_cpu_over(window));
     let ran_out = send_all(cfg.mode, set, &hashes, &shared, &streams, start).await?;
     let sent_all = Instant::now();
     let resources = match monitor_at_window.await.ok() {
@@ -218,7 +219,19 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
     if let Some(p) = &cfg.perturb {
         crate::perturb::analyse(&p.schedule, &shared.per_second.lock(), &mut faults);
     }
-    Ok(report(cfg, &shared, ran_out, sent_all, resources, faults))
+    let mut report = report(cfg, &shared, ran_out, sent_all, resources, faults);
+    report.generator_cpu_pct = generator_cpu.await.ok().flatten();
+    Ok(report)
+}
+
+/// This process's CPU over `window`, % of one core.
+async fn own_cpu_over(window: (Instant, Instant)) -> Option<f64> {
+    let me = std::process::id();
+    tokio::time::sleep_until(window.0.into()).await;
+    let c0 = crate::monitor::cpu_seconds(me)?;
+    tokio::time::sleep_until(window.1.into()).await;
+    let c1 = crate::monitor::cpu_seconds(me)?;
+    Some(100.0 * (c1 - c0) / (window.1 - window.0).as_secs_f64())
 }
 
 /// How many txs to make: enough for the whole run at the open-loop rate, or the closed
@@ -376,6 +389,7 @@ fn report(
             .filter(|&&(_, t)| shared.measured(t))
             .count() as u64,
         faults,
+        generator_cpu_pct: None,
     }
 }
 

@@ -64,6 +64,10 @@ pub struct LoadReport {
     /// What each `--perturb` fault did to committed TPS.
     #[serde(default)]
     pub faults: Vec<crate::perturb::FaultOutcome>,
+    /// The load generator's own CPU over the window, % of one core (it shares the machine
+    /// with the nodes it measures).
+    #[serde(default)]
+    pub generator_cpu_pct: Option<f64>,
 }
 
 /// Latency percentiles, milliseconds.
@@ -168,6 +172,12 @@ impl LoadReport {
         ));
         for (reason, n) in &self.rejected {
             s.push_str(&format!("rejected {n}: {reason}\n"));
+        }
+        if let Some(cpu) = self.generator_cpu_pct {
+            let cores = std::thread::available_parallelism().map_or(1, |p| p.get());
+            s.push_str(&format!(
+                "generator: {cpu:.0}% CPU (of one core; this machine has {cores})\n"
+            ));
         }
         if self.uncommitted > 0 {
             s.push_str(&format!(

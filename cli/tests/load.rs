@@ -44,6 +44,9 @@ async fn single_node_counts_match_the_chain() {
     assert_eq!(r["committed_including_warmup"].as_u64().unwrap(), on_chain);
     assert_eq!(on_chain, 300);
     assert!(r["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+    // The generator measured itself: it signed and sent 100 tx/s, so it used some CPU.
+    let cpu = r["generator_cpu_pct"].as_f64().unwrap();
+    assert!(cpu > 0.0 && cpu < 100.0 * 64.0, "{cpu}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

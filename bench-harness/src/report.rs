@@ -45,7 +45,9 @@ pub struct LoadReport {
     /// the chain sustained, which falls below the offered rate once it saturates.
     pub committed_tps: f64,
     /// Latency to commit, milliseconds: from the intended send time (open loop) or the actual
-    /// send (closed loop).
+    /// send (closed loop), over every accepted tx of the window: the `uncommitted` ones count
+    /// at the time they had waited when the drain ended (lower bounds; see
+    /// [`LoadReport::censored_share`]).
     pub latency_ms: Percentiles,
     /// The latency distribution as `[quantile, ms]` points (for CDF charts).
     pub latency_cdf: Vec<[f64; 2]>,
@@ -140,6 +142,16 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 }
 
 impl LoadReport {
+    /// The share of the latency samples that are lower bounds: txs accepted in the window
+    /// and not committed by the end of the drain. Percentiles above `1 - share` are lower
+    /// bounds.
+    pub fn censored_share(&self) -> f64 {
+        if self.accepted == 0 {
+            return 0.0;
+        }
+        self.uncommitted as f64 / self.accepted as f64
+    }
+
     /// A human summary: the Caliper-like table, rejections by reason, then resource use.
     pub fn table(&self) -> String {
         let l = &self.latency_ms;
@@ -181,8 +193,10 @@ impl LoadReport {
         }
         if self.uncommitted > 0 {
             s.push_str(&format!(
-                "uncommitted {}: sent in the window, neither rejected nor committed by the end of the drain\n",
-                self.uncommitted
+                "uncommitted {} ({:.1}% of accepted): sent in the window, neither rejected nor committed by the end of the drain; in the latencies at the time they had waited (censored: percentiles above {:.1}% are lower bounds)\n",
+                self.uncommitted,
+                100.0 * self.censored_share(),
+                100.0 * (1.0 - self.censored_share())
             ));
         }
         if !self.faults.is_empty() {

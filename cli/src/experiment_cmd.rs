@@ -91,7 +91,7 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
     if let Some(files) = &a.compare {
         let ra = ExperimentResults::load(&files[0])?;
         let rb = ExperimentResults::load(&files[1])?;
-        print!("{}", experiment::compare(&ra, &rb));
+        print!("{}", experiment::compare(&ra, &rb)?);
         return Ok(());
     }
     let (duration, warmup) = if a.quick {
@@ -132,6 +132,15 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
         variants,
         perturb: a.perturb,
         resume: a.resume,
+        build: format!(
+            "{}, {} allocator",
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+            own
+        ),
     };
     let results = experiment::run(&cfg).await?;
     print!("{}", results.table());

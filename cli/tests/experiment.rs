@@ -287,6 +287,36 @@ fn quick_experiment_end_to_end() {
         text.contains("REGRESSION") && text.contains("1 step(s) regressed"),
         "{text}"
     );
+    // The machine and build are on record.
+    assert_eq!(r["info"]["build"], "debug, system allocator");
+    assert_eq!(r["info"]["binary_sha256"].as_str().unwrap().len(), 64);
+    let fsync = r["info"]["fsync_us"].as_array().unwrap();
+    assert!(fsync[0].as_f64().unwrap() > 0.0 && fsync[1].as_f64() >= fsync[0].as_f64());
+    // Runs on another CPU or at another rate are refused; another disk gets a warning.
+    let variant = |edit: &dyn Fn(&mut serde_json::Value), name: &str| {
+        let mut v = r.clone();
+        edit(&mut v);
+        let p = dir.path().join(name);
+        std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+        run(&[
+            "experiment",
+            "--compare",
+            json.to_str().unwrap(),
+            p.to_str().unwrap(),
+        ])
+    };
+    let other_cpu = variant(&|v| v["info"]["cpu"] = "Z80".into(), "cpu.json");
+    assert!(!other_cpu.status.success());
+    assert!(String::from_utf8_lossy(&other_cpu.stderr).contains("the runs differ in CPU model"));
+    let other_rate = variant(&|v| v["info"]["rate"] = 26.into(), "rate.json");
+    assert!(String::from_utf8_lossy(&other_rate.stderr).contains("differ in rate (25 vs 26)"));
+    let slow = fsync[0].as_f64().unwrap() * 3.0;
+    let slow_disk = variant(
+        &|v| v["info"]["fsync_us"] = serde_json::json!([slow, slow]),
+        "disk.json",
+    );
+    assert!(slow_disk.status.success());
+    assert!(String::from_utf8_lossy(&slow_disk.stdout).contains("warning: the disks differ"));
     // Not a results file: a clear error.
     let bad = run(&[
         "experiment",

@@ -16,6 +16,9 @@ pub struct MempoolMetrics {
     pub already_received_txs: Counter,
     /// Time spent waiting to acquire the mempool lock, seconds.
     pub lock_wait: Counter<f64, AtomicU64>,
+    /// Gossip of an accepted tx to one peer dropped (its send queue was full), counted per
+    /// tx and peer.
+    pub gossip_dropped: Counter,
 }
 
 impl MempoolMetrics {
@@ -31,6 +34,11 @@ impl MempoolMetrics {
             "mempool_already_received_txs",
             "Txs rejected as duplicates",
             self.already_received_txs.clone(),
+        );
+        r.register(
+            "mempool_gossip_dropped",
+            "Tx gossip to a peer dropped on a full send queue (per tx and peer)",
+            self.gossip_dropped.clone(),
         );
         r.register(
             "mempool_lock_wait_seconds",

@@ -14,6 +14,7 @@ mod http;
 pub mod profile;
 pub mod run;
 pub mod service;
+mod sig_cache_metrics;
 mod sig_metrics;
 pub mod stage_metrics;
 pub mod tasks;

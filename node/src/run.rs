@@ -80,8 +80,33 @@ pub struct Node {
     telemetry: Telemetry,
     engine: Engine,
     tx_shutdown: watch::Sender<bool>,
+    /// The verified-signature cache (its lookups are on /metrics).
+    sig_cache: Arc<SigCache>,
     /// Serve the fault-injection endpoint (test harnesses only).
     pub fault_injection: bool,
+}
+
+/// Every component's metrics, for `/metrics`.
+fn registry(
+    telemetry: &Telemetry,
+    raft: bool,
+    api: &NodeApi,
+    sig_cache: Arc<SigCache>,
+    net: Option<&tpslab_p2p::Network>,
+) -> Registry {
+    let mut registry = Registry::default();
+    telemetry.consensus.register(&mut registry);
+    if raft {
+        telemetry.raft.register(&mut registry);
+    }
+    api.mempool.metrics().register(&mut registry);
+    registry.register_collector(Box::new(crate::sig_cache_metrics::SigCacheCollector(
+        sig_cache,
+    )));
+    if let Some(net) = net {
+        net.metrics().register(&mut registry);
+    }
+    registry
 }
 
 /// A `[byzantine]` section only makes sense where someone can be lied to and the engine's
@@ -160,7 +185,7 @@ impl Node {
             last_commit,
             metrics: telemetry.consensus.clone(),
             tuning: cfg.tuning,
-            sig_cache,
+            sig_cache: sig_cache.clone(),
             stages: telemetry.stages.clone(),
         });
         check_byzantine(&cfg, &genesis)?;
@@ -216,6 +241,7 @@ impl Node {
             telemetry,
             engine,
             tx_shutdown,
+            sig_cache,
             fault_injection: false,
         })
     }
@@ -235,12 +261,14 @@ impl Node {
             telemetry,
             engine,
             tx_shutdown,
+            sig_cache,
             fault_injection,
         } = self;
         let rx_shutdown = tx_shutdown.subscribe();
         let raft = matches!(engine, Engine::Raft { .. });
         let (mut engine_task, net) =
             spawn_engine(engine, &telemetry.tasks.consensus, rx_shutdown.clone());
+        let gossip_dropped = mempool.metrics().gossip_dropped.clone();
         let api = NodeApi {
             mempool,
             db,
@@ -254,20 +282,13 @@ impl Node {
                     cfg.tuning.gossip_batch,
                     cfg.p2p.max_frame_bytes,
                     &telemetry.tasks.gossip,
+                    gossip_dropped,
                 )
             }),
             crypto_pool: cfg.tuning.crypto_pool,
             telemetry: telemetry.clone(),
         };
-        let mut registry = Registry::default();
-        telemetry.consensus.register(&mut registry);
-        if raft {
-            telemetry.raft.register(&mut registry);
-        }
-        api.mempool.metrics().register(&mut registry);
-        if let Some(net) = &net {
-            net.metrics().register(&mut registry);
-        }
+        let registry = registry(&telemetry, raft, &api, sig_cache, net.as_ref());
         let metrics_task = crate::http::serve_metrics(
             &home,
             &cfg.api.metrics_addr,

@@ -6,12 +6,15 @@
 
 use crate::hash::Hash;
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// A bounded set of tx hashes with verified signatures. Share it behind an `Arc`.
 pub struct SigCache {
     inner: Mutex<Inner>,
     cap: usize,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 struct Inner {
@@ -28,6 +31,8 @@ impl SigCache {
                 order: VecDeque::new(),
             }),
             cap: cap.max(1),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -45,10 +50,21 @@ impl SigCache {
         }
     }
 
-    /// Whether `hash`'s signature verified before.
+    /// Whether `hash`'s signature verified before (counted as a hit or a miss).
     pub fn contains(&self, hash: &Hash) -> bool {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.set.contains(hash)
+        let hit = g.set.contains(hash);
+        let c = if hit { &self.hits } else { &self.misses };
+        c.fetch_add(1, Ordering::Relaxed);
+        hit
+    }
+
+    /// Lookups so far: (hits, misses).
+    pub fn lookups(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// Number of cached hashes.

@@ -148,6 +148,13 @@ fn header(r: &ExperimentResults) -> String {
         i.validators, i.rate, i.tx_size, i.accounts, i.duration_secs, i.warmup_secs,
         i.block_interval_ms, esc(&i.cpu), i.cpus, i.mem_mib, esc(&i.kernel), esc(&i.version)
     ));
+    html.push_str(&format!(
+        "<p>Build: {}; binary sha256 {}. Data disk: synced 4 KiB writes P50 {} / P99 {} us.</p>\n",
+        esc(&i.build),
+        esc(i.binary_sha256.as_deref().unwrap_or("-")),
+        i.fsync_us.map_or("-".into(), |f| format!("{:.0}", f.0)),
+        i.fsync_us.map_or("-".into(), |f| format!("{:.0}", f.1)),
+    ));
     if let Some(f) = &r.failed {
         html.push_str(&format!(
             "<p><b>The run stopped at step {} ({} attempt(s)):</b> {}. The steps below are the ones that finished.</p>\n",

@@ -3,15 +3,18 @@
 //! toggles added one at a time (the ladder), then optionally the tuned configuration minus each
 //! toggle (the ablation). Results go to a table, a JSON file and a self-contained HTML report.
 
+mod compare;
 mod faults;
 mod html;
+mod machine;
 mod probes;
 mod results;
 mod resume;
 
 pub use probes::{table as probes_table, StepProbes};
 
-pub use results::{compare, ExperimentResults, FailedStep, StepResult};
+pub use compare::compare;
+pub use results::{ExperimentResults, FailedStep, StepResult};
 
 use crate::load::{run as run_load, LoadConfig, Mode};
 use crate::monitor::watch_testnet;
@@ -73,6 +76,8 @@ pub struct ExperimentConfig {
     pub perturb: Option<Schedule>,
     /// Continue the run in `out`: keep the steps its results.json holds, run the rest.
     pub resume: bool,
+    /// The validators' build, for the record: profile and allocator.
+    pub build: String,
 }
 
 /// One step to run: a name, the toggle it adds (or removes), and the toggles on.
@@ -185,6 +190,9 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
     let mut results = resume::start(cfg, &steps)?;
     std::fs::create_dir_all(&cfg.out)
         .with_context(|| format!("cannot create {}", cfg.out.display()))?;
+    if results.info.fsync_us.is_none() {
+        results.info.fsync_us = machine::fsync_latency(&cfg.out);
+    }
     let done = results.steps.len();
     for (i, step) in steps.iter().enumerate().skip(done) {
         eprintln!(
@@ -516,6 +524,7 @@ mod tests {
             variants: Vec::new(),
             perturb: None,
             resume: false,
+            build: String::new(),
         };
         let steps = on_engines(&plan(true, false), &cfg);
         let got: Vec<(&str, EngineKind, usize)> = steps

@@ -1,10 +1,11 @@
 //! `experiment --resume`: the full ladder over several sittings. The steps already in the out
 //! dir's results.json are kept, and the run goes on from the first one missing (or the one
-//! that failed), provided the parameters and the plan are the same: a row measured at another
-//! rate or window would not compare with the rest.
+//! that failed), provided the parameters, the plan, the CPU and the binary are the same: a row
+//! measured at another rate, or by another build, would not compare with the rest.
 
-use super::{ExperimentConfig, ExperimentResults, Step};
-use anyhow::{bail, Result};
+use super::results::RunInfo;
+use super::{ExperimentConfig, ExperimentResults, Step, StepResult};
+use anyhow::{anyhow, bail, Result};
 
 /// The results a run starts from: empty, or with `--resume` those in the out dir.
 pub(super) fn start(cfg: &ExperimentConfig, steps: &[Step]) -> Result<ExperimentResults> {
@@ -32,7 +33,40 @@ fn resume(cfg: &ExperimentConfig, steps: &[Step]) -> Result<ExperimentResults> {
     }
     let mut done = ExperimentResults::load(&path)?;
     let now = ExperimentResults::new(cfg).info;
-    let was = &done.info;
+    let at = path.display();
+    same_machine(&done.info, &now)
+        .map_err(|e| anyhow!("--resume: {at} {e}; give another --out"))?;
+    same_params(&done.info, &now).map_err(|e| {
+        anyhow!("--resume: {at} {e}; resume with that run's arguments, or give another --out")
+    })?;
+    same_plan(&done.steps, steps).map_err(|e| anyhow!("--resume: {at} {e}"))?;
+    done.failed = None;
+    done.info.resumed_unix.push(now.started_unix);
+    Ok(done)
+}
+
+/// The same CPU and the same tpslab binary: rows from two builds or machines do not compare.
+fn same_machine(was: &RunInfo, now: &RunInfo) -> Result<()> {
+    if was.cpu != now.cpu {
+        bail!(
+            "was measured on another CPU ({}), not this one ({})",
+            was.cpu,
+            now.cpu
+        );
+    }
+    if let (Some(a), Some(b)) = (&was.binary_sha256, &now.binary_sha256) {
+        if a != b {
+            bail!(
+                "was measured with another tpslab binary (sha256 {a:.12}..., this one \
+                 {b:.12}...): rows from two builds do not compare"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The same load parameters, flag by flag.
+fn same_params(was: &RunInfo, now: &RunInfo) -> Result<()> {
     let secs = |s: f64| format!("{s}s");
     let params = [
         (
@@ -64,33 +98,31 @@ fn resume(cfg: &ExperimentConfig, steps: &[Step]) -> Result<ExperimentResults> {
             now.block_interval_ms.to_string(),
         ),
     ];
-    if let Some((flag, a, b)) = params.iter().find(|(_, a, b)| a != b) {
-        bail!(
-            "--resume: {} was measured with {flag} {a}, not {b}; resume with that run's \
-             arguments, or give another --out",
-            path.display()
-        );
+    match params.iter().find(|(_, a, b)| a != b) {
+        Some((flag, a, b)) => bail!("was measured with {flag} {a}, not {b}"),
+        None => Ok(()),
     }
-    if done.steps.len() > steps.len() {
+}
+
+/// The rows done are the plan's first steps, in order.
+fn same_plan(done: &[StepResult], steps: &[Step]) -> Result<()> {
+    const FLAGS: &str = "--quick, --ablation, --consensus, --raft-validators, --allocators";
+    if done.len() > steps.len() {
         bail!(
-            "--resume: {} holds {} steps, more than this plan's {}: the plan differs (--quick, \
-             --ablation, --consensus, --allocators)",
-            path.display(),
-            done.steps.len(),
+            "holds {} steps, more than this plan's {}: the plan differs ({FLAGS})",
+            done.len(),
             steps.len()
         );
     }
-    for (i, (row, step)) in done.steps.iter().zip(steps).enumerate() {
+    for (i, (row, step)) in done.iter().zip(steps).enumerate() {
         if row.name != step.name
             || row.engine != step.engine.as_str()
             || row.validators != step.validators
         {
             bail!(
-                "--resume: step {} in {} is {} on {} ({} validators), this plan's is {} on {} \
-                 ({} validators): the plan differs (--quick, --ablation, --consensus, \
-                 --raft-validators, --allocators)",
+                "has step {} as {} on {} ({} validators), this plan's is {} on {} ({} \
+                 validators): the plan differs ({FLAGS})",
                 i + 1,
-                path.display(),
                 row.name,
                 row.engine,
                 row.validators,
@@ -100,7 +132,5 @@ fn resume(cfg: &ExperimentConfig, steps: &[Step]) -> Result<ExperimentResults> {
             );
         }
     }
-    done.failed = None;
-    done.info.resumed_unix.push(now.started_unix);
-    Ok(done)
+    Ok(())
 }

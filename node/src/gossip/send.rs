@@ -3,6 +3,7 @@
 //! milliseconds.
 
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
 use prost::Message;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -28,24 +29,32 @@ type Gossiped = (Vec<u8>, u64);
 pub struct TxGossip {
     net: Network,
     batcher: Option<mpsc::Sender<Gossiped>>,
+    dropped: Counter,
 }
 
 impl TxGossip {
     /// Gossip over `net`; `batch` turns on the gossip-batch toggle's tuned path (its batcher
-    /// task runs under `monitor`). A batch never makes a frame over `max_frame_bytes`.
+    /// task runs under `monitor`). A batch never makes a frame over `max_frame_bytes`. Sends
+    /// a peer's full queue refused are counted in `dropped` (per tx and peer).
     pub fn new(
         net: Network,
         batch: bool,
         max_frame_bytes: usize,
         monitor: &tokio_metrics::TaskMonitor,
+        dropped: Counter,
     ) -> TxGossip {
         let budget = tpslab_p2p::max_payload_len(max_frame_bytes).saturating_sub(BATCH_OVERHEAD);
         let batcher = batch.then(|| {
             let (tx, rx) = mpsc::channel(65_536);
-            tokio::spawn(monitor.instrument(run_batcher(net.clone(), rx, budget)));
+            let task = run_batcher(net.clone(), rx, budget, dropped.clone());
+            tokio::spawn(monitor.instrument(task));
             tx
         });
-        TxGossip { net, batcher }
+        TxGossip {
+            net,
+            batcher,
+            dropped,
+        }
     }
 
     /// The network the txs go over.
@@ -61,24 +70,32 @@ impl TxGossip {
             // it flowing rather than dropping it.
             Some(b) => {
                 if let Err(mpsc::error::TrySendError::Full(item)) = b.try_send(item) {
-                    broadcast(&self.net, vec![item]);
+                    broadcast(&self.net, vec![item], &self.dropped);
                 }
             }
-            None => broadcast(&self.net, vec![item]),
+            None => broadcast(&self.net, vec![item], &self.dropped),
         }
     }
 }
 
-fn broadcast(net: &Network, items: Vec<Gossiped>) {
+fn broadcast(net: &Network, items: Vec<Gossiped>, dropped: &Counter) {
+    let n = items.len() as u64;
     let (txs, checked_unix_nanos) = items.into_iter().unzip();
     let batch = pb::TxBatch {
         txs,
         checked_unix_nanos,
     };
-    net.broadcast(Channel::Mempool, Bytes::from(batch.encode_to_vec()));
+    let peers = net.peers().len();
+    let reached = net.broadcast(Channel::Mempool, Bytes::from(batch.encode_to_vec()));
+    dropped.inc_by(n * peers.saturating_sub(reached) as u64);
 }
 
-async fn run_batcher(net: Network, mut rx: mpsc::Receiver<Gossiped>, budget: usize) {
+async fn run_batcher(
+    net: Network,
+    mut rx: mpsc::Receiver<Gossiped>,
+    budget: usize,
+    dropped: Counter,
+) {
     let cost = |t: &Gossiped| t.0.len() + ITEM_OVERHEAD;
     let mut next = None;
     loop {
@@ -106,6 +123,6 @@ async fn run_batcher(net: Network, mut rx: mpsc::Receiver<Gossiped>, budget: usi
                 Ok(None) | Err(_) => break,
             }
         }
-        broadcast(&net, txs);
+        broadcast(&net, txs, &dropped);
     }
 }

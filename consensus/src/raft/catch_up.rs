@@ -13,43 +13,17 @@
 //! replaying blocks, so a follower's block store stays complete and `testnet check` compares
 //! it.)
 
-use super::core::Core;
+use super::core::{CatchUp, Core};
 use crate::error::{ConsensusError, ConsensusResult};
 use crate::sync::{next_record, records_budget, MAX_BLOCKS_PER_REQUEST};
 use bytes::Bytes;
 use prost::Message as _;
 use raft::prelude::{Entry, Snapshot, SnapshotMetadata};
 use raft::{ProgressState, SnapshotStatus, StateRole};
-use std::collections::HashMap;
 use tpslab_p2p::{Channel, PeerId};
 use tpslab_types::pb;
 use tpslab_types::pb::sync_message::Msg;
 use tracing::{debug, info, warn};
-
-/// A follower rebuilding the chain a snapshot describes.
-pub(super) struct CatchUp {
-    target: pb::RaftSnapshotData,
-    /// Entries committed after the snapshot's index, applied once the chain reaches it.
-    held: Vec<Entry>,
-    /// Ticks since blocks were last asked for (or arrived).
-    waited: usize,
-    /// Which peer to ask next when the last one did not answer.
-    turn: usize,
-}
-
-/// Compaction and catch-up settings, and the leader's wait on snapshots sent.
-#[derive(Default)]
-pub(super) struct Compaction {
-    /// Entries kept behind the applied index (0: never compact).
-    pub(super) log_keep: u64,
-    /// `p2p.max_frame_bytes`: block-sync responses are cut to fit it.
-    pub(super) max_frame_bytes: usize,
-    /// Ticks without an answer before asking again (a snapshot, or blocks).
-    pub(super) patience: usize,
-    /// Leader: ticks each follower has been waiting on a snapshot.
-    pub(super) waiting: HashMap<u64, usize>,
-    pub(super) catch_up: Option<CatchUp>,
-}
 
 fn corrupt_snapshot(e: impl std::fmt::Display) -> ConsensusError {
     ConsensusError::Raft(format!("raft snapshot data is corrupt: {e}"))

@@ -9,7 +9,6 @@
 //! deposed leader's block, superseded by its successor's at the same height) is skipped by
 //! everyone alike. (Compaction and snapshot catch-up are in [`super::catch_up`].)
 
-use super::catch_up::Compaction;
 use super::metrics::RaftMetrics;
 use super::storage::ChainStorage;
 use super::store::RaftStore;
@@ -26,6 +25,31 @@ use std::time::Instant;
 use tpslab_p2p::{Channel, PeerId};
 use tpslab_types::pb;
 use tracing::{debug, info, warn};
+
+/// A follower rebuilding the chain a snapshot describes.
+pub(super) struct CatchUp {
+    pub(super) target: pb::RaftSnapshotData,
+    /// Entries committed after the snapshot's index, applied once the chain reaches it.
+    pub(super) held: Vec<Entry>,
+    /// Ticks since blocks were last asked for (or arrived).
+    pub(super) waited: usize,
+    /// Which peer to ask next when the last one did not answer.
+    pub(super) turn: usize,
+}
+
+/// Compaction and catch-up settings, and the leader's wait on snapshots sent.
+#[derive(Default)]
+pub(super) struct Compaction {
+    /// Entries kept behind the applied index (0: never compact).
+    pub(super) log_keep: u64,
+    /// `p2p.max_frame_bytes`: block-sync responses are cut to fit it.
+    pub(super) max_frame_bytes: usize,
+    /// Ticks without an answer before asking again (a snapshot, or blocks).
+    pub(super) patience: usize,
+    /// Leader: ticks each follower has been waiting on a snapshot.
+    pub(super) waiting: std::collections::HashMap<u64, usize>,
+    pub(super) catch_up: Option<CatchUp>,
+}
 
 /// The state the async loop hands to the blocking pool and back.
 pub struct Core {

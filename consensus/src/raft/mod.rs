@@ -17,7 +17,7 @@ mod slog_bridge;
 mod storage;
 mod store;
 
-use self::catch_up::Compaction;
+use self::core::Compaction;
 use self::core::Core;
 use crate::error::{ConsensusError, ConsensusResult};
 use crate::event::CommitEvent;

@@ -1,6 +1,7 @@
 //! `tpslab bench saturate`: open-loop steps at rising rates on the same chain until committed
-//! TPS stops following the offered rate or P99 passes a bound (the CometBFT QA method). The
-//! saturation point is the last step that kept up.
+//! TPS stops following the offered rate or P99 passes a bound (the CometBFT QA method), then
+//! bisection between the last rate kept up and the first not. The saturation point (the
+//! capacity) is the highest rate that kept up.
 
 use crate::load::{run, LoadConfig, Mode};
 use crate::report::LoadReport;
@@ -22,6 +23,10 @@ pub struct SaturateConfig {
     pub keep_up: f64,
     /// ...and P99 latency is at most this, ms.
     pub max_p99_ms: f64,
+    /// After the rising steps, at most this many trials bisecting between the last rate kept
+    /// up and the first not (fewer once they are within 2% of each other); 0: none, the
+    /// capacity is then only as fine as `factor`.
+    pub bisect: u32,
 }
 
 /// One step's outcome.
@@ -64,9 +69,9 @@ impl SaturateReport {
                 if st.kept_up { "yes" } else { "no" }
             ));
         }
-        let last_kept_up = self.steps.last().is_some_and(|s| s.kept_up);
+        let none_failed = self.steps.iter().all(|s| s.kept_up);
         match self.saturation {
-            Some(i) if last_kept_up => {
+            Some(i) if none_failed => {
                 let r = &self.steps[i].report;
                 s.push_str(&format!(
                     "saturation point: not reached; the last step ({} tx/s) kept up with {:.0} committed TPS at P99 {:.0} ms (raise --max-rate)\n",
@@ -86,36 +91,62 @@ impl SaturateReport {
     }
 }
 
-/// Runs steps until one does not keep up (or `max_rate`).
+/// Runs steps until one does not keep up (or `max_rate`), then bisects.
 pub async fn saturate(cfg: &SaturateConfig) -> Result<SaturateReport> {
     anyhow::ensure!(cfg.factor > 1.0, "--factor must be above 1");
     anyhow::ensure!(cfg.start_rate > 0, "--start-rate must be positive");
     let mut steps = Vec::new();
     let mut saturation = None;
     let mut rate = cfg.start_rate;
+    let mut failed_at = None;
     while rate <= cfg.max_rate {
-        let mut load = cfg.load.clone();
-        load.mode = Mode::Open { rate };
-        let report = run(&load).await?;
-        let kept_up = report.committed_tps >= cfg.keep_up * rate as f64
-            && report.latency_ms.p99 <= cfg.max_p99_ms
-            && report.committed >= (cfg.keep_up * report.sent as f64) as u64;
-        eprintln!(
-            "step {rate} tx/s: committed TPS {:.0}, P99 {:.0} ms{}",
-            report.committed_tps,
-            report.latency_ms.p99,
-            if kept_up { "" } else { " -> saturated" }
-        );
-        steps.push(Step {
-            rate,
-            kept_up,
-            report,
-        });
+        let step = trial(cfg, rate, "step").await?;
+        let kept_up = step.kept_up;
+        steps.push(step);
         if !kept_up {
+            failed_at = Some(rate);
             break;
         }
         saturation = Some(steps.len() - 1);
         rate = ((rate as f64 * cfg.factor).round() as u64).max(rate + 1);
     }
+    let (Some(mut lo), Some(mut hi)) = (saturation.map(|i| steps[i].rate), failed_at) else {
+        return Ok(SaturateReport { steps, saturation });
+    };
+    for _ in 0..cfg.bisect {
+        if hi - lo <= (lo / 50).max(1) {
+            break;
+        }
+        let mid = lo + (hi - lo) / 2;
+        let step = trial(cfg, mid, "bisect").await?;
+        if step.kept_up {
+            lo = mid;
+            saturation = Some(steps.len());
+        } else {
+            hi = mid;
+        }
+        steps.push(step);
+    }
     Ok(SaturateReport { steps, saturation })
+}
+
+/// One open-loop run at `rate`, judged against the keep-up rule.
+async fn trial(cfg: &SaturateConfig, rate: u64, what: &str) -> Result<Step> {
+    let mut load = cfg.load.clone();
+    load.mode = Mode::Open { rate };
+    let report = run(&load).await?;
+    let kept_up = report.committed_tps >= cfg.keep_up * rate as f64
+        && report.latency_ms.p99 <= cfg.max_p99_ms
+        && report.committed >= (cfg.keep_up * report.sent as f64) as u64;
+    eprintln!(
+        "{what} {rate} tx/s: committed TPS {:.0}, P99 {:.0} ms{}",
+        report.committed_tps,
+        report.latency_ms.p99,
+        if kept_up { "" } else { " -> saturated" }
+    );
+    Ok(Step {
+        rate,
+        kept_up,
+        report,
+    })
 }

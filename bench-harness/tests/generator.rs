@@ -122,6 +122,7 @@ async fn saturate_finds_the_consumers_limit() {
         max_rate: 8000,
         keep_up: 0.9,
         max_p99_ms: 400.0,
+        bisect: 0,
     })
     .await
     .unwrap();
@@ -136,4 +137,33 @@ async fn saturate_finds_the_consumers_limit() {
         r.table()
     );
     assert!(r.table().contains("saturation point: "));
+}
+
+/// The capacity search: rising steps, then bisection, find the limit of a consumer capped at
+/// 1000 tx/s (past the cap its queue grows, and with it latency) within 10%.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bisection_finds_a_rate_capped_consumers_limit_within_ten_percent() {
+    let mut load = cfg(sink(Some(1000.0)).await, Mode::Open { rate: 1 });
+    load.duration = Duration::from_secs(2);
+    load.drain = Duration::from_secs(5);
+    let r = saturate(&SaturateConfig {
+        load,
+        start_rate: 300,
+        factor: 2.0,
+        max_rate: 8000,
+        keep_up: 0.97,
+        max_p99_ms: 300.0,
+        bisect: 5,
+    })
+    .await
+    .unwrap();
+    let sat = r.steps[r.saturation.unwrap()].rate as f64;
+    assert!(
+        (900.0..=1100.0).contains(&sat),
+        "capacity {sat} for a 1000 tx/s consumer:\n{}",
+        r.table()
+    );
+    // Coarse steps 300, 600, 1200 (failed), then bisection between 600 and 1200.
+    assert!(r.steps.len() > 3, "{}", r.table());
+    assert!(r.steps.iter().any(|s| !s.kept_up));
 }

@@ -112,6 +112,10 @@ pub struct SaturateArgs {
     /// ... and its P99 is at most this, ms.
     #[arg(long, default_value_t = 1000.0)]
     max_p99_ms: f64,
+    /// Then at most this many runs bisecting between the last rate kept up and the first not
+    /// (stops within 2%); 0 keeps the capacity as coarse as --factor.
+    #[arg(long, default_value_t = 4)]
+    bisect: u32,
     /// Write all steps as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -299,6 +303,7 @@ pub async fn bench(cmd: BenchCmd) -> Result<()> {
                 max_rate: a.max_rate,
                 keep_up: a.keep_up,
                 max_p99_ms: a.max_p99_ms,
+                bisect: a.bisect,
             })
             .await?;
             print!("{}", report.table());

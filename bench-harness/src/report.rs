@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use tpslab_types::stages::StageSummary;
 
 /// Everything a load run measured.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LoadReport {
     /// `transfer` or `kvstore`.
     pub workload: String,

@@ -144,6 +144,7 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
     };
     let results = experiment::run(&cfg).await?;
     print!("{}", results.table());
+    print!("{}", results.txs_table());
     print!("{}", results.stages_table());
     print!("{}", experiment::probes_table(&results));
     println!(

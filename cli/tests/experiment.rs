@@ -151,6 +151,15 @@ fn quick_experiment_end_to_end() {
         stdout.contains("tuned vs baseline at 25 tx/s offered"),
         "{stdout}"
     );
+    // Every tx accounted for, and the generator's own figures, per step.
+    assert!(
+        stdout.contains("| step | offered | sent | accepted | rejected | committed | censored | late sends | generator CPU % |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| baseline | 150 | 150 | 150 | 0 | 150 | 0.0% |"),
+        "{stdout}"
+    );
 
     // results.json: schema, run info, one entry per step with the table's figures.
     let r: serde_json::Value =

@@ -3,6 +3,7 @@
 //! toggles added one at a time (the ladder), then optionally the tuned configuration minus each
 //! toggle (the ablation). Results go to a table, a JSON file and a self-contained HTML report.
 
+mod accounting;
 mod compare;
 mod faults;
 mod html;
@@ -479,66 +480,4 @@ async fn wait_until_running(addr: &str, engine: EngineKind, timeout: Duration) -
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_ladder_adds_one_toggle_per_step_and_ends_tuned() {
-        let steps = plan(false, true);
-        assert_eq!(steps[0].tuning, Tuning::baseline());
-        let ladder: Vec<_> = steps.iter().filter(|s| s.kind == "ladder").collect();
-        assert_eq!(ladder.len(), CATALOGUE.len() + 1);
-        for w in ladder.windows(2) {
-            assert_eq!(w[1].tuning.enabled().len(), w[0].tuning.enabled().len() + 1);
-        }
-        assert_eq!(ladder.last().unwrap().tuning, Tuning::tuned());
-        let ablation: Vec<_> = steps.iter().filter(|s| s.kind == "ablation").collect();
-        assert_eq!(ablation.len(), CATALOGUE.len());
-        assert!(ablation
-            .iter()
-            .all(|s| s.tuning.enabled().len() == CATALOGUE.len() - 1));
-        let quick = plan(true, false);
-        assert_eq!(quick.len(), 2);
-        assert_eq!(quick[1].tuning, Tuning::tuned());
-    }
-
-    #[test]
-    fn two_engines_run_each_step_side_by_side_at_their_own_size() {
-        let cfg = ExperimentConfig {
-            exe: PathBuf::new(),
-            out: PathBuf::new(),
-            validators: 4,
-            engines: vec![EngineKind::Raft, EngineKind::Bft],
-            raft_validators: 3,
-            rate: 1,
-            duration: Duration::ZERO,
-            warmup: Duration::ZERO,
-            drain: Duration::ZERO,
-            accounts: 1,
-            tx_size: 1,
-            block_interval_ms: 1,
-            quick: true,
-            ablation: false,
-            profile: false,
-            probes: false,
-            variants: Vec::new(),
-            perturb: None,
-            resume: false,
-            build: String::new(),
-        };
-        let steps = on_engines(&plan(true, false), &cfg);
-        let got: Vec<(&str, EngineKind, usize)> = steps
-            .iter()
-            .map(|s| (s.name.as_str(), s.engine, s.validators))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("baseline", EngineKind::Raft, 3),
-                ("baseline", EngineKind::Bft, 4),
-                ("tuned", EngineKind::Raft, 3),
-                ("tuned", EngineKind::Bft, 4),
-            ]
-        );
-    }
-}
+mod tests;

@@ -1,8 +1,9 @@
 //! Hostile frames on a live Raft chain's Raft channel, sent by a peer that passed the p2p
 //! handshake with a stopped follower's key: garbage, a message forging another validator as
 //! sender, one addressed to someone else, disruptive vote requests with a far higher term, and
-//! a false "I lost my log". None moves the leader's term or stops the chain, and the real
-//! follower rejoins and agrees afterwards.
+//! a false "I lost my log"; and on the block-sync channel, garbage, a request for every
+//! height there is and a response nobody asked for, holding a forged block. None moves the
+//! leader's term or stops the chain, and the real follower rejoins and agrees afterwards.
 
 mod common;
 
@@ -15,14 +16,29 @@ use std::time::{Duration, Instant};
 use tpslab_api::proto::GetAccountRequest;
 use tpslab_p2p::{Channel, Envelope, PeerId};
 use tpslab_types::keys::{account_key, address_of};
-use tpslab_types::pb::{raft_frame::Kind, RaftFrame, RaftLostLog};
+use tpslab_types::pb::{
+    raft_frame::Kind, sync_message, Block, BlockRecord, Header, RaftFrame, RaftLostLog,
+    SyncMessage, SyncRequest, SyncResponse,
+};
 
 fn envelope(payload: Vec<u8>) -> bytes::Bytes {
+    envelope_on(Channel::Raft, payload)
+}
+
+fn envelope_on(channel: Channel, payload: Vec<u8>) -> bytes::Bytes {
     let env = Envelope {
-        channel: Channel::Raft as u32,
+        channel: channel as u32,
         payload: payload.into(),
     };
     env.encode_to_vec().into()
+}
+
+/// A block-sync frame.
+fn sync(msg: sync_message::Msg) -> bytes::Bytes {
+    envelope_on(
+        Channel::Sync,
+        SyncMessage { msg: Some(msg) }.encode_to_vec(),
+    )
 }
 
 fn frame(kind: Kind) -> bytes::Bytes {
@@ -39,6 +55,43 @@ fn vote_request(ty: MessageType, from: u64, to: u64, term: u64) -> bytes::Bytes 
     m.log_term = term;
     m.index = 1 << 40;
     frame(Kind::Message(prost011::Message::encode_to_vec(&m).into()))
+}
+
+/// What the fake follower sends the leader: ids in genesis order + 1, `far` a term far ahead.
+fn hostile_frames(lead_id: u64, f_id: u64, other_id: u64, far: u64) -> Vec<bytes::Bytes> {
+    vec![
+        envelope(b"\xff\xfe not a raft frame".to_vec()),
+        frame(Kind::Message(b"not a raft message".to_vec().into())),
+        // Forged sender: the handshake authenticated f, the message claims the other node.
+        vote_request(MessageType::MsgRequestVote, other_id, lead_id, far),
+        // Addressed to someone else.
+        vote_request(MessageType::MsgRequestVote, f_id, other_id, far),
+        // Honest-shaped but disruptive (a node back from a partition): pre-vote and
+        // check-quorum keep a leader with a live quorum in place.
+        vote_request(MessageType::MsgRequestPreVote, f_id, lead_id, far),
+        vote_request(MessageType::MsgRequestVote, f_id, lead_id, far),
+        frame(Kind::LostLog(RaftLostLog { last_index: 0 })),
+        envelope_on(Channel::Sync, b"\x0a\xff not a sync message".to_vec()),
+        // Served within the leader's own budget (64 blocks, one frame), not the whole chain.
+        sync(sync_message::Msg::Request(SyncRequest {
+            from_height: 0,
+            to_height: u64::MAX,
+            max_bytes: u64::MAX,
+        })),
+        // Unasked-for blocks: the leader is not catching up, so they are ignored.
+        sync(sync_message::Msg::Response(SyncResponse {
+            blocks: vec![BlockRecord {
+                block: Some(Block {
+                    header: Some(Header {
+                        height: 2,
+                        ..Header::default()
+                    }),
+                    ..Block::default()
+                }),
+                ..BlockRecord::default()
+            }],
+        })),
+    ]
 }
 
 async fn raft_term(addr: &str) -> u64 {
@@ -74,19 +127,7 @@ async fn hostile_raft_frames_neither_move_the_term_nor_stop_the_chain() {
 
     let term = raft_term(&lead.grpc_addr).await;
     let far = term + 100;
-    let hostile = [
-        envelope(b"\xff\xfe not a raft frame".to_vec()),
-        frame(Kind::Message(b"not a raft message".to_vec().into())),
-        // Forged sender: the handshake authenticated f, the message claims the other node.
-        vote_request(MessageType::MsgRequestVote, other_id, lead_id, far),
-        // Addressed to someone else.
-        vote_request(MessageType::MsgRequestVote, f_id, other_id, far),
-        // Honest-shaped but disruptive (a node back from a partition): pre-vote and
-        // check-quorum keep a leader with a live quorum in place.
-        vote_request(MessageType::MsgRequestPreVote, f_id, lead_id, far),
-        vote_request(MessageType::MsgRequestVote, f_id, lead_id, far),
-        frame(Kind::LostLog(RaftLostLog { last_index: 0 })),
-    ];
+    let hostile = hostile_frames(lead_id, f_id, other_id, far);
     for b in hostile {
         sink.send(b).await.unwrap();
     }
@@ -119,6 +160,7 @@ async fn hostile_raft_frames_neither_move_the_term_nor_stop_the_chain() {
         "malformed raft frame dropped",
         "raft message with a forged address dropped",
         "follower lost its log; replicating from the start",
+        "malformed block-sync frame dropped",
     ] {
         assert!(log.contains(said), "{said}: {log}");
     }

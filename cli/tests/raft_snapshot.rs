@@ -36,12 +36,19 @@ async fn wait_for_log(home: &Path, from: usize, needle: &str, secs: u64) -> Stri
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_behind_a_compacted_log_catches_up_from_a_snapshot() {
+/// A running 3-node Raft testnet that compacts its log to `PATCH`'s few entries, and its
+/// leader's name (the temp dir keeps it alive).
+async fn compacting_raft_net() -> (tempfile::TempDir, std::path::PathBuf, TestNet, String) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
     let net = TestNet::up_with(dir.clone(), 3, 300, PATCH, &["--consensus", "raft"]);
     let lead = leader(&net).await;
+    (tmp, dir, net, lead)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_a_compacted_log_catches_up_from_a_snapshot() {
+    let (tmp, dir, net, lead) = compacting_raft_net().await;
     let l = node_named(&net, &lead);
     let f = a_follower(&net, &lead);
     tpslab_testnet::stop_node(&f).unwrap();
@@ -85,10 +92,7 @@ async fn a_follower_behind_a_compacted_log_catches_up_from_a_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_follower_rejoins_from_a_snapshot_without_voting_first() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("net");
-    let net = TestNet::up_with(dir.clone(), 3, 300, PATCH, &["--consensus", "raft"]);
-    let lead = leader(&net).await;
+    let (tmp, dir, net, lead) = compacting_raft_net().await;
     let (_, r) = run_load(&load_args(&dir, "3s", &[]), &tmp.path().join("r.json"));
     let want = r["committed_including_warmup"].as_u64().unwrap();
     let f = a_follower(&net, &lead);

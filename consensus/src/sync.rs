@@ -7,7 +7,7 @@ use crate::bft::ValidatorSet;
 use crate::error::ConsensusResult;
 use crate::event::CommitEvent;
 use crate::frame_budget::{record_overhead, SYNC_RESPONSE_OVERHEAD};
-use crate::invalid::{BlockFault, Invalid};
+use crate::invalid::{BlockFault, CommitFault, Invalid};
 use crate::pipeline::BlockPipeline;
 use std::time::Duration;
 use tpslab_types::pb;
@@ -72,6 +72,19 @@ pub fn apply(
     vals: &ValidatorSet,
     records: Vec<pb::BlockRecord>,
 ) -> ConsensusResult<SyncApplied> {
+    apply_with(pipeline, records, |chain_id, height, hash, commit| {
+        verify_commit(chain_id, vals, height, hash, commit)
+    })
+}
+
+/// [`apply`] with the engine's own commit check, `check(chain_id, height, block hash,
+/// commit)`: BFT verifies the commit's signatures; a Raft commit has none and must only name
+/// the block.
+pub fn apply_with(
+    pipeline: &mut BlockPipeline,
+    records: Vec<pb::BlockRecord>,
+    check: impl Fn(&str, u64, &Hash, &pb::Commit) -> Result<(), CommitFault>,
+) -> ConsensusResult<SyncApplied> {
     let mut events = Vec::new();
     for rec in records {
         let height = rec
@@ -79,7 +92,14 @@ pub fn apply(
             .as_ref()
             .and_then(|b| b.header.as_ref())
             .map_or(0, |h| h.height);
-        match verify_one(pipeline, vals, rec) {
+        let verified = next_record(pipeline, rec).and_then(|next| match next {
+            Some((block, hash, commit)) => {
+                check(pipeline.chain_id(), height, &hash, &commit)?;
+                Ok(Some((block, hash, commit)))
+            }
+            None => Ok(None),
+        });
+        match verified {
             Ok(Some((block, hash, commit))) => {
                 events.push(pipeline.commit_block(block, hash, commit)?);
             }
@@ -90,25 +110,10 @@ pub fn apply(
     Ok((events, None))
 }
 
-/// The record's block, hash and commit if it is the next block and verifies; None if it is
-/// not the next one (already have it, or a gap: skipped).
-fn verify_one(
-    pipeline: &BlockPipeline,
-    vals: &ValidatorSet,
-    rec: pb::BlockRecord,
-) -> Result<Option<(pb::Block, Hash, pb::Commit)>, Invalid> {
-    let Some((block, hash, commit)) = next_record(pipeline, rec)? else {
-        return Ok(None);
-    };
-    let height = block.header.as_ref().map_or(0, |h| h.height);
-    verify_commit(pipeline.chain_id(), vals, height, &hash, &commit)?;
-    Ok(Some((block, hash, commit)))
-}
-
 /// The record's block, hash and commit if it holds the next block, well formed and linked
 /// to our chain under the hash it claims; None if it is not the next one. The commit is the
-/// caller's to verify (a BFT commit's signatures; a Raft commit has none).
-pub fn next_record(
+/// caller's to verify.
+fn next_record(
     pipeline: &BlockPipeline,
     rec: pb::BlockRecord,
 ) -> Result<Option<(pb::Block, Hash, pb::Commit)>, Invalid> {

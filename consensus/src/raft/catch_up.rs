@@ -15,7 +15,8 @@
 
 use super::core::{CatchUp, Core};
 use crate::error::{ConsensusError, ConsensusResult};
-use crate::sync::{next_record, records_budget, MAX_BLOCKS_PER_REQUEST};
+use crate::invalid::CommitFault;
+use crate::sync::{apply_with, records_budget, MAX_BLOCKS_PER_REQUEST};
 use bytes::Bytes;
 use prost::Message as _;
 use raft::prelude::{Entry, Snapshot, SnapshotMetadata};
@@ -51,7 +52,9 @@ impl Core {
         let keep = self.compaction.log_keep;
         let applied = self.node.raft.raft_log.applied;
         let first = self.store.first_index();
-        if keep == 0 || self.catching_up() || applied < first + 2 * keep {
+        // Saturating: a huge `log_keep` just never compacts.
+        if keep == 0 || self.catching_up() || applied < first.saturating_add(keep.saturating_mul(2))
+        {
             return Ok(());
         }
         // Every entry up to `applied` is applied (none held), so the chain is the one at it.
@@ -216,36 +219,41 @@ impl Core {
         }
     }
 
-    /// Commits the records that extend the chain towards the snapshot's height; once it is
-    /// reached, checks it and applies the entries held meanwhile.
+    /// Commits the records that extend the chain towards the snapshot's height (the same
+    /// checks as BFT's block sync, but a Raft commit has no signatures: it must name its
+    /// block); once the height is reached, checks the chain and applies the entries held.
     fn on_blocks(&mut self, from: PeerId, records: Vec<pb::BlockRecord>) -> ConsensusResult<()> {
         let Some(target) = self.compaction.catch_up.as_ref().map(|c| c.target.height) else {
             return Ok(());
         };
-        let mut progressed = false;
-        for rec in records {
-            if self.pipeline.last_committed()?.height >= target {
-                break;
+        // Past the snapshot's height, blocks are the held entries' to decide (a record
+        // without a header goes on, to be refused as malformed).
+        let records: Vec<_> = records
+            .into_iter()
+            .filter(|r| {
+                r.block
+                    .as_ref()
+                    .and_then(|b| b.header.as_ref())
+                    .is_none_or(|h| h.height <= target)
+            })
+            .collect();
+        let (events, refused) = apply_with(&mut self.pipeline, records, |_, height, hash, c| {
+            if c.height != height {
+                Err(CommitFault::WrongHeight {
+                    got: c.height,
+                    expected: height,
+                })
+            } else if c.block_hash[..] != hash.0[..] {
+                Err(CommitFault::OtherBlock)
+            } else {
+                Ok(())
             }
-            match next_record(&self.pipeline, rec) {
-                Ok(Some((block, hash, commit))) => {
-                    // A Raft commit carries no signatures; it must name this block.
-                    let height = block.header.as_ref().map_or(0, |h| h.height);
-                    if commit.height != height || commit.block_hash[..] != hash.0[..] {
-                        warn!(peer = %from, height, "block-sync record with another block's commit");
-                        break;
-                    }
-                    let ev = self.pipeline.commit_block(block, hash, commit)?;
-                    self.commits.push(ev);
-                    progressed = true;
-                }
-                Ok(None) => {}
-                Err(why) => {
-                    warn!(peer = %from, reason = %why, "block-sync record refused");
-                    break;
-                }
-            }
+        })?;
+        if let Some((height, why)) = refused {
+            warn!(peer = %from, height, reason = %why, "block-sync record refused");
         }
+        let progressed = !events.is_empty();
+        self.commits.extend(events);
         if self.pipeline.last_committed()?.height >= target {
             return self.finish_catch_up();
         }

@@ -54,7 +54,7 @@ impl Reactor {
                         round: None,
                         reason,
                     };
-                    self.refuse(refused).await;
+                    self.refuse(refused);
                 }
                 if let Some(last) = events.last() {
                     info!(

@@ -203,7 +203,7 @@ impl Reactor {
                     Some(Event::Message { peer, channel: Channel::Consensus, payload }) => {
                         match pb::ConsensusMessage::decode(payload) {
                             Ok(m) => self.on_message(peer, m).await?,
-                            Err(e) => self.refuse(malformed_frame(peer, self.height, "consensus message", e)).await,
+                            Err(e) => self.refuse(malformed_frame(peer, self.height, "consensus message", e)),
                         }
                     }
                     // Tx gossip is the node's to route to CheckTx, not the engine's.
@@ -213,7 +213,7 @@ impl Reactor {
                     Some(Event::Message { peer, channel: Channel::Sync, payload }) => {
                         match pb::SyncMessage::decode(payload) {
                             Ok(m) => self.on_sync(peer, m).await?,
-                            Err(e) => self.refuse(malformed_frame(peer, self.height, "sync message", e)).await,
+                            Err(e) => self.refuse(malformed_frame(peer, self.height, "sync message", e)),
                         }
                     }
                     Some(Event::PeerUp(p)) => debug!(peer = %p, "peer up"),
@@ -261,7 +261,7 @@ impl Reactor {
                     round: Some(round),
                     reason,
                 };
-                self.refuse(refused).await;
+                self.refuse(refused);
                 return Ok(());
             }
         };
@@ -270,7 +270,7 @@ impl Reactor {
     }
 
     /// Drops the peer that sent an invalid message (it is misbehaving, or on another chain).
-    async fn refuse(&self, m: InvalidMessage) {
+    fn refuse(&self, m: InvalidMessage) {
         self.net.disconnect(m.peer, m.to_string());
     }
 

@@ -209,3 +209,60 @@ impl RaftStore {
         self.persist(&[], Some(&hs))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tpslab_statedb::{StateDb, StateDbOptions};
+
+    fn db(dir: &std::path::Path) -> Arc<dyn RaftLog> {
+        Arc::new(StateDb::open(dir, &StateDbOptions::default()).unwrap())
+    }
+
+    #[test]
+    fn abstention_survives_a_restart_until_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, fresh) = RaftStore::open(db(dir.path()), vec![1, 2, 3]).unwrap();
+        assert!(fresh);
+        // It learns a term (a hard state on disk) but has not caught up: still fresh.
+        let hs = HardState {
+            term: 3,
+            ..HardState::default()
+        };
+        store.persist(&[], Some(&hs)).unwrap();
+        drop(store);
+        let (store, fresh) = RaftStore::open(db(dir.path()), vec![1, 2, 3]).unwrap();
+        assert!(fresh, "a restart must not end abstention");
+        store.end_abstention().unwrap();
+        drop(store);
+        let (_, fresh) = RaftStore::open(db(dir.path()), vec![1, 2, 3]).unwrap();
+        assert!(!fresh, "abstention ended, with a hard state on disk");
+    }
+
+    #[test]
+    fn a_corrupt_log_base_or_snapshot_is_refused_at_start() {
+        for (base, snap, said) in [
+            (
+                Some(b"\xff\xff".to_vec()),
+                None,
+                "stored raft log base is corrupt",
+            ),
+            (
+                None,
+                Some(b"\xff\xff".to_vec()),
+                "stored raft snapshot is corrupt",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            db(dir.path())
+                .write(&RaftWrite {
+                    log_base: base,
+                    snapshot: snap,
+                    ..RaftWrite::default()
+                })
+                .unwrap();
+            let err = RaftStore::open(db(dir.path()), vec![1]).err().unwrap();
+            assert!(err.to_string().contains(said), "{err}");
+        }
+    }
+}

@@ -1,12 +1,15 @@
 //! `tpslab bench saturate`: open-loop steps at rising rates on the same chain until committed
 //! TPS stops following the offered rate or P99 passes a bound (the CometBFT QA method), then
 //! bisection between the last rate kept up and the first not. The saturation point (the
-//! capacity) is the highest rate that kept up.
+//! capacity) is the highest rate that kept up. When the first rate does not keep up the steps
+//! fall instead (down to `min_rate`), so a search may start from a guess on either side, as
+//! the experiment's does from the previous step's capacity.
 
 use crate::load::{run, LoadConfig, Mode};
 use crate::report::LoadReport;
 use anyhow::Result;
 use serde::Serialize;
+use std::time::Duration;
 
 /// How the rate is stepped.
 #[derive(Clone, Debug)]
@@ -19,6 +22,9 @@ pub struct SaturateConfig {
     pub factor: f64,
     /// Give up above this rate.
     pub max_rate: u64,
+    /// When the first rate does not keep up, step down (dividing by `factor`) to at most
+    /// this rate before giving up.
+    pub min_rate: u64,
     /// A step keeps up when committed TPS >= this fraction of the offered rate...
     pub keep_up: f64,
     /// ...and P99 latency is at most this, ms.
@@ -27,6 +33,9 @@ pub struct SaturateConfig {
     /// up and the first not (fewer once they are within 2% of each other); 0: none, the
     /// capacity is then only as fine as `factor`.
     pub bisect: u32,
+    /// Before each trial after the first, wait at most this long for the targets' mempools
+    /// to empty: the txs a saturated trial left behind would otherwise load the next one.
+    pub settle: Duration,
 }
 
 /// One step's outcome.
@@ -85,32 +94,47 @@ impl SaturateReport {
                     r.committed_tps, r.latency_ms.p99, self.steps[i].rate
                 ));
             }
-            None => s.push_str("saturation point: below the first step's rate\n"),
+            None => s.push_str(&format!(
+                "saturation point: below the lowest rate tried ({} tx/s)\n",
+                self.steps.iter().map(|s| s.rate).min().unwrap_or(0)
+            )),
         }
         s
     }
 }
 
-/// Runs steps until one does not keep up (or `max_rate`), then bisects.
+/// Runs steps until one does not keep up (or `max_rate`), or, when the first does not, down
+/// until one does (or `min_rate`); then bisects between the two rates found.
 pub async fn saturate(cfg: &SaturateConfig) -> Result<SaturateReport> {
     anyhow::ensure!(cfg.factor > 1.0, "--factor must be above 1");
     anyhow::ensure!(cfg.start_rate > 0, "--start-rate must be positive");
-    let mut steps = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
     let mut saturation = None;
+    // The highest rate kept up and the lowest not, as far as known.
+    let (mut lo, mut hi) = (None, None);
     let mut rate = cfg.start_rate;
-    let mut failed_at = None;
-    while rate <= cfg.max_rate {
-        let step = trial(cfg, rate, "step").await?;
+    loop {
+        let step = trial(cfg, rate, "step", !steps.is_empty()).await?;
         let kept_up = step.kept_up;
         steps.push(step);
-        if !kept_up {
-            failed_at = Some(rate);
-            break;
+        if kept_up {
+            saturation = Some(steps.len() - 1);
+            lo = Some(rate);
+            let next = ((rate as f64 * cfg.factor).round() as u64).max(rate + 1);
+            if hi.is_some() || next > cfg.max_rate {
+                break;
+            }
+            rate = next;
+        } else {
+            hi = Some(rate);
+            let next = ((rate as f64 / cfg.factor).round() as u64).min(rate - 1);
+            if lo.is_some() || next < cfg.min_rate.max(1) {
+                break;
+            }
+            rate = next;
         }
-        saturation = Some(steps.len() - 1);
-        rate = ((rate as f64 * cfg.factor).round() as u64).max(rate + 1);
     }
-    let (Some(mut lo), Some(mut hi)) = (saturation.map(|i| steps[i].rate), failed_at) else {
+    let (Some(mut lo), Some(mut hi)) = (lo, hi) else {
         return Ok(SaturateReport { steps, saturation });
     };
     for _ in 0..cfg.bisect {
@@ -118,7 +142,7 @@ pub async fn saturate(cfg: &SaturateConfig) -> Result<SaturateReport> {
             break;
         }
         let mid = lo + (hi - lo) / 2;
-        let step = trial(cfg, mid, "bisect").await?;
+        let step = trial(cfg, mid, "bisect", true).await?;
         if step.kept_up {
             lo = mid;
             saturation = Some(steps.len());
@@ -131,7 +155,10 @@ pub async fn saturate(cfg: &SaturateConfig) -> Result<SaturateReport> {
 }
 
 /// One open-loop run at `rate`, judged against the keep-up rule.
-async fn trial(cfg: &SaturateConfig, rate: u64, what: &str) -> Result<Step> {
+async fn trial(cfg: &SaturateConfig, rate: u64, what: &str, settle: bool) -> Result<Step> {
+    if settle {
+        settle_mempools(&cfg.load.targets, cfg.settle).await;
+    }
     let mut load = cfg.load.clone();
     load.mode = Mode::Open { rate };
     let report = run(&load).await?;
@@ -149,4 +176,25 @@ async fn trial(cfg: &SaturateConfig, rate: u64, what: &str) -> Result<Step> {
         kept_up,
         report,
     })
+}
+
+/// Waits until every target's mempool is empty, at most `timeout` (a target that does not
+/// answer counts as empty: the trial's own run reports it).
+async fn settle_mempools(targets: &[String], timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for addr in targets {
+        let Ok(mut client) = tpslab_api::client::connect(addr).await else {
+            continue;
+        };
+        loop {
+            let left = client
+                .status(tpslab_api::proto::StatusRequest {})
+                .await
+                .map_or(0, |r| r.into_inner().mempool_txs);
+            if left == 0 || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }

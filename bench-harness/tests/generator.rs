@@ -123,6 +123,8 @@ async fn saturate_finds_the_consumers_limit() {
         keep_up: 0.9,
         max_p99_ms: 400.0,
         bisect: 0,
+        min_rate: 50,
+        settle: Duration::from_secs(1),
     })
     .await
     .unwrap();
@@ -139,31 +141,49 @@ async fn saturate_finds_the_consumers_limit() {
     assert!(r.table().contains("saturation point: "));
 }
 
-/// The capacity search: rising steps, then bisection, find the limit of a consumer capped at
-/// 1000 tx/s (past the cap its queue grows, and with it latency) within 10%.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bisection_finds_a_rate_capped_consumers_limit_within_ten_percent() {
+/// A capacity search of a consumer capped at 1000 tx/s (past the cap its queue grows, and
+/// with it latency), from `start_rate`: the capacity found and the report.
+async fn search_capped_consumer(start_rate: u64) -> (f64, tpslab_bench::saturate::SaturateReport) {
     let mut load = cfg(sink(Some(1000.0)).await, Mode::Open { rate: 1 });
     load.duration = Duration::from_secs(2);
     load.drain = Duration::from_secs(5);
     let r = saturate(&SaturateConfig {
         load,
-        start_rate: 300,
+        start_rate,
         factor: 2.0,
         max_rate: 8000,
         keep_up: 0.97,
         max_p99_ms: 300.0,
         bisect: 5,
+        min_rate: 50,
+        settle: Duration::from_secs(1),
     })
     .await
     .unwrap();
-    let sat = r.steps[r.saturation.unwrap()].rate as f64;
+    let sat = r.steps[r.saturation.expect("some rate kept up")].rate as f64;
     assert!(
         (900.0..=1100.0).contains(&sat),
         "capacity {sat} for a 1000 tx/s consumer:\n{}",
         r.table()
     );
+    (sat, r)
+}
+
+/// The capacity search from below: rising steps, then bisection, find the cap within 10%.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bisection_finds_a_rate_capped_consumers_limit_within_ten_percent() {
+    let (_, r) = search_capped_consumer(300).await;
     // Coarse steps 300, 600, 1200 (failed), then bisection between 600 and 1200.
     assert!(r.steps.len() > 3, "{}", r.table());
     assert!(r.steps.iter().any(|s| !s.kept_up));
+}
+
+/// From above (the experiment starts each step's search at the previous step's capacity,
+/// which a slower step does not reach): falling steps until one keeps up, then bisection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_starting_above_the_limit_steps_down_and_finds_it() {
+    let (_, r) = search_capped_consumer(4000).await;
+    assert!(!r.steps[0].kept_up && !r.steps[1].kept_up, "{}", r.table());
+    assert_eq!(r.steps[1].rate, 2000, "{}", r.table());
+    assert!(r.steps.len() > 3, "{}", r.table());
 }

@@ -5,7 +5,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
-use tpslab_bench::experiment::{self, ExperimentConfig, ExperimentResults};
+use tpslab_bench::experiment::{
+    self, CapacityConfig, CapacityPlan, ExperimentConfig, ExperimentResults,
+};
 
 #[derive(Args)]
 pub struct ExperimentArgs {
@@ -85,6 +87,29 @@ pub struct ExperimentArgs {
     /// the ones it was made with.
     #[arg(long)]
     resume: bool,
+    /// Fixed-rate runs per step, interleaved (every step once before any step twice); the
+    /// table shows median (min-max) and whether a step is within noise of the one before.
+    /// Default 3; 1 with --quick.
+    #[arg(long)]
+    repeats: Option<u32>,
+    /// Which steps get a capacity search (the highest offered rate with >= 95% committed and
+    /// P99 <= --slo-p99, on a fresh testnet of the step): `baseline,tuned`, `all` or `none`.
+    /// Default: all (baseline,tuned with --quick).
+    #[arg(long)]
+    capacity: Option<tpslab_bench::experiment::CapacityPlan>,
+    /// The latency bound of the capacity search.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    slo_p99: Duration,
+    /// Each capacity trial's measured window (after a 2 s warm-up).
+    #[arg(long, default_value = "6s", value_parser = parse_duration)]
+    capacity_trial: Duration,
+    /// The first searched step's first rate, tx/s; each later search starts at the capacity
+    /// found before it.
+    #[arg(long, default_value_t = 1000)]
+    capacity_start: u64,
+    /// The capacity search stops above this rate.
+    #[arg(long, default_value_t = 200_000)]
+    capacity_max: u64,
 }
 
 pub async fn experiment(a: ExperimentArgs) -> Result<()> {
@@ -132,6 +157,18 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
         variants,
         perturb: a.perturb,
         resume: a.resume,
+        repeats: a.repeats.unwrap_or(if a.quick { 1 } else { 3 }),
+        capacity: CapacityConfig {
+            plan: a.capacity.unwrap_or(if a.quick {
+                CapacityPlan::BaselineTuned
+            } else {
+                CapacityPlan::All
+            }),
+            slo_p99_ms: a.slo_p99.as_secs_f64() * 1000.0,
+            trial: a.capacity_trial,
+            start_rate: a.capacity_start,
+            max_rate: a.capacity_max,
+        },
         build: format!(
             "{}, {} allocator",
             if cfg!(debug_assertions) {

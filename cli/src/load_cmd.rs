@@ -106,6 +106,10 @@ pub struct SaturateArgs {
     /// Stop above this rate.
     #[arg(long, default_value_t = 200_000)]
     max_rate: u64,
+    /// When the first rate does not keep up, step down (dividing by --factor) to this rate
+    /// before giving up.
+    #[arg(long, default_value_t = 50)]
+    min_rate: u64,
     /// A step keeps up when committed TPS is at least this fraction of the offered rate.
     #[arg(long, default_value_t = 0.95)]
     keep_up: f64,
@@ -116,6 +120,10 @@ pub struct SaturateArgs {
     /// (stops within 2%); 0 keeps the capacity as coarse as --factor.
     #[arg(long, default_value_t = 4)]
     bisect: u32,
+    /// Before each step, wait at most this long for the nodes' mempools to empty (what a
+    /// saturated step left behind would load the next one).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    settle: Duration,
     /// Write all steps as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -304,6 +312,8 @@ pub async fn bench(cmd: BenchCmd) -> Result<()> {
                 keep_up: a.keep_up,
                 max_p99_ms: a.max_p99_ms,
                 bisect: a.bisect,
+                min_rate: a.min_rate,
+                settle: a.settle,
             })
             .await?;
             print!("{}", report.table());

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{bin, quick_experiment, succeeded, testnet_turn};
+use common::{bin, quick_experiment, quick_experiment_capacity, succeeded, testnet_turn};
 use std::process::Command;
 
 fn run(args: &[&str]) -> std::process::Output {
@@ -127,7 +127,17 @@ fn experiment_refuses_bad_engine_arguments() {
 
 /// `quick_experiment(duration) --out OUT ARGS`, which must succeed; its stdout.
 fn run_quick(duration: &str, out: &std::path::Path, args: &[&str]) -> String {
-    let run = quick_experiment(duration)
+    run_quick_capacity(duration, "none", out, args)
+}
+
+/// `run_quick` with `--capacity capacity`.
+fn run_quick_capacity(
+    duration: &str,
+    capacity: &str,
+    out: &std::path::Path,
+    args: &[&str],
+) -> String {
+    let run = quick_experiment_capacity(duration, capacity)
         .arg("--out")
         .arg(out)
         .args(args)
@@ -141,14 +151,35 @@ fn quick_experiment_end_to_end() {
     let _turn = testnet_turn();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("exp");
-    let stdout = run_quick("6s", &out_dir, &["--probes"]);
+    // A tiny capacity search on each step (2 s trials from 20 tx/s, at most 40).
+    let stdout = run_quick_capacity(
+        "6s",
+        "baseline,tuned",
+        &out_dir,
+        &[
+            "--probes",
+            "--capacity-trial",
+            "2s",
+            "--capacity-start",
+            "20",
+            "--capacity-max",
+            "40",
+        ],
+    );
     assert!(
-        stdout
-            .contains("| step | toggle added | TPS | P50 | P99 | CPU % | allocs/tx | x baseline |"),
+        stdout.contains("| step | toggle added | TPS | P50 ms | P99 ms | capacity tx/s | CPU % | allocs/tx (/offered) | lock wait us/tx (/offered) | x baseline | vs compared |"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("tuned vs baseline at 25 tx/s offered"),
+        stdout.contains("tuned vs baseline at 25 tx/s offered (same-load ratio"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 run per step: the spread is unknown"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("tuned vs baseline capacity (highest offered rate with >= 95% committed and P99 <= 1000 ms): "),
         "{stdout}"
     );
     // Every tx accounted for, and the generator's own figures, per step.
@@ -203,6 +234,29 @@ fn quick_experiment_end_to_end() {
         );
     }
     assert_eq!(steps[0]["x_baseline"], 1.0);
+    // Each step's capacity search: trials from 20 tx/s for the baseline, from the baseline's
+    // capacity for tuned, none above 40 tx/s; both keep up at these rates (capacity >= 30).
+    for (i, s) in steps.iter().enumerate() {
+        let c = &s["capacity"];
+        let trials = c["trials"].as_array().unwrap_or_else(|| panic!("{s}"));
+        assert!(!trials.is_empty(), "{c}");
+        assert!(
+            trials.iter().all(|t| t["rate"].as_u64().unwrap() <= 40),
+            "{c}"
+        );
+        assert_eq!(c["slo_p99_ms"], 1000.0);
+        let start = if i == 0 {
+            20
+        } else {
+            steps[0]["capacity"]["rate"].as_u64().unwrap_or(20)
+        };
+        assert_eq!(c["started_at"], start, "{c}");
+        assert_eq!(c["rate"], 30, "{c}");
+        assert!(c["failed_at"].is_null(), "{c}");
+        assert_eq!(s["repeats"].as_array().unwrap().len(), 1);
+        assert_eq!(s["repeats"][0]["order"], i);
+    }
+    assert!(stdout.contains("| >= 30 |"), "{stdout}");
 
     // eBPF probes: attached to every step's validators when running as root (CI does).
     if tpslab_probe::available().is_ok() {
@@ -385,7 +439,11 @@ fn quick_experiment_compares_raft_and_bft() {
     let _turn = testnet_turn();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("exp");
-    let stdout = run_quick("3s", &out_dir, &["--consensus", "raft,bft", "--no-profile"]);
+    let stdout = run_quick(
+        "3s",
+        &out_dir,
+        &["--consensus", "raft,bft", "--no-profile", "--repeats", "2"],
+    );
     for said in [
         "| baseline [raft] |",
         "| tuned [bft] |",
@@ -421,24 +479,49 @@ fn quick_experiment_compares_raft_and_bft() {
             want("tuned", "bft", 4),
         ]
     );
+    // Two repeats, interleaved: every step once, then every step again.
+    for (j, s) in r["steps"].as_array().unwrap().iter().enumerate() {
+        let runs: Vec<(u64, u64)> = s["repeats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["repeat"].as_u64().unwrap(), x["order"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(runs, vec![(0, j as u64), (1, 4 + j as u64)], "{s}");
+    }
+    assert!(
+        stdout.contains("figures are medians (min-max) over the repeats"),
+        "{stdout}"
+    );
 
-    // --resume: an interrupted run (here: its last row dropped) goes on from the step it
-    // lacks, and keeps the rows it has.
+    // --resume: an interrupted run (here: its last row dropped, and the second repeat of
+    // the row before) goes on with the units it lacks, and keeps the ones it has.
     let mut cut = r.clone();
     cut["steps"].as_array_mut().unwrap().pop();
+    cut["steps"][2]["repeats"].as_array_mut().unwrap().pop();
     let json = out_dir.join("results.json");
     std::fs::write(&json, serde_json::to_string(&cut).unwrap()).unwrap();
     let again = quick_experiment("3s")
         .arg("--out")
         .arg(&out_dir)
         .args(["--consensus", "raft,bft", "--no-profile", "--resume"])
+        .args(["--repeats", "2"])
         .output()
         .unwrap();
     succeeded(&again, "experiment --resume");
     let err = String::from_utf8_lossy(&again.stderr);
-    assert!(err.contains("3 of 4 steps measured before"), "{err}");
     assert!(
-        err.contains("[4/4] tuned") && !err.contains("[1/4]"),
+        err.contains("3 of 4 steps measured before (5 runs, 0 capacity searches)"),
+        "{err}"
+    );
+    let ran: Vec<&str> = err.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(
+        ran,
+        vec![
+            "[4/4] tuned (repeat 1/2): 4 bft validators, 25 tx/s for 3s",
+            "[3/4] tuned (repeat 2/2): 3 raft validators, 25 tx/s for 3s",
+            "[4/4] tuned (repeat 2/2): 4 bft validators, 25 tx/s for 3s",
+        ],
         "{err}"
     );
     let resumed: serde_json::Value =
@@ -447,6 +530,10 @@ fn quick_experiment_compares_raft_and_bft() {
     assert_eq!(resumed["steps"][0]["tps"], r["steps"][0]["tps"]);
     assert_eq!(resumed["steps"][3]["engine"], "bft");
     assert_eq!(resumed["steps"][3]["report"]["committed"], 75);
+    for s in resumed["steps"].as_array().unwrap() {
+        assert_eq!(s["repeats"].as_array().unwrap().len(), 2, "{s}");
+    }
+    assert_eq!(resumed["steps"][1]["repeats"], r["steps"][1]["repeats"]);
     assert_eq!(resumed["info"]["resumed_unix"].as_array().unwrap().len(), 1);
     // Another tx size, or another plan, would not compare with the rows kept: refused.
     for (args, said) in [
@@ -455,6 +542,10 @@ fn quick_experiment_compares_raft_and_bft() {
             "was measured with --tx-size 250, not 300",
         ),
         (&["--consensus", "bft"][..], "the plan differs"),
+        (
+            &["--consensus", "raft,bft", "--capacity-trial", "3s"][..],
+            "was measured with --capacity-trial 6s, not 3s",
+        ),
     ] {
         let out = quick_experiment("3s")
             .arg("--out")
@@ -467,4 +558,20 @@ fn quick_experiment_compares_raft_and_bft() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(said), "{args:?}: {err}");
     }
+    // Rows measured by another build do not compare either.
+    let mut other = resumed.clone();
+    other["info"]["binary_sha256"] = "0".repeat(64).into();
+    std::fs::write(&json, serde_json::to_string(&other).unwrap()).unwrap();
+    let out = quick_experiment("3s")
+        .arg("--out")
+        .arg(&out_dir)
+        .args(["--consensus", "raft,bft", "--no-profile", "--resume"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("was measured with another tpslab binary (sha256 000000000000..."),
+        "{err}"
+    );
 }

@@ -4,33 +4,33 @@
 //! toggle (the ablation). Results go to a table, a JSON file and a self-contained HTML report.
 
 mod accounting;
+mod capacity;
 mod compare;
 mod faults;
+mod flames;
 mod html;
 mod machine;
 mod probes;
+mod repeats;
 mod results;
 mod resume;
+mod run_step;
+mod table;
 
 pub use probes::{table as probes_table, StepProbes};
 
+pub use capacity::{Capacity, CapacityConfig, CapacityPlan, Trial};
 pub use compare::compare;
+pub use repeats::{Noise, RunFigures, Spread};
 pub use results::{ExperimentResults, FailedStep, StepResult};
 
-use crate::load::{run as run_load, LoadConfig, Mode};
-use crate::monitor::watch_testnet;
 use crate::perturb::Schedule;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tpslab_api::config::Config;
-use tpslab_api::genesis::Genesis;
-use tpslab_testnet::{self as testnet, TestnetInit};
+use tpslab_testnet as testnet;
 use tpslab_types::tuning::CATALOGUE;
-use tpslab_types::{AppKind, EngineKind, Tuning};
-
-/// Starts of one step before its failure to bind a port is final.
-const START_ATTEMPTS: u32 = 3;
+use tpslab_types::{EngineKind, Tuning};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -79,6 +79,10 @@ pub struct ExperimentConfig {
     pub resume: bool,
     /// The validators' build, for the record: profile and allocator.
     pub build: String,
+    /// Fixed-rate runs per step, interleaved (every step once before any step twice).
+    pub repeats: u32,
+    /// Where and how each step's capacity is searched.
+    pub capacity: CapacityConfig,
 }
 
 /// One step to run: a name, the toggle it adds (or removes), and the toggles on.
@@ -185,8 +189,11 @@ fn all_steps(cfg: &ExperimentConfig) -> Vec<Step> {
     on_engines(&steps, cfg)
 }
 
-/// Runs every step and writes `results.json` and `report.html` into `cfg.out`.
+/// Runs every unit (each step's fixed-rate runs, `cfg.repeats` rounds of every step in plan
+/// order, and in the first round each step's capacity search) and writes `results.json` and
+/// `report.html` into `cfg.out`.
 pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
+    anyhow::ensure!(cfg.repeats >= 1, "--repeats must be at least 1");
     let steps = all_steps(cfg);
     let mut results = resume::start(cfg, &steps)?;
     std::fs::create_dir_all(&cfg.out)
@@ -194,288 +201,212 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
     if results.info.fsync_us.is_none() {
         results.info.fsync_us = machine::fsync_latency(&cfg.out);
     }
-    let done = results.steps.len();
-    for (i, step) in steps.iter().enumerate().skip(done) {
-        eprintln!(
-            "[{}/{}] {}: {} {} validators, {} tx/s for {:?}",
-            i + 1,
-            steps.len(),
-            step.name,
-            step.validators,
-            step.engine,
-            cfg.rate,
-            cfg.duration
-        );
-        let dir = cfg.out.join(format!("step{i:02}"));
-        let (report, attempts) =
-            run_step_retrying(cfg, step, &dir, &mut results.info.probes_note).await;
-        let (report, probes) = match report {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = testnet::down(&dir);
-                let e = e.context(format!("step {}", step.name));
-                // What was measured stays readable, and the report says what failed.
-                results.failed = Some(FailedStep {
-                    name: step.name.clone(),
-                    error: format!("{e:#}"),
-                    attempts,
-                });
-                results.save(&cfg.out)?;
-                html::write(&results, &cfg.out.join("report.html"))?;
-                return Err(e.context(format!(
-                    "results of the {} steps before it are in {}",
-                    results.steps.len(),
-                    cfg.out.display()
-                )));
+    let mut order = results.runs_done();
+    for unit in units(&steps, cfg) {
+        match unit {
+            Unit::Run { step: i, repeat } if !results.has_run(i, repeat) => {
+                fixed_run(cfg, &mut results, &steps[i], i, repeat, order).await?;
+                order += 1;
             }
-        };
-        eprintln!(
-            "      committed TPS {:.0}, P50 {:.0} ms, P99 {:.0} ms",
-            report.committed_tps, report.latency_ms.p50, report.latency_ms.p99
-        );
-        if let Some(p) = &probes {
-            print_probes(p);
+            Unit::Capacity { step: i } if results.steps[i].capacity.is_none() => {
+                capacity_run(cfg, &mut results, &steps[i], i).await?;
+            }
+            _ => {}
         }
-        let skipped = cfg
-            .perturb
-            .as_ref()
-            .map(|s| faults::step_schedule(s, &step.tuning).1)
-            .unwrap_or_default();
-        faults::print(&report, &skipped);
-        let flame = write_flame(&report, &dir, &step.name);
-        // Against the step before (the ladder adds one toggle) or the all-tuned step (an
-        // ablation step removes one): the toggle's own effect on the profile.
-        let engine = step.engine.as_str();
-        let reference = match step.kind {
-            "ablation" | "allocator" => results.tuned_of(engine),
-            _ => results.steps.iter().rfind(|s| s.engine == engine),
-        };
-        let diff = reference.and_then(|r| write_diff_flame(r, &report, &dir, &step.name));
-        results.push(step, report, probes);
-        if let Some(s) = results.steps.last_mut() {
-            s.flame_svg = flame.map(|f| format!("step{i:02}/{f}"));
-            s.flame_diff_svg = diff.map(|(f, vs)| (format!("step{i:02}/{f}"), vs));
-            s.faults_skipped = skipped;
-        }
-        // Keep what was measured so far, in case a later step fails.
-        results.save(&cfg.out)?;
     }
     html::write(&results, &cfg.out.join("report.html"))?;
     Ok(results)
 }
 
-/// Runs a step, again on fresh ports (up to [`START_ATTEMPTS`] times) when another socket
-/// took one of its ports between init and start. Returns the outcome and the attempts made.
-async fn run_step_retrying(
+/// Step `i`'s fixed-rate run `repeat`, recorded and saved.
+async fn fixed_run(
     cfg: &ExperimentConfig,
+    results: &mut ExperimentResults,
     step: &Step,
-    dir: &Path,
-    probes_note: &mut Option<String>,
-) -> (Result<(crate::LoadReport, Option<StepProbes>)>, u32) {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match run_step(cfg, step, dir, probes_note).await {
-            Err(e)
-                if attempts < START_ATTEMPTS && e.chain().any(|c| c.is::<testnet::PortTaken>()) =>
-            {
-                let _ = testnet::down(dir);
-                eprintln!("      {e:#}; retrying on fresh ports");
+    i: usize,
+    repeat: u32,
+    order: u32,
+) -> Result<()> {
+    announce(cfg, step, i, all_steps_len(cfg), repeat);
+    let dir = cfg.out.join(unit_dir(i, repeat, false));
+    let probes = cfg.probes && results.info.probes_note.is_none();
+    let (outcome, attempts) =
+        run_step::retrying(&dir, || run_step::run_step(cfg, step, &dir, probes)).await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return Err(stop(cfg, results, step, &dir, e, attempts)),
+    };
+    if outcome.probes_note.is_some() {
+        results.info.probes_note = outcome.probes_note.clone();
+    }
+    record_run(cfg, results, step, i, repeat, order, outcome);
+    // Keep what was measured so far, in case a later unit fails.
+    results.save(&cfg.out)
+}
+
+/// Step `i`'s capacity search, recorded and saved.
+async fn capacity_run(
+    cfg: &ExperimentConfig,
+    results: &mut ExperimentResults,
+    step: &Step,
+    i: usize,
+) -> Result<()> {
+    let start = results.capacity_start(i, cfg.capacity.start_rate);
+    eprintln!(
+        "      capacity search from {start} tx/s ({:?} trials, P99 <= {:.0} ms)",
+        cfg.capacity.trial, cfg.capacity.slo_p99_ms
+    );
+    let dir = cfg.out.join(unit_dir(i, 0, true));
+    let (found, attempts) =
+        run_step::retrying(&dir, || capacity::search(cfg, step, &dir, start)).await;
+    let found = match found {
+        Ok(c) => c,
+        Err(e) => return Err(stop(cfg, results, step, &dir, e, attempts)),
+    };
+    eprintln!(
+        "      capacity {} tx/s ({:.0} TPS at P99 {:.0} ms) after {} trials",
+        found.show(),
+        found.tps,
+        found.p99_ms,
+        found.trials.len()
+    );
+    results.steps[i].capacity = Some(found);
+    results.save(&cfg.out)
+}
+
+fn all_steps_len(cfg: &ExperimentConfig) -> usize {
+    all_steps(cfg).len()
+}
+
+/// One thing an experiment measures on a fresh testnet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// A fixed-rate run of a step (index into the plan).
+    Run {
+        /// The step.
+        step: usize,
+        /// Which repeat.
+        repeat: u32,
+    },
+    /// A step's capacity search.
+    Capacity {
+        /// The step.
+        step: usize,
+    },
+}
+
+/// The units of `steps` in the order they run: `cfg.repeats` rounds, each step once per round
+/// in plan order (interleaved, so a drift of the machine spreads over every step rather than
+/// landing on one), and each searched step's capacity right after its first run, in ladder
+/// order (each search starts at the capacity found before it).
+pub fn units(steps: &[Step], cfg: &ExperimentConfig) -> Vec<Unit> {
+    let mut out = Vec::new();
+    for repeat in 0..cfg.repeats {
+        for (i, step) in steps.iter().enumerate() {
+            out.push(Unit::Run { step: i, repeat });
+            if repeat == 0 && cfg.capacity.plan.wants(step) {
+                out.push(Unit::Capacity { step: i });
             }
-            r => return (r, attempts),
         }
+    }
+    out
+}
+
+/// Where a unit's testnet goes, under the out dir: the first run's dir keeps its flame graphs.
+fn unit_dir(i: usize, repeat: u32, capacity: bool) -> String {
+    match (repeat, capacity) {
+        (_, true) => format!("step{i:02}-capacity"),
+        (0, false) => format!("step{i:02}"),
+        (r, false) => format!("step{i:02}-repeat{r}"),
     }
 }
 
-fn print_probes(p: &StepProbes) {
+fn announce(cfg: &ExperimentConfig, step: &Step, i: usize, n: usize, repeat: u32) {
+    let of = if cfg.repeats > 1 {
+        format!(" (repeat {}/{})", repeat + 1, cfg.repeats)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "      eBPF: run queue P99 <= {} us, fsyncs/tx {}, futex us/tx {}, commit P99 {} us",
-        p.runq_p99_us.map_or("-".into(), |v| v.to_string()),
-        p.fsyncs_per_tx.map_or("-".into(), |v| format!("{v:.3}")),
-        p.futex_us_per_tx.map_or("-".into(), |v| format!("{v:.0}")),
-        p.commit_p99_us.map_or("-".into(), |v| format!("{v:.0}"))
+        "[{}/{n}] {}{of}: {} {} validators, {} tx/s for {:?}",
+        i + 1,
+        step.name,
+        step.validators,
+        step.engine,
+        cfg.rate,
+        cfg.duration
     );
 }
 
-/// A fresh testnet for `step` in `dir`, running, every validator past its first block (so a
-/// step measures a running chain, not its start-up: peers connecting, a first proposer that
-/// may time out). Made with the fault endpoint when `schedule` disconnects a node.
-async fn start_testnet(
+/// Records a failed unit (what was measured stays readable, and the report says what failed)
+/// and returns the error to stop with.
+fn stop(
     cfg: &ExperimentConfig,
+    results: &mut ExperimentResults,
     step: &Step,
     dir: &Path,
-    schedule: Option<&Schedule>,
-) -> Result<testnet::TestnetFile> {
-    let mut config = Config::default();
-    config.consensus.block_interval_ms = cfg.block_interval_ms;
-    config.tuning = step.tuning;
-    config.app = AppKind::Transfer;
-    let file = testnet::init(&TestnetInit {
-        validators: step.validators,
-        out: dir.to_path_buf(),
-        chain_id: "tpslab-experiment".into(),
-        accounts: cfg.accounts,
-        seed: "tpslab".into(),
-        balance: 1_000_000_000,
-        config,
-        byzantine: Vec::new(),
-        fault_injection: schedule.is_some_and(faults::disconnects),
-        consensus: step.engine,
-    })?;
-    testnet::up(
-        dir,
-        step.exe.as_ref().unwrap_or(&cfg.exe),
-        Duration::from_secs(60),
-    )
-    .await?;
-    for n in &file.nodes {
-        // A Raft chain cuts blocks only for txs: it is running once everyone knows a leader.
-        wait_until_running(&n.grpc_addr, step.engine, Duration::from_secs(60))
-            .await
-            .with_context(|| format!("{} is not running its chain", n.name))?;
+    e: anyhow::Error,
+    attempts: u32,
+) -> anyhow::Error {
+    let _ = testnet::down(dir);
+    let e = e.context(format!("step {}", step.name));
+    results.failed = Some(FailedStep {
+        name: step.name.clone(),
+        error: format!("{e:#}"),
+        attempts,
+    });
+    if let Err(save) = results
+        .save(&cfg.out)
+        .and_then(|()| html::write(results, &cfg.out.join("report.html")))
+    {
+        return save.context(format!("{e:#}"));
     }
-    Ok(file)
+    e.context(format!(
+        "what was measured before it is in {}",
+        cfg.out.display()
+    ))
 }
 
-async fn run_step(
+/// Adds a fixed-rate run to the results, with its flame graphs when it is the step's first.
+fn record_run(
     cfg: &ExperimentConfig,
+    results: &mut ExperimentResults,
     step: &Step,
-    dir: &Path,
-    probes_note: &mut Option<String>,
-) -> Result<(crate::LoadReport, Option<StepProbes>)> {
-    if dir.exists() {
-        // An interrupted run (or a resumed one) may have left this step's nodes running.
-        if dir.join("testnet.json").exists() {
-            let _ = testnet::down(dir);
-        }
-        std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    i: usize,
+    repeat: u32,
+    order: u32,
+    o: run_step::Outcome,
+) {
+    let report = o.report;
+    eprintln!(
+        "      committed TPS {:.0}, P50 {:.0} ms, P99 {:.0} ms",
+        report.committed_tps, report.latency_ms.p50, report.latency_ms.p99
+    );
+    if let Some(p) = &o.probes {
+        run_step::print_probes(p);
     }
-    let schedule = cfg
+    let skipped = cfg
         .perturb
         .as_ref()
-        .and_then(|s| faults::step_schedule(s, &step.tuning).0);
-    let file = start_testnet(cfg, step, dir, schedule.as_ref()).await?;
-    let genesis = Genesis::load(&file.nodes[0].home.join("genesis.json"))?;
-    let mut watch = watch_testnet(&file);
-    // node0's CPU profile, 99 Hz, for the report's "what moved" table.
-    if let Some(w) = watch.first_mut().filter(|_| cfg.profile) {
-        w.profile_secs = Some(cfg.duration.as_secs().clamp(1, 10));
+        .map(|s| faults::step_schedule(s, &step.tuning).1)
+        .unwrap_or_default();
+    faults::print(&report, &skipped);
+    if repeat > 0 {
+        results.add_repeat(i, RunFigures::of(&report, repeat, order));
+        return;
     }
-    let exe = step.exe.clone().unwrap_or_else(|| cfg.exe.clone());
-    let (targets, perturb) = faults::bind(schedule, &file, exe)?;
-    let load = LoadConfig {
-        targets,
-        genesis,
-        workload: AppKind::Transfer,
-        mode: Mode::Open { rate: cfg.rate },
-        duration: cfg.duration,
-        warmup: cfg.warmup,
-        tx_size: cfg.tx_size,
-        drain: cfg.drain,
-        watch,
-        progress: false,
-        perturb,
-    };
-    // Kernel-side evidence for the whole load; a machine without root/BTF runs on without.
-    let mut session = None;
-    if cfg.probes && probes_note.is_none() {
-        let pids: Vec<u32> = file.nodes.iter().filter_map(testnet::node_pid).collect();
-        match probes::Session::start(pids).await {
-            Ok(s) => session = Some(s),
-            Err(e) => {
-                eprintln!("      no eBPF probes: {e}");
-                *probes_note = Some(e);
-            }
-        }
-    }
-    let report = run_load(&load).await;
-    let probes = match session {
-        Some(s) => match s.finish().await {
-            Ok(r) => Some(StepProbes::from_report(&r)),
-            Err(e) => {
-                eprintln!("      eBPF probes failed: {e}");
-                None
-            }
-        },
-        None => None,
-    };
-    if cfg.perturb.is_some() {
-        // A restarted or cut-off node catches up before the audit.
-        let _ = testnet::settle(dir, Duration::from_secs(60)).await;
-    }
-    let check = testnet::check(dir, &testnet::CheckScope::default()).await;
-    testnet::down(dir)?;
-    let report = report?;
-    check.context("validators disagree after the step")?;
-    // The step's chain data is not needed afterwards; keep the logs and configs.
-    for n in &file.nodes {
-        let _ = std::fs::remove_dir_all(n.home.join("data"));
-    }
-    Ok((report, probes))
-}
-
-/// Writes node0's flame graph into the step dir; returns its file name.
-fn write_flame(report: &crate::LoadReport, dir: &Path, step: &str) -> Option<String> {
-    let pb = report.resources.first()?.profile_pb.as_ref()?;
-    let title = format!("{step}: node0 CPU, 99 Hz");
-    match crate::profile::flamegraph(pb, &title) {
-        Ok(svg) => {
-            let name = "flame-node0.svg";
-            std::fs::write(dir.join(name), svg).ok()?;
-            Some(name.into())
-        }
-        Err(e) => {
-            eprintln!("      no flame graph: {e:#}");
-            None
-        }
-    }
-}
-
-/// Writes node0's differential flame graph from `reference`'s profile to this step's; returns
-/// its file name and the reference step's name.
-fn write_diff_flame(
-    reference: &StepResult,
-    report: &crate::LoadReport,
-    dir: &Path,
-    step: &str,
-) -> Option<(String, String)> {
-    let before = reference.report.resources.first()?.profile_pb.as_ref()?;
-    let after = report.resources.first()?.profile_pb.as_ref()?;
-    let title = format!("{} -> {step}: node0 CPU, 99 Hz", reference.name);
-    match crate::profile::diff_flamegraph(before, after, &title) {
-        Ok(svg) => {
-            let name = "flame-diff-node0.svg";
-            std::fs::write(dir.join(name), svg).ok()?;
-            Some((name.into(), reference.name.clone()))
-        }
-        Err(e) => {
-            eprintln!("      no differential flame graph: {e:#}");
-            None
-        }
-    }
-}
-
-/// Waits until the node at `addr` committed a first block (BFT) or follows a leader (Raft).
-async fn wait_until_running(addr: &str, engine: EngineKind, timeout: Duration) -> Result<()> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut client = tpslab_api::client::connect(addr).await?;
-    loop {
-        let st = client
-            .status(tpslab_api::proto::StatusRequest {})
-            .await?
-            .into_inner();
-        let leader = st.raft.as_ref().map_or(0, |r| r.leader);
-        match engine {
-            EngineKind::Bft if st.height >= 1 => return Ok(()),
-            EngineKind::Raft if leader != 0 => return Ok(()),
-            _ => {}
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "still at height {}, leader {leader}",
-            st.height
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let dir = cfg.out.join(unit_dir(i, 0, false));
+    let flame = flames::write_flame(&report, &dir, &step.name);
+    // Against the step before (the ladder adds one toggle) or the all-tuned step (an
+    // ablation step removes one): the toggle's own effect on the profile.
+    let diff = results
+        .reference(step.kind, step.engine.as_str(), i)
+        .and_then(|r| flames::write_diff_flame(r, &report, &dir, &step.name));
+    results.push(step, report, o.probes, order);
+    if let Some(s) = results.steps.last_mut() {
+        s.flame_svg = flame.map(|f| format!("step{i:02}/{f}"));
+        s.flame_diff_svg = diff.map(|(f, vs)| (format!("step{i:02}/{f}"), vs));
+        s.faults_skipped = skipped;
     }
 }
 

@@ -1,14 +1,14 @@
 //! What an experiment measured: per-step reports, the seed-style table, results.json, and the
 //! comparison of two runs.
 
-use super::StepProbes;
-use super::{ExperimentConfig, Step};
+use super::{Capacity, ExperimentConfig, Noise, RunFigures, Spread, Step, StepProbes};
 use crate::report::LoadReport;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// One step's outcome.
+/// One step's outcome. With several repeats the figures (`tps` ... `lock_wait_us_per_tx`) are
+/// medians over `repeats`, and `report` is the first run's full report.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StepResult {
     /// `baseline`, `+sig-cache`, `tuned - sig-cache`, ...
@@ -62,6 +62,13 @@ pub struct StepResult {
     /// Kernel-side figures from the eBPF probes (None when they could not run).
     #[serde(default)]
     pub probes: Option<StepProbes>,
+    /// Each fixed-rate run's figures, in the order run (empty in files from before repeats:
+    /// the one run is `report`).
+    #[serde(default)]
+    pub repeats: Vec<RunFigures>,
+    /// The step's capacity, when it was searched.
+    #[serde(default)]
+    pub capacity: Option<Capacity>,
 }
 
 fn bft() -> String {
@@ -115,6 +122,22 @@ pub struct RunInfo {
     /// SHA-256 of the binary the validators ran.
     #[serde(default)]
     pub binary_sha256: Option<String>,
+    /// Fixed-rate runs per step asked for (0 in files from before repeats: one).
+    #[serde(default)]
+    pub repeats: u32,
+    /// Which steps got a capacity search (`none` in files from before it).
+    #[serde(default = "no_plan")]
+    pub capacity_plan: String,
+    /// The latency bound of a capacity trial, ms.
+    #[serde(default)]
+    pub slo_p99_ms: f64,
+    /// Each capacity trial's window, s.
+    #[serde(default)]
+    pub capacity_trial_secs: f64,
+}
+
+fn no_plan() -> String {
+    "none".into()
 }
 
 /// Everything an experiment measured.
@@ -152,6 +175,15 @@ fn read_first_line(path: &str, key: &str) -> Option<String> {
 }
 
 impl StepResult {
+    /// The spread of one figure over the step's runs (the one report's, in files from
+    /// before repeats).
+    pub fn spread(&self, f: impl Fn(&RunFigures) -> f64) -> Option<Spread> {
+        if self.repeats.is_empty() {
+            return Spread::of([f(&RunFigures::of(&self.report, 0, 0))]);
+        }
+        Spread::of(self.repeats.iter().map(f))
+    }
+
     /// `>` before latencies that are lower bounds (see `latency_censored`).
     pub fn bound(&self) -> &'static str {
         if self.latency_censored {
@@ -195,33 +227,29 @@ impl ExperimentResults {
                 fsync_us: None,
                 build: cfg.build.clone(),
                 binary_sha256: super::machine::file_sha256(&cfg.exe),
+                repeats: cfg.repeats,
+                capacity_plan: cfg.capacity.plan.to_string(),
+                slo_p99_ms: cfg.capacity.slo_p99_ms,
+                capacity_trial_secs: cfg.capacity.trial.as_secs_f64(),
             },
             steps: Vec::new(),
             failed: None,
         }
     }
 
-    pub(super) fn push(&mut self, step: &Step, report: LoadReport, probes: Option<StepProbes>) {
-        let engine = step.engine.as_str();
-        let base = self
-            .steps
-            .iter()
-            .find(|b| b.engine == engine)
-            .map_or(report.committed_tps, |b| b.tps);
-        let cpu: f64 = report.resources.iter().filter_map(|r| r.cpu_pct).sum();
-        let allocs: Option<u64> = report.resources.iter().map(|r| r.allocations).sum();
-        let committed_in_window = report.committed_tps * report.duration_secs;
-        // The report's latencies count uncommitted txs at the time they had waited: its P99
-        // is a lower bound once more than 1% of the accepted txs never committed.
-        let censored = report.censored_share() > 0.01;
-        let (p50_ms, p99_ms) = (report.latency_ms.p50, report.latency_ms.p99);
-        let allocs_per_tx = allocs
-            .filter(|a| *a > 0 && committed_in_window >= 1.0)
-            .map(|a| a as f64 / committed_in_window);
+    /// Adds `step`'s first run (its full report) as a new row.
+    pub(super) fn push(
+        &mut self,
+        step: &Step,
+        report: LoadReport,
+        probes: Option<StepProbes>,
+        order: u32,
+    ) {
+        let first = RunFigures::of(&report, 0, order);
         self.steps.push(StepResult {
             name: step.name.clone(),
             kind: step.kind.to_string(),
-            engine: engine.to_string(),
+            engine: step.engine.as_str().to_string(),
             validators: step.validators,
             toggle: step.toggle.clone(),
             enabled: step
@@ -230,35 +258,116 @@ impl ExperimentResults {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
-            tps: report.committed_tps,
-            p50_ms,
-            p99_ms,
-            latency_censored: censored,
-            cpu_pct: cpu,
-            allocs_per_tx,
-            lock_wait_us_per_tx: report
-                .resources
-                .iter()
-                .map(|r| r.lock_wait_ms)
-                .sum::<Option<f64>>()
-                .filter(|_| committed_in_window >= 1.0)
-                .map(|ms| 1000.0 * ms / committed_in_window),
+            tps: 0.0,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            latency_censored: false,
+            cpu_pct: 0.0,
+            allocs_per_tx: None,
+            lock_wait_us_per_tx: None,
             profile_top: report
                 .resources
                 .first()
                 .map(|r| r.profile_top.clone())
                 .unwrap_or_default(),
-            x_baseline: if base > 0.0 {
-                report.committed_tps / base
-            } else {
-                0.0
-            },
+            x_baseline: 0.0,
             report,
             faults_skipped: Vec::new(),
             probes,
             flame_svg: None,
             flame_diff_svg: None,
+            repeats: vec![first],
+            capacity: None,
         });
+        self.refresh();
+    }
+
+    /// Adds a later run of step `i`.
+    pub(super) fn add_repeat(&mut self, i: usize, run: RunFigures) {
+        self.steps[i].repeats.push(run);
+        self.refresh();
+    }
+
+    /// Recomputes each step's medians, and its TPS against its engine's baseline.
+    fn refresh(&mut self) {
+        for st in &mut self.steps {
+            if st.repeats.is_empty() {
+                continue;
+            }
+            let med = |f: &dyn Fn(&RunFigures) -> Option<f64>| {
+                Spread::of(st.repeats.iter().filter_map(f)).map(|s| s.median)
+            };
+            st.tps = med(&|r| Some(r.tps)).unwrap_or(0.0);
+            st.p50_ms = med(&|r| Some(r.p50_ms)).unwrap_or(0.0);
+            st.p99_ms = med(&|r| Some(r.p99_ms)).unwrap_or(0.0);
+            st.cpu_pct = med(&|r| Some(r.cpu_pct)).unwrap_or(0.0);
+            st.allocs_per_tx = med(&|r| r.allocs_per_tx);
+            st.lock_wait_us_per_tx = med(&|r| r.lock_wait_us_per_tx);
+            // A run with more than 1% of its accepted txs uncommitted has latencies that are
+            // lower bounds; a median over such runs is one too.
+            st.latency_censored = st.repeats.iter().any(|r| r.censored_share > 0.01);
+        }
+        let bases: Vec<(String, f64)> = self
+            .engines()
+            .iter()
+            .filter_map(|e| Some((e.to_string(), self.baseline_of(e)?.tps)))
+            .collect();
+        for st in &mut self.steps {
+            let base = bases.iter().find(|(e, _)| *e == st.engine).map(|b| b.1);
+            st.x_baseline = match base {
+                Some(b) if b > 0.0 => st.tps / b,
+                _ => 0.0,
+            };
+        }
+    }
+
+    /// Fixed-rate runs measured so far, over all steps.
+    pub(super) fn runs_done(&self) -> u32 {
+        self.steps
+            .iter()
+            .map(|s| s.repeats.len().max(1) as u32)
+            .sum()
+    }
+
+    /// Whether step `i`'s run `repeat` is measured.
+    pub(super) fn has_run(&self, i: usize, repeat: u32) -> bool {
+        self.steps.get(i).is_some_and(|s| {
+            s.repeats.iter().any(|r| r.repeat == repeat) || (repeat == 0 && s.repeats.is_empty())
+        })
+    }
+
+    /// Where step `i`'s capacity search starts: the capacity of the last step before it on
+    /// the same engine that has one, else `default`.
+    pub(super) fn capacity_start(&self, i: usize, default: u64) -> u64 {
+        let engine = &self.steps[i].engine;
+        self.steps[..i]
+            .iter()
+            .rev()
+            .filter(|s| s.engine == *engine)
+            .find_map(|s| s.capacity.as_ref()?.rate)
+            .unwrap_or(default)
+    }
+
+    /// The step a step of `kind` at plan index `i` is compared with: the one before it on
+    /// its engine (the ladder adds one toggle), or the all-tuned step (an ablation or
+    /// allocator step changes one thing in it).
+    pub fn reference(&self, kind: &str, engine: &str, i: usize) -> Option<&StepResult> {
+        match kind {
+            "ablation" | "allocator" => self.tuned_of(engine),
+            _ => self.steps[..i.min(self.steps.len())]
+                .iter()
+                .rfind(|s| s.engine == engine),
+        }
+    }
+
+    /// Step `i`'s TPS against its reference's over the repeats.
+    pub fn noise(&self, i: usize) -> Option<Noise> {
+        let st = &self.steps[i];
+        let r = self.reference(&st.kind, &st.engine, i)?;
+        if std::ptr::eq(r, st) {
+            return None;
+        }
+        Some(Noise::of(&st.spread(|f| f.tps)?, &r.spread(|f| f.tps)?))
     }
 
     /// Writes `results.json` into `dir`.
@@ -274,98 +383,6 @@ impl ExperimentResults {
             .with_context(|| format!("cannot read {}", path.display()))?;
         serde_json::from_str(&text)
             .with_context(|| format!("{} is not a tpslab experiment results file", path.display()))
-    }
-
-    /// The seed-style table.
-    pub fn table(&self) -> String {
-        let mut s = String::from(
-            "| step | toggle added | TPS | P50 | P99 | CPU % | allocs/tx | x baseline |\n|---|---|---|---|---|---|---|---|\n",
-        );
-        for st in &self.steps {
-            let toggle = match (st.kind.as_str(), &st.toggle) {
-                ("ablation", Some(t)) => format!("(removed) {t}"),
-                ("allocator", Some(t)) => format!("(allocator) {t}"),
-                (_, Some(t)) => t.clone(),
-                _ => "-".into(),
-            };
-            s.push_str(&format!(
-                "| {} | {} | {:.0} | {}{:.0} ms | {}{:.0} ms | {:.0} | {} | {:.2}x |\n",
-                self.label(st),
-                toggle,
-                st.tps,
-                st.bound(),
-                st.p50_ms,
-                st.bound(),
-                st.p99_ms,
-                st.cpu_pct,
-                st.allocs_per_tx.map_or("-".into(), |a| format!("{a:.0}")),
-                st.x_baseline
-            ));
-        }
-        for engine in self.engines() {
-            let (Some(b), Some(t)) = (self.baseline_of(engine), self.tuned_of(engine)) else {
-                continue;
-            };
-            let of = if self.engines().len() > 1 {
-                format!(" [{engine}, {} validators]", t.validators)
-            } else {
-                String::new()
-            };
-            s.push_str(&format!(
-                "\ntuned vs baseline{of} at {} tx/s offered: {:.2}x committed TPS ({:.0} vs {:.0}), P99 {:.0} ms vs {}{:.0} ms ({}1/{:.1})\n",
-                self.info.rate,
-                t.tps / b.tps.max(1e-9),
-                t.tps,
-                b.tps,
-                t.p99_ms,
-                b.bound(),
-                b.p99_ms,
-                if b.latency_censored { "at least " } else { "" },
-                b.p99_ms / t.p99_ms.max(1e-9)
-            ));
-        }
-        s.push_str(&self.engines_line());
-        for st in &self.steps {
-            for n in &st.report.resources {
-                if let Some(t) = n.tasks.as_ref().filter(|t| t.leak_suspected) {
-                    s.push_str(&format!(
-                        "warning: {} {}: live tasks only grew over the window, {} -> {} (possible task leak)\n",
-                        st.name, n.name, t.start, t.end
-                    ));
-                }
-            }
-        }
-        s
-    }
-
-    /// Stage latencies of every step on one line each: P50 / P99 ms per stage.
-    pub fn stages_table(&self) -> String {
-        let names: Vec<&str> = tpslab_types::stages::Stage::ALL
-            .iter()
-            .map(|s| s.name())
-            .collect();
-        let mut s =
-            String::from("\nwhere txs wait (P50 / P99 ms per stage, all validators):\n| step |");
-        for n in &names {
-            s.push_str(&format!(" {n} |"));
-        }
-        s.push_str(&format!("\n|---|{}\n", "---|".repeat(names.len())));
-        for st in &self.steps {
-            s.push_str(&format!("| {} |", self.label(st)));
-            for n in &names {
-                match st
-                    .report
-                    .stages
-                    .iter()
-                    .find(|x| x.stage == *n && x.count > 0)
-                {
-                    Some(x) => s.push_str(&format!(" {:.1} / {:.1} |", x.p50_ms, x.p99_ms)),
-                    None => s.push_str(" - |"),
-                }
-            }
-            s.push('\n');
-        }
-        s
     }
 
     /// The baseline step (of the first engine run).
@@ -410,37 +427,5 @@ impl ExperimentResults {
         } else {
             st.name.clone()
         }
-    }
-
-    /// Raft against BFT, step by step, when the run had both: what Byzantine tolerance costs
-    /// under each toggle set.
-    fn engines_line(&self) -> String {
-        let (Some(raft), Some(bft)) = (self.tuned_of("raft"), self.tuned_of("bft")) else {
-            return String::new();
-        };
-        let pairs: Vec<String> = self
-            .steps
-            .iter()
-            .filter(|r| r.engine == "raft")
-            .filter_map(|r| {
-                let b = self
-                    .steps
-                    .iter()
-                    .find(|b| b.engine == "bft" && b.name == r.name)?;
-                Some(format!(
-                    "{} {:.2}x ({:.0} vs {:.0})",
-                    r.name,
-                    r.tps / b.tps.max(1e-9),
-                    r.tps,
-                    b.tps
-                ))
-            })
-            .collect();
-        format!(
-            "raft ({} validators) vs bft ({} validators), committed TPS: {}\n",
-            raft.validators,
-            bft.validators,
-            pairs.join("; ")
-        )
     }
 }

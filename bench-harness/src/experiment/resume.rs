@@ -1,6 +1,6 @@
-//! `experiment --resume`: the full ladder over several sittings. The steps already in the out
-//! dir's results.json are kept, and the run goes on from the first one missing (or the one
-//! that failed), provided the parameters, the plan, the CPU and the binary are the same: a row
+//! `experiment --resume`: the full ladder over several sittings. The units (a step's repeat,
+//! a step's capacity search) already in the out dir's results.json are kept, and the run goes
+//! on with the first one missing (or the one that failed), provided the parameters, the plan, the CPU and the binary are the same: a row
 //! measured at another rate, or by another build, would not compare with the rest.
 
 use super::results::RunInfo;
@@ -13,11 +13,13 @@ pub(super) fn start(cfg: &ExperimentConfig, steps: &[Step]) -> Result<Experiment
         return Ok(ExperimentResults::new(cfg));
     }
     let done = resume(cfg, steps)?;
+    let searched = done.steps.iter().filter(|s| s.capacity.is_some()).count();
     eprintln!(
-        "resuming {}: {} of {} steps measured before",
+        "resuming {}: {} of {} steps measured before ({} runs, {searched} capacity searches)",
         cfg.out.display(),
         done.steps.len(),
-        steps.len()
+        steps.len(),
+        done.runs_done()
     );
     Ok(done)
 }
@@ -42,6 +44,8 @@ fn resume(cfg: &ExperimentConfig, steps: &[Step]) -> Result<ExperimentResults> {
     same_plan(&done.steps, steps).map_err(|e| anyhow!("--resume: {at} {e}"))?;
     done.failed = None;
     done.info.resumed_unix.push(now.started_unix);
+    // More (or fewer) repeats only add (or leave out) units: the ones measured still compare.
+    done.info.repeats = now.repeats;
     Ok(done)
 }
 
@@ -96,6 +100,21 @@ fn same_params(was: &RunInfo, now: &RunInfo) -> Result<()> {
             "--block-interval-ms",
             was.block_interval_ms.to_string(),
             now.block_interval_ms.to_string(),
+        ),
+        (
+            "--capacity",
+            was.capacity_plan.clone(),
+            now.capacity_plan.clone(),
+        ),
+        (
+            "--slo-p99",
+            format!("{}ms", was.slo_p99_ms),
+            format!("{}ms", now.slo_p99_ms),
+        ),
+        (
+            "--capacity-trial",
+            secs(was.capacity_trial_secs),
+            secs(now.capacity_trial_secs),
         ),
     ];
     match params.iter().find(|(_, a, b)| a != b) {

@@ -1,5 +1,6 @@
 //! Unit tests of the experiment's plan, engines and accounting.
 use super::*;
+use crate::experiment::{Capacity, RunFigures};
 
 #[test]
 fn the_ladder_adds_one_toggle_per_step_and_ends_tuned() {
@@ -38,7 +39,7 @@ fn the_accounting_table_counts_every_tx_and_flags_a_late_generator() {
         generator_cpu_pct: Some(12.0),
         ..Default::default()
     };
-    r.push(&steps[0], report, None);
+    r.push(&steps[0], report, None, 0);
     let t = r.txs_table();
     assert!(
         t.contains("| baseline | 1000 | 1000 | 990 | 10 | 900 | 9.1% | 5.0% | 12 |"),
@@ -73,7 +74,110 @@ fn test_cfg() -> ExperimentConfig {
         perturb: None,
         resume: false,
         build: String::new(),
+        repeats: 1,
+        capacity: CapacityConfig {
+            plan: CapacityPlan::None,
+            slo_p99_ms: 1000.0,
+            trial: Duration::ZERO,
+            start_rate: 1000,
+            max_rate: 200_000,
+        },
     }
+}
+
+/// Repeats run interleaved: every step once before any step twice; a capacity search right
+/// after its step's first run, in ladder order.
+#[test]
+fn units_run_round_robin_with_each_search_after_its_steps_first_run() {
+    let mut cfg = test_cfg();
+    cfg.engines = vec![EngineKind::Bft];
+    cfg.repeats = 3;
+    cfg.capacity.plan = CapacityPlan::BaselineTuned;
+    let steps = on_engines(&plan(false, false), &cfg);
+    let units = units(&steps, &cfg);
+    let n = steps.len();
+    assert_eq!(units.len(), 3 * n + 2);
+    assert_eq!(units[0], Unit::Run { step: 0, repeat: 0 });
+    assert_eq!(units[1], Unit::Capacity { step: 0 });
+    assert_eq!(
+        units[n],
+        Unit::Run {
+            step: n - 1,
+            repeat: 0
+        }
+    );
+    assert_eq!(units[n + 1], Unit::Capacity { step: n - 1 });
+    let runs: Vec<(usize, u32)> = units
+        .iter()
+        .filter_map(|u| match u {
+            Unit::Run { step, repeat } => Some((*step, *repeat)),
+            Unit::Capacity { .. } => None,
+        })
+        .collect();
+    for (k, (step, repeat)) in runs.iter().enumerate() {
+        assert_eq!((*step, *repeat), (k % n, (k / n) as u32));
+    }
+    cfg.capacity.plan = CapacityPlan::All;
+    assert_eq!(crate::experiment::units(&steps, &cfg).len(), 4 * n);
+}
+
+/// Medians and ranges in the table, the verdict against the step before, and both headline
+/// ratios with their definitions.
+#[test]
+fn the_table_shows_spreads_noise_and_both_headlines() {
+    let mut cfg = test_cfg();
+    cfg.engines = vec![EngineKind::Bft];
+    cfg.rate = 8000;
+    let steps = on_engines(&plan(true, false), &cfg);
+    let mut r = ExperimentResults::new(&cfg);
+    let report = |tps: f64| crate::LoadReport {
+        target_rate: Some(8000),
+        duration_secs: 10.0,
+        committed_tps: tps,
+        ..Default::default()
+    };
+    let fig = |tps: f64, repeat, order| RunFigures::of(&report(tps), repeat, order);
+    r.push(&steps[0], report(1000.0), None, 0);
+    r.push(&steps[1], report(7000.0), None, 1);
+    r.add_repeat(0, fig(1100.0, 1, 2));
+    r.add_repeat(1, fig(7600.0, 1, 3));
+    r.add_repeat(0, fig(1200.0, 2, 4));
+    r.add_repeat(1, fig(8000.0, 2, 5));
+    let cap = |rate, failed| Capacity {
+        rate: Some(rate),
+        tps: rate as f64,
+        p99_ms: 500.0,
+        failed_at: Some(failed),
+        started_at: 1000,
+        slo_p99_ms: 1000.0,
+        trials: Vec::new(),
+    };
+    r.steps[0].capacity = Some(cap(1100, 1122));
+    r.steps[1].capacity = Some(cap(9900, 10100));
+    assert_eq!(r.steps[0].tps, 1100.0);
+    assert_eq!(r.steps[1].tps, 7600.0);
+    assert!((r.steps[1].x_baseline - 7600.0 / 1100.0).abs() < 1e-9);
+    let t = r.table();
+    assert!(t.contains("| baseline | - | 1100 (1000-1200) |"), "{t}");
+    assert!(t.contains("| tuned | all | 7600 (7000-8000) |"), "{t}");
+    assert!(t.contains("| 1100 |") && t.contains("| 9900 |"), "{t}");
+    assert!(t.contains("| 6.91x |"), "{t}");
+    assert!(t.contains("within noise"), "{t}");
+    assert!(
+        t.contains("tuned vs baseline at 8000 tx/s offered (same-load ratio"),
+        "{t}"
+    );
+    assert!(t.contains("6.91x (7600 vs 1100); 5.83-8.00x"), "{t}");
+    assert!(
+        t.contains("capacity (highest offered rate with >= 95% committed and P99 <= 1000 ms): 9.00x (9900 vs 1100 tx/s"),
+        "{t}"
+    );
+    // A third tuned run close to the baseline's spread: within noise of it.
+    let mut close = r.clone();
+    close.steps[1].repeats = vec![fig(1150.0, 0, 1), fig(1250.0, 1, 3), fig(1300.0, 2, 5)];
+    assert_eq!(close.noise(1), Some(Noise::Within));
+    assert_eq!(r.noise(1), Some(Noise::Beyond(7600.0 / 1100.0)));
+    assert_eq!(r.noise(0), None);
 }
 
 #[test]

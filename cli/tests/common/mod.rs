@@ -20,9 +20,14 @@ pub fn bin() -> &'static str {
 }
 
 /// `tpslab experiment --quick` under the e2e tests' tiny load (25 tx/s for `duration`, 300
-/// accounts, a long drain so every tx commits); the caller adds `--out` and the rest. Errors
-/// come without a backtrace, so the message itself ends the output.
+/// accounts, a long drain so every tx commits, no capacity search); the caller adds `--out`
+/// and the rest. Errors come without a backtrace, so the message itself ends the output.
 pub fn quick_experiment(duration: &str) -> Command {
+    quick_experiment_capacity(duration, "none")
+}
+
+/// `quick_experiment` with `--capacity capacity`.
+pub fn quick_experiment_capacity(duration: &str, capacity: &str) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args([
         "experiment",
@@ -31,6 +36,8 @@ pub fn quick_experiment(duration: &str) -> Command {
         "25",
         "--duration",
         duration,
+        "--capacity",
+        capacity,
     ])
     .args(["--warmup", "1s", "--drain", "60s", "--accounts", "300"])
     .env("RUST_BACKTRACE", "0");

@@ -320,13 +320,17 @@ impl StateDb {
             time_unix_nanos,
         };
         let mut batch = WriteBatch::default();
-        let state = self.cf(CF_STATE)?;
-        for (addr, acc) in &write_set.accounts {
-            batch.put_cf(state, addr.0, acc.encode());
-        }
-        let kv = self.cf(CF_KV)?;
-        for (k, v) in &write_set.kv {
-            batch.put_cf(kv, k, v);
+        // Written tx by tx during execution already (write-batch off): not again.
+        let state_writes = !write_set.persisted;
+        if state_writes {
+            let state = self.cf(CF_STATE)?;
+            for (addr, acc) in &write_set.accounts {
+                batch.put_cf(state, addr.0, acc.encode());
+            }
+            let kv = self.cf(CF_KV)?;
+            for (k, v) in &write_set.kv {
+                batch.put_cf(kv, k, v);
+            }
         }
         batch.put_cf(
             self.cf(CF_BLOCKS)?,
@@ -334,12 +338,16 @@ impl StateDb {
             record.encode_to_vec(),
         );
         batch.put_cf(self.cf(CF_META)?, META_LAST, committed.encode());
-        let n = write_set.accounts.len() + write_set.kv.len();
+        let n = if state_writes {
+            write_set.accounts.len() + write_set.kv.len()
+        } else {
+            0
+        };
         tpslab_probe_points::write_batch(height, n as u64, || {
             self.inner.db.write_opt(batch, &self.inner.write_opts)
         })
         .map_err(db_err("commit block"))?;
-        if let Some(c) = &self.inner.cache {
+        if let Some(c) = self.inner.cache.as_ref().filter(|_| state_writes) {
             c.written(write_set.accounts.iter().map(|(a, acc)| (a, *acc)));
         }
         *self.inner.last.write() = Some(committed);

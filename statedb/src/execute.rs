@@ -33,8 +33,11 @@ pub struct ExecOutcome {
 pub struct ExecOptions<'a> {
     /// The state machine.
     pub app: AppKind,
-    /// write-batch toggle off: each applied tx's writes are put to RocksDB at once, synced
-    /// (the block's commit then writes the record and meta). On: nothing is written here.
+    /// write-batch toggle off: each applied tx's writes are put to RocksDB at once, synced,
+    /// and the block's commit then writes only its record and meta, so each account is
+    /// written once. Not crash-atomic: a crash between a tx's put and the block's commit
+    /// leaves state ahead of the last committed block (the naive pattern this models has
+    /// the same hole). On: nothing is written here; the commit writes it all in one batch.
     pub write_batch: bool,
     /// sig-batch toggle: verify the block's signatures in one batch.
     pub sig_batch: bool,
@@ -141,6 +144,7 @@ impl Execute<'_> {
         }
         let app_hash = view.app_hash();
         drop(view);
+        write_set.persisted = !self.opts.write_batch;
         Ok(ExecOutcome {
             write_set,
             tx_codes,

@@ -107,6 +107,7 @@ fn lock_wait(sharded: bool) -> f64 {
         let ws = WriteSet {
             accounts,
             kv: BTreeMap::new(),
+            persisted: false,
         };
         db.commit_block(&record(height), height, &ws).unwrap();
     }

@@ -26,7 +26,7 @@ pub struct Toggle {
 pub const CATALOGUE: &[Toggle] = &[
     Toggle {
         name: "write-batch",
-        naive: "each tx's account writes are put to RocksDB as they execute, one synced write per tx",
+        naive: "each tx's account writes are put to RocksDB as they execute, one synced write per tx; the block's commit writes only its record and meta (not crash-atomic)",
         tuned: "one WriteBatch per block (state, block record, meta), one sync",
         models: "apps that persist every state change immediately (per-tx Put with WAL sync); the seed's batched-writes lever, LevelDB/RocksDB write-batch guidance",
         moves: "fsync per committed tx, block commit time (state_block_processing_time), TPS",

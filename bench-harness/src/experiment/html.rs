@@ -166,30 +166,36 @@ fn header(r: &ExperimentResults) -> String {
     html
 }
 
-/// One row per ladder step.
+/// One row per step, then the headline ratios.
 fn steps_table(r: &ExperimentResults) -> String {
     let mut html = String::new();
-    html.push_str("<h2>Steps</h2>\n<table><tr><th>step</th><th>toggles on</th><th>TPS</th><th>P50 ms</th><th>P99 ms</th><th>CPU %</th><th>allocs/tx</th><th>lock wait us/tx</th><th>x baseline</th><th>sent</th><th>committed</th><th>rejected</th></tr>\n");
-    for s in &r.steps {
+    html.push_str("<h2>Steps</h2>\n<table><tr><th>step</th><th>toggles on</th><th>TPS</th><th>P50 ms</th><th>P99 ms</th><th>capacity tx/s</th><th>CPU %</th><th>allocs/tx</th><th>lock wait us/tx</th><th>x baseline</th><th>vs compared</th><th>sent</th><th>committed</th><th>rejected</th></tr>\n");
+    for (i, s) in r.steps.iter().enumerate() {
+        let spread = |f: &dyn Fn(&super::RunFigures) -> f64| {
+            s.spread(f).map_or("-".into(), |x| x.show(0))
+        };
         html.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{}{:.0}</td><td>{}{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{:.2}x</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{:.2}x</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             esc(&r.label(s)),
             esc(&s.enabled.join(", ")),
-            s.tps,
+            spread(&|f| f.tps),
             esc(s.bound()),
-            s.p50_ms,
+            spread(&|f| f.p50_ms),
             esc(s.bound()),
-            s.p99_ms,
+            spread(&|f| f.p99_ms),
+            esc(&s.capacity.as_ref().map_or("-".into(), |c| c.show())),
             s.cpu_pct,
             s.allocs_per_tx.map_or("-".into(), |a| format!("{a:.0}")),
             s.lock_wait_us_per_tx.map_or("-".into(), |w| format!("{w:.2}")),
             s.x_baseline,
+            r.noise(i).map_or("-".into(), |n| n.show()),
             s.report.sent,
             s.report.committed,
             s.report.rejected.values().sum::<u64>()
         ));
     }
     html.push_str("</table>\n");
+    html.push_str(&format!("<pre>{}</pre>\n", esc(r.headlines().trim())));
     html
 }
 

@@ -20,6 +20,24 @@ impl ExperimentResults {
         for (i, st) in self.steps.iter().enumerate() {
             s.push_str(&self.row(i, st));
         }
+        s.push_str(&self.headlines());
+        for st in &self.steps {
+            for n in &st.report.resources {
+                if let Some(t) = n.tasks.as_ref().filter(|t| t.leak_suspected) {
+                    s.push_str(&format!(
+                        "warning: {} {}: live tasks only grew over the window, {} -> {} (possible task leak)\n",
+                        st.name, n.name, t.start, t.end
+                    ));
+                }
+            }
+        }
+        s
+    }
+
+    /// How to read the spread, then each engine's same-load and capacity ratios, and Raft
+    /// against BFT when both ran.
+    pub fn headlines(&self) -> String {
+        let mut s = String::new();
         let runs = self
             .steps
             .iter()
@@ -35,16 +53,6 @@ impl ExperimentResults {
             s.push_str(&self.headline(engine));
         }
         s.push_str(&self.engines_line());
-        for st in &self.steps {
-            for n in &st.report.resources {
-                if let Some(t) = n.tasks.as_ref().filter(|t| t.leak_suspected) {
-                    s.push_str(&format!(
-                        "warning: {} {}: live tasks only grew over the window, {} -> {} (possible task leak)\n",
-                        st.name, n.name, t.start, t.end
-                    ));
-                }
-            }
-        }
         s
     }
 

@@ -189,7 +189,7 @@ fn main() -> Result<()> {
             if let Some(t) = a.tuning.resolve()? {
                 cfg.tuning = t;
             }
-            let _log_guard = init_node_tracing(&cfg.log.level, cfg.tuning.quiet_log);
+            let _log_guard = tpslab_node::logging::init(&cfg);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
@@ -226,40 +226,6 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 /// The node's logging. quiet-log on: the configured level through a non-blocking writer (a
 /// background thread does the writes). Off (the naive path): tpslab's crates at debug, which
 /// logs every tx accepted and executed, each line written to stderr synchronously.
-fn init_node_tracing(
-    level: &str,
-    quiet: bool,
-) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    if !quiet {
-        let verbose = format!(
-            "{level},tpslab_mempool=debug,tpslab_statedb=debug,tpslab_consensus=debug,tpslab_node=debug"
-        );
-        init_tracing(&verbose);
-        return None;
-    }
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(false)
-        .init();
-    Some(guard)
-}
-
-fn init_tracing(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
 fn init(a: InitArgs) -> Result<()> {
     let mut config = Config::default();
     config.api.grpc_addr = a.grpc_addr;

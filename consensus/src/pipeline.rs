@@ -10,11 +10,10 @@ use tpslab_types::block::{block_hash, commit_hash, tx_root};
 use tpslab_types::keys::SigningKey;
 use tpslab_types::pb::{self, VoteType};
 use tpslab_types::ports::{Committed, ExecParams, Ledger, TxPool};
-use tpslab_types::sigcache::SigCache;
 use tpslab_types::stages::{Stage, StageLatencies};
 use tpslab_types::tx::tx_hash;
 use tpslab_types::vote::{commit_sig_from_vote, VoteData};
-use tpslab_types::{AppKind, Hash, Tuning};
+use tpslab_types::Hash;
 
 /// Size limits of one block.
 #[derive(Clone, Copy, Debug)]
@@ -28,10 +27,11 @@ pub struct BlockLimits {
 /// What a [`BlockPipeline`] is made of.
 #[derive(Clone)]
 pub struct PipelineParts {
-    /// The state machine blocks are executed with.
-    pub app: AppKind,
-    /// Chain id.
-    pub chain_id: String,
+    /// The chain id, the state machine, and how blocks are executed: the paths of the toggles
+    /// that apply to execution (write-batch, sig-batch, sig-cache, buffer-pool) and whether
+    /// the pool's recheck wants the accounts a block wrote (recheck-incremental), as the node
+    /// chose them from its `[tuning]`.
+    pub exec: ExecParams,
     /// The proposer's key; it also signs the commit.
     pub key: SigningKey,
     /// The committed chain and its state.
@@ -44,10 +44,6 @@ pub struct PipelineParts {
     pub last_commit: Option<pb::Commit>,
     /// Where commits are counted and timed.
     pub metrics: ConsensusMetrics,
-    /// The tuning toggles (write-batch, sig-batch, sig-cache, recheck-incremental apply here).
-    pub tuning: Tuning,
-    /// Hashes of txs verified at CheckTx (used when `tuning.sig_cache`).
-    pub sig_cache: Arc<SigCache>,
     /// The node's stage latencies; the pipeline times the `consensus` stage.
     pub stages: Arc<StageLatencies>,
 }
@@ -71,7 +67,7 @@ impl BlockPipeline {
 
     /// Chain id.
     pub fn chain_id(&self) -> &str {
-        &self.parts.chain_id
+        &self.parts.exec.chain_id
     }
 
     /// The committed chain and its state.
@@ -82,11 +78,6 @@ impl BlockPipeline {
     /// Where txs come from.
     pub fn pool(&self) -> &Arc<dyn TxPool> {
         &self.parts.pool
-    }
-
-    /// The tuning toggles.
-    pub fn tuning(&self) -> &Tuning {
-        &self.parts.tuning
     }
 
     /// Commit counters and timings.
@@ -125,7 +116,7 @@ impl BlockPipeline {
             .map(|t| t.to_vec())
             .collect();
         let header = pb::Header {
-            chain_id: self.parts.chain_id.clone(),
+            chain_id: self.parts.exec.chain_id.clone(),
             height,
             time_unix_nanos: now_unix_nanos().max(last.time_unix_nanos + 1),
             prev_block_hash: last.block_hash.to_vec(),
@@ -155,7 +146,10 @@ impl BlockPipeline {
             .map_err(|e| Invalid::Unverifiable(e.to_string()))?;
         let h = block.header.as_ref().ok_or(BlockFault::NoHeader)?;
         let expect = |ok: bool, fault: BlockFault| if ok { Ok(()) } else { Err(fault) };
-        expect(h.chain_id == self.parts.chain_id, BlockFault::WrongChain)?;
+        expect(
+            h.chain_id == self.parts.exec.chain_id,
+            BlockFault::WrongChain,
+        )?;
         expect(
             h.height == last.height + 1,
             BlockFault::WrongHeight {
@@ -211,23 +205,13 @@ impl BlockPipeline {
         let last = self.last_committed()?;
         let height = last.height + 1;
         let started = std::time::Instant::now();
-        let t = &self.parts.tuning;
-        let params = ExecParams {
-            chain_id: self.parts.chain_id.clone(),
-            app: self.parts.app,
-            write_batch: t.write_batch,
-            sig_batch: t.sig_batch,
-            sig_cache: t.sig_cache.then(|| self.parts.sig_cache.clone()),
-            buffer_pool: t.buffer_pool,
-            // Only the incremental recheck needs the set of written accounts.
-            want_touched: t.recheck_incremental,
-        };
+        let params = &self.parts.exec;
         let block_time = block.header.as_ref().map_or(0, |h| h.time_unix_nanos);
         let tx_hashes: Vec<_> = block.txs.iter().map(|t| tx_hash(t)).collect();
         let applied = self
             .parts
             .ledger
-            .apply_block(block, hash, commit.clone(), &params)
+            .apply_block(block, hash, commit.clone(), params)
             .map_err(|source| ConsensusError::State { height, source })?;
         self.parts.last_commit = Some(commit);
         self.parts
@@ -256,7 +240,7 @@ impl BlockPipeline {
         let (block, hash) = self.build_block()?;
         let height = block.header.as_ref().map_or(0, |h| h.height);
         let precommit = VoteData {
-            chain_id: &self.parts.chain_id,
+            chain_id: &self.parts.exec.chain_id,
             vote_type: VoteType::Precommit,
             height,
             round: 0,

@@ -14,8 +14,7 @@ use tpslab_consensus::wal::{Wal, WalEntry};
 use tpslab_consensus::{sync, BlockLimits, BlockPipeline, PipelineParts};
 use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::pb::{self, consensus_message::Msg, VoteType};
-use tpslab_types::ports::Ledger;
-use tpslab_types::sigcache::SigCache;
+use tpslab_types::ports::{ExecParams, Ledger};
 use tpslab_types::tx::{encode_transfer, Transfer};
 use tpslab_types::vote::{ProposalData, VoteData};
 use tpslab_types::{AppKind, Hash, Tuning};
@@ -31,8 +30,7 @@ fn corpus(target: &str) -> PathBuf {
 
 fn pipeline(ledger: Arc<MemLedger>, pool: Arc<MemPool>) -> BlockPipeline {
     BlockPipeline::new(PipelineParts {
-        app: AppKind::KvStore,
-        chain_id: CHAIN.into(),
+        exec: ExecParams::new(CHAIN, AppKind::KvStore, &Tuning::default(), None),
         key: account_key(CHAIN, 0),
         ledger,
         pool,
@@ -42,8 +40,6 @@ fn pipeline(ledger: Arc<MemLedger>, pool: Arc<MemPool>) -> BlockPipeline {
         },
         last_commit: None,
         metrics: Default::default(),
-        tuning: Tuning::default(),
-        sig_cache: Arc::new(SigCache::new(16)),
         stages: Default::default(),
     })
 }

@@ -8,6 +8,7 @@ use tpslab_consensus::{BlockLimits, BlockPipeline, PipelineParts};
 use tpslab_mempool::{Mempool, MempoolConfig};
 use tpslab_statedb::{StateDb, StateDbOptions};
 use tpslab_types::keys::{account_key, address_of};
+use tpslab_types::ports::ExecParams;
 use tpslab_types::sigcache::SigCache;
 use tpslab_types::tuning::CATALOGUE;
 use tpslab_types::tx::{encode_transfer, Transfer};
@@ -49,7 +50,6 @@ fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> TestNode
             MempoolConfig {
                 chain_id: CHAIN.into(),
                 sig_batch: tuning.sig_batch,
-                recheck_incremental: tuning.recheck_incremental,
                 buffer_pool: tuning.buffer_pool,
                 ..Default::default()
             },
@@ -58,8 +58,7 @@ fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> TestNode
         .with_sig_cache(sig_cache.clone()),
     );
     let pipeline = BlockPipeline::new(PipelineParts {
-        app: AppKind::Transfer,
-        chain_id: CHAIN.into(),
+        exec: ExecParams::new(CHAIN, AppKind::Transfer, &tuning, Some(sig_cache)),
         key: account_key("validator", 0),
         ledger: Arc::new(db.clone()),
         pool: mempool.clone(),
@@ -69,8 +68,6 @@ fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> TestNode
         },
         last_commit: None,
         metrics: Default::default(),
-        tuning,
-        sig_cache,
         stages: Default::default(),
     });
     TestNode {

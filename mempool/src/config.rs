@@ -21,8 +21,6 @@ pub struct MempoolConfig {
     /// sig-batch toggle: verify the txs of one [`Mempool::check_txs`](crate::Mempool::check_txs)
     /// call in one batch.
     pub sig_batch: bool,
-    /// recheck-incremental toggle: after a block, recheck only the senders it wrote.
-    pub recheck_incremental: bool,
     /// buffer-pool toggle: decode txs into pooled messages.
     pub buffer_pool: bool,
 }
@@ -37,7 +35,6 @@ impl Default for MempoolConfig {
             max_tx_bytes: 16 << 10,
             cache_size: 200_000,
             sig_batch: true,
-            recheck_incremental: true,
             buffer_pool: true,
         }
     }

@@ -109,7 +109,7 @@ pub(crate) async fn start_network(
     ncfg.engine = genesis.consensus.as_str().to_string();
     ncfg.max_frame_bytes = cfg.p2p.max_frame_bytes;
     ncfg.queue_capacity = cfg.p2p.send_queue;
-    ncfg.zero_copy = cfg.tuning.zero_copy_net;
+    ncfg.zero_copy = crate::paths::zero_copy_net(cfg);
     let (net, rx_net) = Network::start(ncfg)
         .await
         .with_context(|| format!("cannot start p2p on {}", cfg.p2p.listen_addr))?;

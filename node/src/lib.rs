@@ -11,6 +11,8 @@ pub mod frame_check;
 pub mod gossip;
 pub mod heap;
 mod http;
+pub mod logging;
+pub mod paths;
 pub mod profile;
 pub mod run;
 pub mod service;

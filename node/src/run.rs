@@ -5,6 +5,7 @@
 use crate::engines::{bft_reactor, raft_engine, spawn_engine, start_network, Engine};
 use crate::frame_check::FrameCheck;
 use crate::gossip::{self, TxGossip};
+use crate::paths;
 use crate::service::NodeApi;
 use crate::telemetry::Telemetry;
 use anyhow::{bail, Context, Result};
@@ -21,9 +22,9 @@ use tpslab_api::proto::node_server::NodeServer;
 use tpslab_consensus::{
     BlockLimits, BlockPipeline, CommitEvent, PipelineParts, SoloConfig, SoloProducer,
 };
-use tpslab_mempool::{Mempool, MempoolConfig};
+use tpslab_mempool::Mempool;
 use tpslab_p2p::Network;
-use tpslab_statedb::{StateDb, StateDbOptions};
+use tpslab_statedb::StateDb;
 use tpslab_types::keys::SigningKey;
 use tpslab_types::sigcache::SigCache;
 use tpslab_types::EngineKind;
@@ -80,8 +81,8 @@ pub struct Node {
     telemetry: Telemetry,
     engine: Engine,
     tx_shutdown: watch::Sender<bool>,
-    /// The verified-signature cache (its lookups are on /metrics).
-    sig_cache: Arc<SigCache>,
+    /// The verified-signature cache, with sig-cache on (its lookups are on /metrics).
+    sig_cache: Option<Arc<SigCache>>,
     /// Serve the fault-injection endpoint (test harnesses only).
     pub fault_injection: bool,
 }
@@ -91,7 +92,7 @@ fn registry(
     telemetry: &Telemetry,
     raft: bool,
     api: &NodeApi,
-    sig_cache: Arc<SigCache>,
+    sig_cache: Option<Arc<SigCache>>,
     net: Option<&tpslab_p2p::Network>,
 ) -> Registry {
     let mut registry = Registry::default();
@@ -100,9 +101,9 @@ fn registry(
         telemetry.raft.register(&mut registry);
     }
     api.mempool.metrics().register(&mut registry);
-    registry.register_collector(Box::new(crate::sig_cache_metrics::SigCacheCollector(
-        sig_cache,
-    )));
+    if let Some(cache) = sig_cache {
+        registry.register_collector(Box::new(crate::sig_cache_metrics::SigCacheCollector(cache)));
+    }
     if let Some(net) = net {
         net.metrics().register(&mut registry);
     }
@@ -128,14 +129,15 @@ fn mempool(
     cfg: &Config,
     genesis: &Genesis,
     db: &StateDb,
-    sig_cache: &Arc<SigCache>,
+    sig_cache: Option<&Arc<SigCache>>,
     telemetry: &Telemetry,
 ) -> Arc<Mempool<StateDb>> {
-    Arc::new(
-        Mempool::new(mempool_config(cfg, &genesis.chain_id), db.clone())
-            .with_sig_cache(sig_cache.clone())
-            .with_stages(telemetry.stages.clone()),
-    )
+    let mut pool = Mempool::new(paths::mempool(cfg, &genesis.chain_id), db.clone())
+        .with_stages(telemetry.stages.clone());
+    if let Some(cache) = sig_cache {
+        pool = pool.with_sig_cache(cache.clone());
+    }
+    Arc::new(pool)
 }
 
 fn block_limits(cfg: &Config) -> BlockLimits {
@@ -170,22 +172,19 @@ impl Node {
         let solo = genesis.validators.len() == 1;
         let (db, last_commit) = open_state(&home, &cfg, &genesis)?;
         let telemetry = Telemetry::default();
-        let sig_cache = Arc::new(SigCache::new(cfg.mempool.cache_size));
+        let sig_cache = paths::sig_cache(&cfg);
         info!(tuning = ?cfg.tuning.enabled(), "tuning toggles on");
-        let mempool = mempool(&cfg, &genesis, &db, &sig_cache, &telemetry);
+        let mempool = mempool(&cfg, &genesis, &db, sig_cache.as_ref(), &telemetry);
         let (commits, _) = broadcast::channel(COMMIT_EVENT_BUFFER);
         let (tx_shutdown, _) = watch::channel(false);
         let pipeline = BlockPipeline::new(PipelineParts {
-            app: cfg.app,
-            chain_id: genesis.chain_id.clone(),
+            exec: paths::exec(&cfg, &genesis.chain_id, sig_cache.clone()),
             key: key.clone(),
             ledger: Arc::new(db.clone()),
             pool: mempool.clone(),
             limits: block_limits(&cfg),
             last_commit,
             metrics: telemetry.consensus.clone(),
-            tuning: cfg.tuning,
-            sig_cache: sig_cache.clone(),
             stages: telemetry.stages.clone(),
         });
         check_byzantine(&cfg, &genesis)?;
@@ -197,7 +196,7 @@ impl Node {
                 rx_net,
                 mempool.clone(),
                 telemetry.stages.clone(),
-                cfg.tuning.crypto_pool,
+                paths::CheckPlace::of(&cfg),
             );
             match genesis.consensus {
                 EngineKind::Bft => Engine::Bft {
@@ -279,13 +278,13 @@ impl Node {
             gossip: net.clone().map(|net| {
                 TxGossip::new(
                     net,
-                    cfg.tuning.gossip_batch,
+                    paths::gossip_batch(&cfg),
                     cfg.p2p.max_frame_bytes,
                     &telemetry.tasks.gossip,
                     gossip_dropped,
                 )
             }),
-            crypto_pool: cfg.tuning.crypto_pool,
+            check_place: paths::CheckPlace::of(&cfg),
             telemetry: telemetry.clone(),
         };
         let registry = registry(&telemetry, raft, &api, sig_cache, net.as_ref());
@@ -392,15 +391,8 @@ fn open_state(
     cfg: &Config,
     genesis: &Genesis,
 ) -> Result<(StateDb, Option<tpslab_types::pb::Commit>)> {
-    let db = StateDb::open(
-        &home.data(),
-        &StateDbOptions {
-            sync_writes: cfg.storage.sync_writes,
-            read_cache: cfg.tuning.read_cache,
-            sharded_state: cfg.tuning.sharded_state,
-        },
-    )
-    .with_context(|| format!("cannot open state db {}", home.data().display()))?;
+    let db = StateDb::open(&home.data(), &paths::state_db(cfg))
+        .with_context(|| format!("cannot open state db {}", home.data().display()))?;
     let last = db
         .init_genesis(
             cfg.app,
@@ -422,22 +414,6 @@ fn open_state(
     Ok((db, last_commit))
 }
 
-/// The mempool's settings: the `[mempool]` section, with the chain and the toggles that
-/// apply to admission.
-fn mempool_config(cfg: &Config, chain_id: &str) -> MempoolConfig {
-    MempoolConfig {
-        app: cfg.app,
-        chain_id: chain_id.to_string(),
-        max_txs: cfg.mempool.max_txs,
-        max_bytes: cfg.mempool.max_bytes,
-        max_tx_bytes: cfg.mempool.max_tx_bytes,
-        cache_size: cfg.mempool.cache_size,
-        sig_batch: cfg.tuning.sig_batch,
-        recheck_incremental: cfg.tuning.recheck_incremental,
-        buffer_pool: cfg.tuning.buffer_pool,
-    }
-}
-
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
@@ -447,21 +423,5 @@ async fn shutdown_signal() -> &'static str {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => "SIGINT",
         _ = term.recv() => "SIGTERM",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The `[mempool]` defaults of the file format are the mempool's own defaults.
-    #[test]
-    fn mempool_section_defaults_match_the_mempool() {
-        let c = mempool_config(&Config::default(), "tpslab");
-        let d = MempoolConfig::default();
-        assert_eq!(
-            (c.max_txs, c.max_bytes, c.max_tx_bytes, c.cache_size),
-            (d.max_txs, d.max_bytes, d.max_tx_bytes, d.cache_size)
-        );
     }
 }

@@ -1,6 +1,7 @@
 //! The gRPC API (`proto/api.proto`), served by tonic.
 
 use crate::gossip::TxGossip;
+use crate::paths::CheckPlace;
 use crate::telemetry::Telemetry;
 use futures::FutureExt;
 use std::pin::Pin;
@@ -41,14 +42,15 @@ pub struct NodeApi {
     pub consensus: tpslab_types::EngineKind,
     /// Where accepted txs are gossiped (multi-validator chains).
     pub gossip: Option<TxGossip>,
-    /// crypto-pool toggle: run CheckTx of streamed txs on the blocking pool, in chunks.
-    pub crypto_pool: bool,
+    /// crypto-pool toggle: where CheckTx of streamed txs runs (each chunk of what has
+    /// arrived: inline on the I/O thread, or on the blocking pool).
+    pub check_place: CheckPlace,
     /// Where the API times the check_tx and notify stages, reads the current round, and
     /// monitors the tasks it spawns (stream handlers, subscriptions).
     pub telemetry: Telemetry,
 }
 
-/// Most streamed txs checked in one blocking-pool task (crypto-pool toggle).
+/// Most streamed txs checked in one go (one blocking-pool task with crypto-pool on).
 const CHECK_CHUNK: usize = 256;
 
 /// The gRPC status of a CheckTx rejection (the table in `proto/api.proto`).
@@ -186,57 +188,49 @@ impl Node for NodeApi {
         let (tx_out, rx_out) = mpsc::channel(1024);
         let api = self.clone();
         let monitor = self.telemetry.tasks.api_stream.clone();
-        if self.crypto_pool {
-            tokio::spawn(monitor.instrument(async move {
-                while let Some(item) = input.next().await {
-                    // Take what has already arrived, check it off the I/O threads.
-                    let mut chunk = Vec::new();
-                    let mut received = Vec::new();
-                    let mut failed = None;
-                    let mut next = Some(item);
-                    while let Some(item) = next.take() {
-                        match item {
-                            Ok(r) => {
-                                chunk.push(r);
-                                received.push(Instant::now());
-                            }
-                            Err(status) => {
-                                failed = Some(status);
-                                break;
-                            }
+        let place = self.check_place;
+        // Inline, each tx is checked as it arrives; a pool task takes what has arrived.
+        let limit = match place {
+            CheckPlace::IoThread => 1,
+            CheckPlace::Pool => CHECK_CHUNK,
+        };
+        tokio::spawn(monitor.instrument(async move {
+            while let Some(item) = input.next().await {
+                let mut chunk = Vec::new();
+                let mut received = Vec::new();
+                let mut failed = None;
+                let mut next = Some(item);
+                while let Some(item) = next.take() {
+                    match item {
+                        Ok(r) => {
+                            chunk.push(r);
+                            received.push(Instant::now());
                         }
-                        if chunk.len() < CHECK_CHUNK {
-                            next = input.next().now_or_never().flatten();
-                        }
-                    }
-                    let a = api.clone();
-                    let Ok(resps) =
-                        tokio::task::spawn_blocking(move || a.check_many(&chunk, &received)).await
-                    else {
-                        break;
-                    };
-                    for r in resps {
-                        if tx_out.send(Ok(r)).await.is_err() {
-                            return;
+                        Err(status) => {
+                            failed = Some(status);
+                            break;
                         }
                     }
-                    if let Some(status) = failed {
-                        let _ = tx_out.send(Err(status)).await;
+                    if chunk.len() < limit {
+                        next = input.next().now_or_never().flatten();
+                    }
+                }
+                let a = api.clone();
+                let check = move || match chunk.as_slice() {
+                    [one] => vec![a.check(one, received[0])],
+                    many => a.check_many(many, &received),
+                };
+                let Some(resps) = place.run(check).await else {
+                    break;
+                };
+                for r in resps {
+                    if tx_out.send(Ok(r)).await.is_err() {
                         return;
                     }
                 }
-            }));
-            return Ok(Response::new(Box::pin(ReceiverStream::new(rx_out))));
-        }
-        tokio::spawn(monitor.instrument(async move {
-            while let Some(item) = input.next().await {
-                let msg = match item {
-                    Ok(r) => Ok(api.check(&r, Instant::now())),
-                    Err(status) => Err(status),
-                };
-                let stop = msg.is_err();
-                if tx_out.send(msg).await.is_err() || stop {
-                    break;
+                if let Some(status) = failed {
+                    let _ = tx_out.send(Err(status)).await;
+                    return;
                 }
             }
         }));

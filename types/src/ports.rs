@@ -41,8 +41,30 @@ pub struct ExecParams {
     pub sig_cache: Option<Arc<SigCache>>,
     /// buffer-pool toggle: decode txs into pooled messages.
     pub buffer_pool: bool,
-    /// Report the accounts the block wrote (the incremental recheck needs them).
+    /// recheck-incremental toggle: report the accounts the block wrote, so the pool rechecks
+    /// only their senders (off: none reported, every sender rechecked).
     pub want_touched: bool,
+}
+
+impl ExecParams {
+    /// Execution of `app` blocks on chain `chain_id` with `tuning`'s execution toggles;
+    /// `sig_cache` is read only with sig-cache on.
+    pub fn new(
+        chain_id: &str,
+        app: AppKind,
+        tuning: &crate::Tuning,
+        sig_cache: Option<Arc<SigCache>>,
+    ) -> ExecParams {
+        ExecParams {
+            chain_id: chain_id.to_string(),
+            app,
+            write_batch: tuning.write_batch,
+            sig_batch: tuning.sig_batch,
+            sig_cache: sig_cache.filter(|_| tuning.sig_cache),
+            buffer_pool: tuning.buffer_pool,
+            want_touched: tuning.recheck_incremental,
+        }
+    }
 }
 
 /// What committing a block did.

@@ -46,6 +46,19 @@ impl ExperimentResults {
                 notes.push_str(&format!("{}: rejected {n}: {reason}\n", self.label(st)));
             }
         }
+        let peak = self
+            .steps
+            .iter()
+            .filter_map(|st| st.report.generator_cpu_pct)
+            .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.max(c))));
+        if let Some(peak) = peak {
+            let cpus = self.info.cpus.max(1);
+            s.push_str(&format!(
+                "the load generator took at most {:.0}% of one core, {:.0}% of this machine's {cpus} CPUs, in any step's window\n",
+                peak,
+                peak / cpus as f64
+            ));
+        }
         s.push_str(&notes);
         s
     }

@@ -171,9 +171,8 @@ fn steps_table(r: &ExperimentResults) -> String {
     let mut html = String::new();
     html.push_str("<h2>Steps</h2>\n<table><tr><th>step</th><th>toggles on</th><th>TPS</th><th>P50 ms</th><th>P99 ms</th><th>capacity tx/s</th><th>CPU %</th><th>allocs/tx</th><th>lock wait us/tx</th><th>x baseline</th><th>vs compared</th><th>sent</th><th>committed</th><th>rejected</th></tr>\n");
     for (i, s) in r.steps.iter().enumerate() {
-        let spread = |f: &dyn Fn(&super::RunFigures) -> f64| {
-            s.spread(f).map_or("-".into(), |x| x.show(0))
-        };
+        let spread =
+            |f: &dyn Fn(&super::RunFigures) -> f64| s.spread(f).map_or("-".into(), |x| x.show(0));
         html.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{:.2}x</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             esc(&r.label(s)),

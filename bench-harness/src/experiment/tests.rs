@@ -50,6 +50,14 @@ fn the_accounting_table_counts_every_tx_and_flags_a_late_generator() {
         "{t}"
     );
     assert!(t.contains("rejected 10: mempool is full"), "{t}");
+    assert!(
+        t.contains(&format!(
+            "the load generator took at most 12% of one core, {:.0}% of this machine's {} CPUs",
+            12.0 / r.info.cpus as f64,
+            r.info.cpus
+        )),
+        "{t}"
+    );
 }
 
 fn test_cfg() -> ExperimentConfig {

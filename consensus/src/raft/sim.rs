@@ -25,8 +25,7 @@ use std::time::Duration;
 use tpslab_p2p::{Channel, PeerId};
 use tpslab_statedb::{StateDb, StateDbOptions};
 use tpslab_types::keys::account_key;
-use tpslab_types::ports::{Ledger, TxPool};
-use tpslab_types::sigcache::SigCache;
+use tpslab_types::ports::{ExecParams, Ledger, TxPool};
 use tpslab_types::{AppKind, Hash, Tuning};
 
 const CHAIN: &str = "sim";
@@ -93,8 +92,7 @@ fn boot(dir: &Path, i: usize, n: usize, log_keep: u64, links: Links) -> SimNode 
     db.init_genesis(AppKind::KvStore, CHAIN, 0, &BTreeMap::new())
         .expect("genesis");
     let pipeline = BlockPipeline::new(PipelineParts {
-        app: AppKind::KvStore,
-        chain_id: CHAIN.into(),
+        exec: ExecParams::new(CHAIN, AppKind::KvStore, &Tuning::tuned(), None),
         key: account_key("sim", i as u64),
         ledger: Arc::new(db.clone()),
         pool: links.pool.clone(),
@@ -104,8 +102,6 @@ fn boot(dir: &Path, i: usize, n: usize, log_keep: u64, links: Links) -> SimNode 
         },
         last_commit: None,
         metrics: Default::default(),
-        tuning: Tuning::tuned(),
-        sig_cache: Arc::new(SigCache::new(16)),
         stages: Default::default(),
     });
     let transport = Arc::new(SimTransport {

@@ -212,11 +212,11 @@ impl<S: StateView> Mempool<S> {
 
     /// After a block commit: removes the committed txs, then rechecks the remaining senders
     /// against the new state (nonce continuity and balance), dropping what became invalid.
-    /// Every sender is rechecked (the naive path) unless the recheck-incremental toggle is on
-    /// and `touched` lists the accounts the block wrote: a sender the block did not write has
-    /// the same committed nonce and balance as before, so its queue is still valid.
+    /// Every sender is rechecked (the naive path) unless `touched` lists the accounts the
+    /// block wrote (the recheck-incremental toggle: the block pipeline asks execution for them
+    /// only when it is on): a sender the block did not write has the same committed nonce and
+    /// balance as before, so its queue is still valid.
     pub fn update(&self, committed: &[Hash], touched: Option<&HashSet<Address>>) -> UpdateStats {
-        let touched = touched.filter(|_| self.cfg.recheck_incremental);
         let mut g = self.lock();
         let inner = &mut *g;
         let mut stats = UpdateStats::default();

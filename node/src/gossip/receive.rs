@@ -4,6 +4,7 @@
 //! (the stage table showed it waiting for whole block commits); signature checks are slow,
 //! so they stay off the engine's task too.
 
+use crate::paths::CheckPlace;
 use bytes::Bytes;
 use prost::Message;
 use std::sync::Arc;
@@ -26,10 +27,10 @@ pub fn route(
     mut rx_net: mpsc::Receiver<Event>,
     mempool: Arc<Mempool<StateDb>>,
     stages: Arc<StageLatencies>,
-    crypto_pool: bool,
+    place: CheckPlace,
 ) -> mpsc::Receiver<Event> {
     let (tx_ingest, rx_ingest) = mpsc::channel::<Bytes>(INGEST_QUEUE);
-    tokio::spawn(ingest(rx_ingest, mempool, stages, crypto_pool));
+    tokio::spawn(ingest(rx_ingest, mempool, stages, place));
     let (tx, rx) = mpsc::channel(ENGINE_QUEUE);
     tokio::spawn(async move {
         while let Some(ev) = rx_net.recv().await {
@@ -58,18 +59,14 @@ async fn ingest(
     mut rx: mpsc::Receiver<Bytes>,
     mempool: Arc<Mempool<StateDb>>,
     stages: Arc<StageLatencies>,
-    crypto_pool: bool,
+    place: CheckPlace,
 ) {
     while let Some(payload) = rx.recv().await {
         let Ok(batch) = pb::TxBatch::decode(payload) else {
             continue;
         };
-        if crypto_pool {
-            let (mp, st) = (mempool.clone(), stages.clone());
-            let _ = tokio::task::spawn_blocking(move || check(&mp, &st, &batch)).await;
-        } else {
-            check(&mempool, &stages, &batch);
-        }
+        let (mp, st) = (mempool.clone(), stages.clone());
+        let _ = place.run(move || check(&mp, &st, &batch)).await;
     }
 }
 

@@ -11,8 +11,7 @@ use tpslab_consensus::memory::{MemLedger, MemPool};
 use tpslab_consensus::{sync, BlockLimits, BlockPipeline, PipelineParts};
 use tpslab_types::keys::account_key;
 use tpslab_types::pb;
-use tpslab_types::ports::Ledger;
-use tpslab_types::sigcache::SigCache;
+use tpslab_types::ports::{ExecParams, Ledger};
 use tpslab_types::{AppKind, Tuning};
 
 /// The chain of the seed corpus (consensus/tests/fuzz_seeds.rs): one validator, "fuzz".
@@ -32,8 +31,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let ledger = Arc::new(MemLedger::new(0));
     let mut p = BlockPipeline::new(PipelineParts {
-        app: AppKind::KvStore,
-        chain_id: "fuzz".into(),
+        exec: ExecParams::new("fuzz", AppKind::KvStore, &Tuning::default(), None),
         key: account_key("fuzz", 1),
         ledger: ledger.clone(),
         pool: Arc::new(MemPool::default()),
@@ -43,8 +41,6 @@ fuzz_target!(|data: &[u8]| {
         },
         last_commit: None,
         metrics: Default::default(),
-        tuning: Tuning::default(),
-        sig_cache: Arc::new(SigCache::new(16)),
         stages: Default::default(),
     });
     let (events, refused) = sync::apply(&mut p, vals(), resp.blocks).expect("memory ledger");

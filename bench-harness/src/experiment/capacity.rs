@@ -3,16 +3,15 @@
 //! coarse steps then bisection, with short trials on a fresh testnet of the step's configuration. It starts from
 //! the previous step's capacity, so a ladder step usually needs a few trials around it.
 
-use super::run_step::start_testnet;
+use super::run_step::{audit_and_stop, start_testnet};
 use super::{ExperimentConfig, Step};
 use crate::load::{LoadConfig, Mode};
 use crate::saturate::{saturate, SaturateConfig};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 use tpslab_api::genesis::Genesis;
-use tpslab_testnet as testnet;
 use tpslab_types::{AppKind, Tuning};
 
 /// A search trial keeps up when at least this share of the offered rate commits.
@@ -187,13 +186,7 @@ pub(super) async fn search(
         settle: Duration::from_secs(30),
     })
     .await;
-    let check = testnet::check(dir, &testnet::CheckScope::default()).await;
-    testnet::down(dir)?;
-    let found = found?;
-    check.context("validators disagree after the capacity search")?;
-    for n in &file.nodes {
-        let _ = std::fs::remove_dir_all(n.home.join("data"));
-    }
+    let found = audit_and_stop(dir, &file, found, "capacity search").await?;
     if found.steps.is_empty() {
         bail!("the capacity search ran no trial");
     }

@@ -205,7 +205,8 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
     for unit in units(&steps, cfg) {
         match unit {
             Unit::Run { step: i, repeat } if !results.has_run(i, repeat) => {
-                fixed_run(cfg, &mut results, &steps[i], i, repeat, order).await?;
+                let at = (i, steps.len());
+                fixed_run(cfg, &mut results, &steps[i], at, repeat, order).await?;
                 order += 1;
             }
             Unit::Capacity { step: i } if results.steps[i].capacity.is_none() => {
@@ -223,11 +224,11 @@ async fn fixed_run(
     cfg: &ExperimentConfig,
     results: &mut ExperimentResults,
     step: &Step,
-    i: usize,
+    (i, n): (usize, usize),
     repeat: u32,
     order: u32,
 ) -> Result<()> {
-    announce(cfg, step, i, all_steps_len(cfg), repeat);
+    announce(cfg, step, i, n, repeat);
     let dir = cfg.out.join(unit_dir(i, repeat, false));
     let probes = cfg.probes && results.info.probes_note.is_none();
     let (outcome, attempts) =
@@ -272,10 +273,6 @@ async fn capacity_run(
     );
     results.steps[i].capacity = Some(found);
     results.save(&cfg.out)
-}
-
-fn all_steps_len(cfg: &ExperimentConfig) -> usize {
-    all_steps(cfg).len()
 }
 
 /// One thing an experiment measures on a fresh testnet.

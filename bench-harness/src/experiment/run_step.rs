@@ -170,19 +170,30 @@ pub(super) async fn run_step(
         // A restarted or cut-off node catches up before the audit.
         let _ = testnet::settle(dir, Duration::from_secs(60)).await;
     }
-    let check = testnet::check(dir, &testnet::CheckScope::default()).await;
-    testnet::down(dir)?;
-    let report = report?;
-    check.context("validators disagree after the step")?;
-    // The step's chain data is not needed afterwards; keep the logs and configs.
-    for n in &file.nodes {
-        let _ = std::fs::remove_dir_all(n.home.join("data"));
-    }
+    let report = audit_and_stop(dir, &file, report, "step").await?;
     Ok(Outcome {
         report,
         probes,
         probes_note,
     })
+}
+
+/// Audits that the validators agree, brings the testnet down, and drops its chain data (the
+/// logs and configs stay); then hands on the unit's `outcome` if both it and the audit are Ok.
+pub(super) async fn audit_and_stop<T>(
+    dir: &Path,
+    file: &testnet::TestnetFile,
+    outcome: Result<T>,
+    what: &str,
+) -> Result<T> {
+    let check = testnet::check(dir, &testnet::CheckScope::default()).await;
+    testnet::down(dir)?;
+    let outcome = outcome?;
+    check.with_context(|| format!("validators disagree after the {what}"))?;
+    for n in &file.nodes {
+        let _ = std::fs::remove_dir_all(n.home.join("data"));
+    }
+    Ok(outcome)
 }
 
 /// Waits until the node at `addr` committed a first block (BFT) or follows a leader (Raft).

@@ -112,6 +112,8 @@ fn experiment_refuses_bad_engine_arguments() {
             &["--resume"][..],
             "--resume: there is no /nonexistent/tpslab/results.json",
         ),
+        (&["--capacity", "most"][..], "unknown capacity plan `most`"),
+        (&["--repeats", "0"][..], "--repeats must be at least 1"),
     ] {
         let out = run(&[
             &["experiment", "--quick", "--out", "/nonexistent/tpslab"][..],

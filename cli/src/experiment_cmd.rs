@@ -67,15 +67,10 @@ pub struct ExperimentArgs {
     #[arg(long)]
     probes: bool,
     /// Global allocators to compare on the tuned configuration, e.g. `system,jemalloc`. The
-    /// allocator is fixed at build time: a variant this binary is not gets built from the
-    /// source tree (`cargo build --release --features tpslab-cli/jemalloc` into its own target
-    /// dir under $TPSLAB_CACHE; the first build compiles RocksDB, 10-15 minutes).
+    /// allocator is fixed per binary: the other one's step runs the binary next to this one
+    /// (`tpslab-jemalloc` or `tpslab`; `cargo build --release -p tpslab-cli` builds both).
     #[arg(long, value_delimiter = ',')]
     allocators: Vec<String>,
-    /// The tpslab source tree to build allocator variants from (default: the tree this binary
-    /// was built from, else the one containing the current directory).
-    #[arg(long)]
-    source: Option<PathBuf>,
     /// Faults during every step's window, as for `load --perturb` (e.g.
     /// `kill:node3@3s,restart:node3@6s,pause:node2@9s-11s`). Kills and restarts only apply
     /// to steps with write-batch on (the naive commit is not crash-atomic); each step's row
@@ -124,18 +119,11 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
     } else {
         (Duration::from_secs(15), Duration::from_secs(5))
     };
-    // This binary is one allocator variant; the others are built from source.
-    let own = tpslab_node::heap::allocator();
-    let others: Vec<&String> = a.allocators.iter().filter(|n| *n != own).collect();
+    // This binary is one allocator variant; the others are its siblings.
+    let own = tpslab_node::heap::allocator().name();
     let mut variants = Vec::new();
-    if !others.is_empty() {
-        let source = match &a.source {
-            Some(s) => s.clone(),
-            None => crate::variant::default_source()?,
-        };
-        for name in others {
-            variants.push((name.clone(), crate::variant::build(name, &source)?));
-        }
+    for name in a.allocators.iter().filter(|n| *n != own) {
+        variants.push((name.clone(), crate::variant::find(name)?));
     }
     let cfg = ExperimentConfig {
         exe: std::env::current_exe().context("cannot find the tpslab binary")?,

@@ -1,7 +1,7 @@
-//! The global allocator is a build-time choice (the `jemalloc` cargo feature): a system-
-//! allocator node says it has no heap profile and why; `experiment --allocators
-//! system,jemalloc` builds the jemalloc variant itself and runs the tuned chain on it; that
-//! build serves a real heap profile (pprof, symbolised) on `/debug/pprof/heap`.
+//! The global allocator is each binary's choice (`tpslab` system, `tpslab-jemalloc`
+//! jemalloc): a system-allocator node says it has no heap profile and why; `experiment
+//! --allocators system,jemalloc` runs the tuned chain on the sibling jemalloc binary; that
+//! binary serves a real heap profile (pprof, symbolised) on `/debug/pprof/heap`.
 
 mod common;
 
@@ -27,23 +27,19 @@ async fn system_build_explains_the_missing_heap_profile() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn experiment_builds_and_runs_the_jemalloc_variant_which_serves_heap_profiles() {
+async fn experiment_runs_the_jemalloc_binary_which_serves_heap_profiles() {
     let _turn = testnet_turn();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("exp");
     let out = quick_experiment("4s")
         .args(["--no-profile", "--allocators", "system,jemalloc"])
-        // The checkout under test (cargo runs tests in the package's dir); the binary may
-        // come from a shared target dir built in another checkout.
-        .args(["--source", ".."])
         .arg("--out")
         .arg(&out_dir)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // The tail of stderr names the failure (cargo's error when the variant did not build, the
-    // step that failed otherwise); a CI log shows only the end of the output.
+    // The tail of stderr names the step that failed; a CI log shows only the end of the output.
     let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
     assert!(
         out.status.success(),
@@ -63,9 +59,8 @@ async fn experiment_builds_and_runs_the_jemalloc_variant_which_serves_heap_profi
     assert_eq!(steps[2]["kind"], "allocator");
     assert_eq!(steps[2]["report"]["committed"], 100, "{}", steps[2]);
 
-    // The variant the experiment built: a node on it serves a heap profile.
-    let cache = std::env::var("TPSLAB_CACHE").unwrap_or_else(|_| "/var/cache/tpslab".into());
-    let variant = std::path::Path::new(&cache).join("target-jemalloc/release/tpslab");
+    // The binary the experiment ran: a node on it serves a heap profile.
+    let variant = std::path::Path::new(env!("CARGO_BIN_EXE_tpslab-jemalloc"));
     let mut node = TestNode::init(200, "[consensus]\nblock_interval_ms = 50\n");
     node.start_exe(&variant).await;
     let metrics = std::fs::read_to_string(node.home().join("metrics.addr"))

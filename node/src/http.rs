@@ -58,12 +58,12 @@ impl ScrapeGauges {
         allocator
             .get_or_create(&vec![(
                 "allocator".to_string(),
-                crate::heap::allocator().to_string(),
+                crate::heap::allocator().name().to_string(),
             )])
             .set(1);
         registry.register(
             "process_allocator",
-            "The allocator of the Rust heap (fixed at build time)",
+            "The allocator of the Rust heap (fixed by the binary: tpslab or tpslab-jemalloc)",
             allocator,
         );
         g.stages.register(registry);

@@ -20,6 +20,7 @@ use tpslab_types::keys::{account_key, address_of};
 use tpslab_types::tx::{encode_transfer, tx_hash, Transfer};
 use tpslab_types::Address;
 
+mod advise_cmd;
 pub mod alloc;
 mod experiment_cmd;
 mod genesis_args;
@@ -63,6 +64,9 @@ enum Cmd {
     /// The tuning experiment: a fresh testnet per step, the same load, baseline then each
     /// toggle added in turn (and --ablation); table, results.json and report.html.
     Experiment(experiment_cmd::ExperimentArgs),
+    /// The toggle to try next, the evidence and the expected direction (or what limits the
+    /// chain), from an experiment's results.json or a running testnet watched for a window.
+    Advise(advise_cmd::AdviseArgs),
     /// CPU profiles (pprof protobuf + flame graph) from running nodes; `profile diff A B`
     /// compares two.
     Profile(profile_cmd::ProfileArgs),
@@ -209,6 +213,7 @@ pub fn main(allocator: tpslab_node::heap::Allocator) -> Result<()> {
             Ok(())
         }
         Cmd::Experiment(a) => runtime_mt()?.block_on(experiment_cmd::experiment(a)),
+        Cmd::Advise(a) => runtime_mt()?.block_on(advise_cmd::advise(a)),
         Cmd::Profile(a) => runtime_mt()?.block_on(profile_cmd::profile(a)),
         Cmd::Probe(a) => probe_cmd::probe(a),
         Cmd::Bench(b) => runtime_mt()?.block_on(load_cmd::bench(b)),

@@ -22,7 +22,7 @@ pub use probes::{table as probes_table, StepProbes};
 pub use capacity::{Capacity, CapacityConfig, CapacityPlan, Trial};
 pub use compare::compare;
 pub use repeats::{Noise, RunFigures, Spread};
-pub use results::{ExperimentResults, FailedStep, StepResult};
+pub use results::{ExperimentResults, FailedStep, RunInfo, StepResult};
 
 use crate::perturb::Schedule;
 use anyhow::{Context, Result};

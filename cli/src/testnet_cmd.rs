@@ -15,7 +15,7 @@ pub enum TestnetCmd {
     /// when the largest allowed block would not fit one p2p frame.
     Init(TestnetInitArgs),
     /// Start every validator as its own process and wait until all serve gRPC.
-    Up(DirArg),
+    Up(UpArgs),
     /// Stop every validator (SIGTERM, then SIGKILL after 20 s).
     Down(DirArg),
     /// Height, peers and mempool size of each node.
@@ -30,6 +30,29 @@ pub struct DirArg {
     /// The testnet directory (made by `testnet init`).
     dir: PathBuf,
 }
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// The testnet directory (made by `testnet init`).
+    dir: PathBuf,
+    /// Also start a Prometheus (Debian's package) scraping every validator each second, with
+    /// tpslab's alert and recording rules (ops/prometheus) loaded; `testnet down` stops it.
+    #[arg(long)]
+    prometheus: bool,
+}
+
+/// The operations kit's rule files, built into the binary so `up --prometheus` works away
+/// from the source tree.
+const RULES: &[(&str, &str)] = &[
+    (
+        "alerts.yml",
+        include_str!("../../ops/prometheus/alerts.yml"),
+    ),
+    (
+        "recording.yml",
+        include_str!("../../ops/prometheus/recording.yml"),
+    ),
+];
 
 #[derive(Args)]
 pub struct TestnetInitArgs {
@@ -88,6 +111,10 @@ pub fn testnet_cmd(t: TestnetCmd) -> Result<()> {
                 std::time::Duration::from_secs(60),
             ))?;
             println!("{} validators up", file.nodes.len());
+            if d.prometheus {
+                let addr = testnet::prometheus::start(&d.dir, &file, RULES)?;
+                println!("prometheus on http://{addr} (alerts: http://{addr}/api/v1/alerts)");
+            }
             Ok(())
         }
         TestnetCmd::Down(d) => testnet::down(&d.dir),

@@ -10,6 +10,10 @@ use std::sync::atomic::AtomicU64;
 pub struct MempoolMetrics {
     /// Pending txs.
     pub size: Gauge,
+    /// The limit on pending txs (config `mempool.max_txs`), for fill-ratio alerts.
+    pub capacity_txs: Gauge,
+    /// The limit on pending bytes (config `mempool.max_bytes`).
+    pub capacity_bytes: Gauge,
     /// Txs rejected by CheckTx (any reason).
     pub failed_txs: Counter,
     /// Txs rejected because they were already pending or recently committed.
@@ -25,6 +29,16 @@ impl MempoolMetrics {
     /// Adds the metrics to `r`.
     pub fn register(&self, r: &mut Registry) {
         r.register("mempool_size", "Number of pending txs", self.size.clone());
+        r.register(
+            "mempool_capacity_txs",
+            "Most pending txs the mempool holds (mempool.max_txs)",
+            self.capacity_txs.clone(),
+        );
+        r.register(
+            "mempool_capacity_bytes",
+            "Most pending bytes the mempool holds (mempool.max_bytes)",
+            self.capacity_bytes.clone(),
+        );
         r.register(
             "mempool_failed_txs",
             "Txs rejected by CheckTx",

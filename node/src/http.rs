@@ -27,6 +27,7 @@ struct ScrapeGauges {
     stages: StageGauges,
     tasks: crate::tasks::TaskGauges,
     sigs: crate::sig_metrics::SigCounters,
+    process: crate::process_metrics::ProcessMetrics,
 }
 
 impl ScrapeGauges {
@@ -38,6 +39,7 @@ impl ScrapeGauges {
             stages: StageGauges::default(),
             tasks: crate::tasks::TaskGauges::default(),
             sigs: crate::sig_metrics::SigCounters::default(),
+            process: crate::process_metrics::ProcessMetrics::default(),
         };
         registry.register(
             "process_allocations",
@@ -69,6 +71,7 @@ impl ScrapeGauges {
         g.stages.register(registry);
         g.tasks.register(registry);
         g.sigs.register(registry);
+        g.process.register(registry);
         g
     }
 
@@ -79,6 +82,7 @@ impl ScrapeGauges {
         self.stages.update(stages);
         self.tasks.update(tasks);
         self.sigs.update();
+        self.process.update();
     }
 }
 
@@ -131,7 +135,7 @@ pub(crate) async fn serve_metrics(
     let router = axum::Router::new()
         .route(
             "/metrics",
-            axum::routing::get(move || {
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
                 let registry = registry.clone();
                 gauges.refresh(&db, &stages, &tasks);
                 async move {
@@ -139,13 +143,15 @@ pub(crate) async fn serve_metrics(
                     if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
                         text = "# metrics encoding failed\n".into();
                     }
-                    (
-                        [(
-                            "content-type",
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        text,
-                    )
+                    let accept = headers.get("accept").and_then(|v| v.to_str().ok());
+                    if crate::metrics_text::wants_openmetrics(accept) {
+                        let om = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                        ([("content-type", om)], text)
+                    } else {
+                        let plain = "text/plain; version=0.0.4; charset=utf-8";
+                        let text = crate::metrics_text::to_prometheus_text(&text);
+                        ([("content-type", plain)], text)
+                    }
                 }
             }),
         )

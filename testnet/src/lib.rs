@@ -12,6 +12,7 @@
 mod audit;
 mod init;
 mod process;
+pub mod prometheus;
 
 pub use audit::{check, settle, status, CheckScope, NodeStatus, RaftView};
 pub use init::{init, parse_byzantine, TestnetInit};

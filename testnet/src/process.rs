@@ -27,7 +27,7 @@ fn read_pid(n: &TestnetNode) -> Option<u32> {
         .ok()
 }
 
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     // A zombie (exited, not yet reaped) counts as gone.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| !s.contains(") Z "))
@@ -160,10 +160,11 @@ pub fn stop_node(n: &TestnetNode) -> Result<()> {
     Ok(())
 }
 
-/// `testnet down`.
+/// `testnet down`: every validator, and the testnet's Prometheus if `up --prometheus` started
+/// one.
 pub fn down(dir: &Path) -> Result<()> {
     for n in &load(dir)?.nodes {
         stop_node(n)?;
     }
-    Ok(())
+    crate::prometheus::stop(dir)
 }

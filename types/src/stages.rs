@@ -149,6 +149,13 @@ impl StageLatencies {
         StageSummary::of(stage, &self.hists[stage.index()].lock())
     }
 
+    /// Calls `f` with each stage's histogram since the node started (under its lock).
+    pub fn for_each(&self, mut f: impl FnMut(Stage, &Histogram<u64>)) {
+        for &s in Stage::ALL.iter() {
+            f(s, &self.hists[s.index()].lock());
+        }
+    }
+
     /// Every histogram's content.
     pub fn snapshot(&self) -> StageSnapshot {
         StageSnapshot {

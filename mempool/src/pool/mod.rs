@@ -105,6 +105,9 @@ impl<S: StateView> Mempool<S> {
 
     fn with_admission(cfg: MempoolConfig, state: S, app: Box<dyn admit::Admission<S>>) -> Self {
         let seen = SeenCache::new(cfg.cache_size);
+        let metrics = MempoolMetrics::default();
+        metrics.capacity_txs.set(cfg.max_txs as i64);
+        metrics.capacity_bytes.set(cfg.max_bytes as i64);
         Mempool {
             app,
             cfg,
@@ -119,7 +122,7 @@ impl<S: StateView> Mempool<S> {
             }),
             notify: Notify::new(),
             wake_at: AtomicUsize::new(usize::MAX),
-            metrics: MempoolMetrics::default(),
+            metrics,
             sig_cache: None,
             stages: Arc::default(),
         }

@@ -174,7 +174,7 @@ fn steps_table(r: &ExperimentResults) -> String {
         let spread =
             |f: &dyn Fn(&super::RunFigures) -> f64| s.spread(f).map_or("-".into(), |x| x.show(0));
         html.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{:.2}x</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             esc(&r.label(s)),
             esc(&s.enabled.join(", ")),
             spread(&|f| f.tps),
@@ -186,7 +186,7 @@ fn steps_table(r: &ExperimentResults) -> String {
             s.cpu_pct,
             s.allocs_per_tx.map_or("-".into(), |a| format!("{a:.0}")),
             s.lock_wait_us_per_tx.map_or("-".into(), |w| format!("{w:.2}")),
-            s.x_baseline,
+            super::table::show_x(s.x_baseline),
             r.noise(i).map_or("-".into(), |n| n.show()),
             s.report.sent,
             s.report.committed,

@@ -72,7 +72,7 @@ impl ExperimentResults {
         };
         let first = st.repeats.first();
         format!(
-            "| {} | {} | {} | {}{} | {}{} | {} | {:.0} | {} | {} | {:.2}x | {} |\n",
+            "| {} | {} | {} | {}{} | {}{} | {} | {:.0} | {} | {} | {} | {} |\n",
             self.label(st),
             toggle,
             show(&|f| f.tps),
@@ -90,7 +90,7 @@ impl ExperimentResults {
                 st.lock_wait_us_per_tx,
                 first.and_then(|_| median(st, |f| f.lock_wait_us_per_offered_tx))
             ),
-            st.x_baseline,
+            show_x(st.x_baseline),
             self.noise(i).map_or("-".into(), |n| n.show()),
         )
     }
@@ -107,9 +107,9 @@ impl ExperimentResults {
             String::new()
         };
         let mut s = format!(
-            "\ntuned vs baseline{of} at {} tx/s offered (same-load ratio: committed TPS at one offered rate): {:.2}x ({:.0} vs {:.0}){}, P99 {:.0} ms vs {}{:.0} ms ({}1/{:.1})\n",
+            "\ntuned vs baseline{of} at {} tx/s offered (same-load ratio: committed TPS at one offered rate): {} ({:.0} vs {:.0}){}, P99 {:.0} ms vs {}{:.0} ms ({}1/{:.1})\n",
             self.info.rate,
-            t.tps / b.tps.max(1e-9),
+            times(t.tps, b.tps),
             t.tps,
             b.tps,
             ratio_range(t, b),
@@ -191,9 +191,9 @@ impl ExperimentResults {
                     .iter()
                     .find(|b| b.engine == "bft" && b.name == r.name)?;
                 Some(format!(
-                    "{} {:.2}x ({:.0} vs {:.0})",
+                    "{} {} ({:.0} vs {:.0})",
                     r.name,
-                    r.tps / b.tps.max(1e-9),
+                    times(r.tps, b.tps),
                     r.tps,
                     b.tps
                 ))
@@ -216,13 +216,32 @@ fn median(st: &StepResult, f: impl Fn(&super::RunFigures) -> Option<f64>) -> Opt
 /// ran more than once.
 fn ratio_range(t: &StepResult, b: &StepResult) -> String {
     match (t.spread(|f| f.tps), b.spread(|f| f.tps)) {
-        (Some(ts), Some(bs)) if ts.n > 1 && bs.n > 1 => format!(
+        (Some(ts), Some(bs)) if ts.n > 1 && bs.n > 1 && bs.min > 0.0 => format!(
             "; {:.2}-{:.2}x from the min-max of {} and {} runs",
-            ts.min / bs.max.max(1e-9),
-            ts.max / bs.min.max(1e-9),
+            ts.min / bs.max,
+            ts.max / bs.min,
             ts.n,
             bs.n
         ),
         _ => String::new(),
+    }
+}
+
+/// `a / b` as `4.79x`, or `-` when `b` is zero: a step that committed nothing in its window
+/// (an overloaded baseline can) is no divisor.
+pub(super) fn times(a: f64, b: f64) -> String {
+    if b > 0.0 && a.is_finite() {
+        format!("{:.2}x", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+/// A step's `x_baseline` (0 when its baseline committed nothing).
+pub(super) fn show_x(x: f64) -> String {
+    if x > 0.0 {
+        format!("{x:.2}x")
+    } else {
+        "-".into()
     }
 }

@@ -186,6 +186,18 @@ fn the_table_shows_spreads_noise_and_both_headlines() {
     assert_eq!(close.noise(1), Some(Noise::Within));
     assert_eq!(r.noise(1), Some(Noise::Beyond(7600.0 / 1100.0)));
     assert_eq!(r.noise(0), None);
+
+    // A baseline that committed nothing in its window (overloaded, on a busy machine) is no
+    // divisor: no ratio is printed, not an astronomic one.
+    let mut zero = r.clone();
+    zero.steps[0].repeats.clear();
+    zero.add_repeat(0, fig(0.0, 0, 0));
+    let t = zero.table();
+    assert!(
+        t.contains("same-load ratio: committed TPS at one offered rate): - (7600 vs 0)"),
+        "{t}"
+    );
+    assert!(!t.contains("0.00x"), "{t}");
 }
 
 #[test]

@@ -11,6 +11,7 @@
 
 mod audit;
 mod init;
+mod pids;
 mod process;
 pub mod prometheus;
 

@@ -1,6 +1,7 @@
 //! The validators as processes: start one (its own process group, so it outlives the CLI),
 //! wait until all serve gRPC, stop them, and say why one exited at start.
 
+use crate::pids::alive;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,13 +26,6 @@ fn read_pid(n: &TestnetNode) -> Option<u32> {
         .trim()
         .parse()
         .ok()
-}
-
-pub(crate) fn alive(pid: u32) -> bool {
-    // A zombie (exited, not yet reaped) counts as gone.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.contains(") Z "))
-        .unwrap_or(false)
 }
 
 /// Starts one node of the testnet (used by `up` and to restart a single node).

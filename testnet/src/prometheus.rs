@@ -19,7 +19,7 @@ fn pid(dir: &Path) -> Option<u32> {
         .trim()
         .parse()
         .ok()
-        .filter(|p| crate::process::alive(*p))
+        .filter(|p| crate::pids::alive(*p))
 }
 
 /// The HTTP address of the testnet's running Prometheus, if one runs.
@@ -93,7 +93,7 @@ pub fn start(dir: &Path, file: &TestnetFile, rules: &[(&str, &str)]) -> Result<S
         if ready(&listen) {
             return Ok(listen);
         }
-        if !crate::process::alive(child.id()) {
+        if !crate::pids::alive(child.id()) {
             let text = std::fs::read_to_string(home.join("prometheus.log")).unwrap_or_default();
             let last = text.lines().rev().find(|l| l.contains("err")).unwrap_or("");
             bail!(
@@ -133,10 +133,10 @@ pub fn stop(dir: &Path) -> Result<()> {
         .args(["-TERM", &p.to_string()])
         .status()?;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while crate::process::alive(p) && Instant::now() < deadline {
+    while crate::pids::alive(p) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    if crate::process::alive(p) {
+    if crate::pids::alive(p) {
         Command::new("kill")
             .args(["-KILL", &p.to_string()])
             .status()?;

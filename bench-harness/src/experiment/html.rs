@@ -13,6 +13,7 @@ pub(super) fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// A bar per step; `unit` labels the y axis and the legend says what a bar is.
 fn bars(title: &str, unit: &str, names: &[String], values: &[f64]) -> Result<String> {
     let mut svg = String::new();
     {
@@ -31,6 +32,7 @@ fn bars(title: &str, unit: &str, names: &[String], values: &[f64]) -> Result<Str
             .disable_x_mesh()
             .x_labels(names.len().max(1))
             .x_label_formatter(&|i| names.get(*i).cloned().unwrap_or_default())
+            .x_desc("step")
             .y_desc(unit)
             .draw()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -40,11 +42,20 @@ fn bars(title: &str, unit: &str, names: &[String], values: &[f64]) -> Result<Str
                 r.set_margin(0, 0, 8, 8);
                 r
             }))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .label(format!("{title} ({unit}; median over the step's runs)"))
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], BLUE.mix(0.6).filled()));
         chart
             .draw_series(values.iter().enumerate().map(|(i, v)| {
                 Text::new(format!("{v:.0}"), (i, *v), ("sans-serif", 13).into_font())
             }))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
     }
@@ -109,6 +120,7 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
     let p99: Vec<f64> = r.steps.iter().map(|s| s.p99_ms).collect();
     let cpu: Vec<f64> = r.steps.iter().map(|s| s.cpu_pct).collect();
     let mut html = header(r);
+    html.push_str(&reading(r));
     html.push_str(&steps_table(r));
     html.push_str("<h2>Committed TPS per step</h2>\n");
     html.push_str(&bars("Committed TPS", "tx/s", &names, &tps)?);
@@ -130,6 +142,31 @@ pub fn write(r: &ExperimentResults, path: &Path) -> Result<()> {
     html.push_str(&profiles(r));
     html.push_str("</body></html>\n");
     std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// What the run says, first: the headline ratios and the advisor's reading of each engine's
+/// last ladder step (what to try next, or what limits the tuned chain).
+fn reading(r: &ExperimentResults) -> String {
+    let mut html = String::from("<h2>Headline</h2>\n");
+    html.push_str(&format!(
+        "<pre class=\"headline\">{}</pre>\n",
+        esc(r.headlines().trim())
+    ));
+    html.push_str("<h2>The advisor's reading</h2>\n");
+    match crate::advise::select(r, None, false) {
+        Ok(evidence) => {
+            for e in &evidence {
+                let text = crate::advise::text(&crate::advise::advise(e));
+                html.push_str(&format!(
+                    "<pre class=\"advice\">{}</pre>\n",
+                    esc(text.trim_end())
+                ));
+            }
+            html.push_str("<p>From <code>tpslab advise results.json</code> (its rules, thresholds and sources: docs/DESIGN.md, \"Advisor\").</p>\n");
+        }
+        Err(e) => html.push_str(&format!("<p>(no reading: {})</p>\n", esc(&e))),
+    }
+    html
 }
 
 /// The page head, the run's setup, and a failed step if any.
@@ -166,7 +203,7 @@ fn header(r: &ExperimentResults) -> String {
     html
 }
 
-/// One row per step, then the headline ratios.
+/// One row per step.
 fn steps_table(r: &ExperimentResults) -> String {
     let mut html = String::new();
     html.push_str("<h2>Steps</h2>\n<table><tr><th>step</th><th>toggles on</th><th>TPS</th><th>P50 ms</th><th>P99 ms</th><th>capacity tx/s</th><th>CPU %</th><th>allocs/tx</th><th>lock wait us/tx</th><th>x baseline</th><th>vs compared</th><th>sent</th><th>committed</th><th>rejected</th></tr>\n");
@@ -194,7 +231,6 @@ fn steps_table(r: &ExperimentResults) -> String {
         ));
     }
     html.push_str("</table>\n");
-    html.push_str(&format!("<pre>{}</pre>\n", esc(r.headlines().trim())));
     html
 }
 

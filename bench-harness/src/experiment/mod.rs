@@ -9,6 +9,7 @@ mod compare;
 mod faults;
 mod flames;
 mod html;
+pub use html::write as write_report;
 mod machine;
 mod probes;
 mod repeats;

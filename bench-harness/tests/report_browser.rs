@@ -143,6 +143,10 @@ fn the_report_renders_in_headless_chromium_with_its_headline_advice_and_table() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // TPSLAB_REPORT_SHOT=FILE keeps the screenshot, to look at by eye.
+    if let Some(keep) = std::env::var_os("TPSLAB_REPORT_SHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
     let (width, channels, px) = pixels(&std::fs::read(&shot).unwrap());
     assert_eq!(width, 1000);
     let total = px.len() / channels;

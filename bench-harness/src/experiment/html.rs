@@ -175,7 +175,7 @@ fn header(r: &ExperimentResults) -> String {
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>tpslab experiment</title>\
          <style>body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}\
          td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#eee}\
-         td:first-child{text-align:left}</style></head><body>\n<h1>tpslab experiment</h1>\n",
+         td:first-child,td:nth-child(2){text-align:left}pre{white-space:pre-wrap}</style></head><body>\n<h1>tpslab experiment</h1>\n",
     );
     let i = &r.info;
     html.push_str(&format!(

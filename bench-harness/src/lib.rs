@@ -23,6 +23,7 @@ pub mod perturb;
 pub mod profile;
 mod progress;
 pub mod report;
+pub mod rollout;
 pub mod saturate;
 pub mod sink;
 pub mod txsource;

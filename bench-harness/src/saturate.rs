@@ -180,7 +180,7 @@ async fn trial(cfg: &SaturateConfig, rate: u64, what: &str, settle: bool) -> Res
 
 /// Waits until every target's mempool is empty, at most `timeout` (a target that does not
 /// answer counts as empty: the trial's own run reports it).
-async fn settle_mempools(targets: &[String], timeout: Duration) {
+pub(crate) async fn settle_mempools(targets: &[String], timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     for addr in targets {
         let Ok(mut client) = tpslab_api::client::connect(addr).await else {

@@ -29,6 +29,7 @@ mod opts_cmd;
 mod probe_cmd;
 mod probe_serve;
 mod profile_cmd;
+mod rollout_cmd;
 mod testnet_cmd;
 mod variant;
 
@@ -220,7 +221,7 @@ pub fn main(allocator: tpslab_node::heap::Allocator) -> Result<()> {
     }
 }
 
-fn runtime_mt() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime_mt() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)

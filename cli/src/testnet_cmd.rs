@@ -23,6 +23,10 @@ pub enum TestnetCmd {
     /// Safety audit: same block hash and app hash on every node at every common height; on a
     /// fork it names the validators that signed both conflicting commits.
     Check(CheckArgs),
+    /// Turn toggles on one validator at a time (canary): out of the load, restarted with
+    /// them, back at the tip, compared with its peers over a soak, rolled back on a
+    /// regression; then an audit.
+    Rollout(crate::rollout_cmd::RolloutArgs),
 }
 
 #[derive(Args)]
@@ -118,6 +122,7 @@ pub fn testnet_cmd(t: TestnetCmd) -> Result<()> {
             Ok(())
         }
         TestnetCmd::Down(d) => testnet::down(&d.dir),
+        TestnetCmd::Rollout(a) => crate::runtime_mt()?.block_on(crate::rollout_cmd::rollout(a)),
         TestnetCmd::Status(d) => status(&d),
         TestnetCmd::Check(a) => {
             let scope = testnet::CheckScope {

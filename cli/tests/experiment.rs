@@ -353,7 +353,13 @@ fn quick_experiment_end_to_end() {
         "{text}"
     );
     // The machine and build are on record.
-    assert_eq!(r["info"]["build"], "debug, system allocator");
+    // The binary under test is built in the test's own profile (release: scripts/test).
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    assert_eq!(r["info"]["build"], format!("{profile}, system allocator"));
     assert_eq!(r["info"]["binary_sha256"].as_str().unwrap().len(), 64);
     let fsync = r["info"]["fsync_us"].as_array().unwrap();
     assert!(fsync[0].as_f64().unwrap() > 0.0 && fsync[1].as_f64() >= fsync[0].as_f64());

@@ -279,7 +279,7 @@ async fn four_validators_agree_survive_crashes_and_halt_without_quorum() {
         "p2p_message_send_bytes_total",
         "p2p_message_receive_bytes_total",
         "state_block_processing_time_count",
-        "tpslab_stage_latency_seconds_bucket{stage=\"check_tx\",le=\"0.001\"}",
+        "tpslab_stage_latency_seconds_bucket{le=\"0.001\",stage=\"check_tx\"}",
         "tpslab_stage_latency_seconds_count{stage=\"consensus\"}",
         "mempool_capacity_txs ",
         "tpslab_stage_txs{stage=\"gossip\"}",

@@ -1,0 +1,172 @@
+//! A canary's health against its peers' over the soak: commit lag, CPU, peak RSS and the
+//! highest decision round, and the thresholds past which it is a regression.
+
+use crate::monitor::NodeResources;
+use serde::Serialize;
+
+/// When a canary counts as worse than its peers (defaults in docs/DESIGN.md, "Rollout").
+#[derive(Clone, Debug, Serialize)]
+pub struct Thresholds {
+    /// Most blocks it may trail the others' highest height at the soak's end.
+    pub max_lag_blocks: u64,
+    /// Its CPU may exceed the others' median by this factor...
+    pub cpu_ratio: f64,
+    /// ...plus this many percentage points of one core (at low load the figures are noise).
+    pub cpu_slack_pct: f64,
+    /// Its peak RSS may exceed the others' median by this factor.
+    pub rss_ratio: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            max_lag_blocks: 3,
+            cpu_ratio: 1.5,
+            cpu_slack_pct: 15.0,
+            rss_ratio: 1.5,
+        }
+    }
+}
+
+/// The comparison.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Health {
+    /// Blocks behind the others' tip at the soak's end.
+    pub lag_blocks: u64,
+    /// Its CPU over the soak, % of one core.
+    pub cpu_pct: Option<f64>,
+    /// The others' median CPU.
+    pub peers_cpu_pct: Option<f64>,
+    /// Its peak RSS, MiB.
+    pub rss_mib: Option<f64>,
+    /// The others' median peak RSS.
+    pub peers_rss_mib: Option<f64>,
+    /// The highest decision round it saw (0: every height in round 0).
+    pub max_round: Option<u64>,
+    /// The others' highest.
+    pub peers_max_round: Option<u64>,
+    /// What crossed a threshold, if anything.
+    pub regression: Option<String>,
+}
+
+impl Health {
+    /// One line for the operator.
+    pub fn summary(&self) -> String {
+        let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+        let verdict = match &self.regression {
+            Some(r) => format!("REGRESSION: {r}"),
+            None => "healthy".into(),
+        };
+        format!(
+            "{verdict} (lag {} blocks; CPU {} % vs peers {} %; RSS {} vs {} MiB)",
+            self.lag_blocks,
+            f(self.cpu_pct),
+            f(self.peers_cpu_pct),
+            f(self.rss_mib),
+            f(self.peers_rss_mib)
+        )
+    }
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+/// Judges `canary` among `resources` (every validator's figures over the soak).
+pub fn judge(resources: &[NodeResources], canary: &str, lag: u64, t: &Thresholds) -> Health {
+    let me = resources.iter().find(|r| r.name == canary);
+    let peers: Vec<&NodeResources> = resources.iter().filter(|r| r.name != canary).collect();
+    let mut h = Health {
+        lag_blocks: lag,
+        cpu_pct: me.and_then(|r| r.cpu_pct),
+        peers_cpu_pct: median(peers.iter().filter_map(|r| r.cpu_pct).collect()),
+        rss_mib: me.and_then(|r| r.rss_peak_mib),
+        peers_rss_mib: median(peers.iter().filter_map(|r| r.rss_peak_mib).collect()),
+        max_round: me.and_then(|r| r.max_round),
+        peers_max_round: peers.iter().filter_map(|r| r.max_round).max(),
+        regression: None,
+    };
+    let mut why = Vec::new();
+    if lag > t.max_lag_blocks {
+        why.push(format!(
+            "{lag} blocks behind (at most {})",
+            t.max_lag_blocks
+        ));
+    }
+    if let (Some(c), Some(p)) = (h.cpu_pct, h.peers_cpu_pct) {
+        let bound = p * t.cpu_ratio + t.cpu_slack_pct;
+        if c > bound {
+            why.push(format!(
+                "CPU {c:.0} % > {bound:.0} % ({:.1}x the peers' {p:.0} % + {:.0})",
+                t.cpu_ratio, t.cpu_slack_pct
+            ));
+        }
+    }
+    if let (Some(c), Some(p)) = (h.rss_mib, h.peers_rss_mib) {
+        if c > p * t.rss_ratio {
+            why.push(format!(
+                "RSS {c:.0} MiB > {:.1}x the peers' {p:.0} MiB",
+                t.rss_ratio
+            ));
+        }
+    }
+    if me.is_none() {
+        why.push("no figures for it over the soak".into());
+    }
+    if !why.is_empty() {
+        h.regression = Some(why.join("; "));
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, cpu: f64, rss: f64) -> NodeResources {
+        NodeResources {
+            name: name.into(),
+            cpu_pct: Some(cpu),
+            rss_peak_mib: Some(rss),
+            max_round: Some(0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_canary_is_judged_against_its_peers_median() {
+        let r = vec![
+            node("node0", 40.0, 100.0),
+            node("node1", 30.0, 100.0),
+            node("node2", 32.0, 110.0),
+        ];
+        let t = Thresholds::default();
+        assert!(judge(&r, "node0", 1, &t).regression.is_none());
+        let hot = vec![
+            node("node0", 80.0, 100.0),
+            node("node1", 30.0, 100.0),
+            node("node2", 32.0, 110.0),
+        ];
+        let h = judge(&hot, "node0", 0, &t);
+        assert!(h.regression.as_deref().unwrap().contains("CPU 80"), "{h:?}");
+        let behind = judge(&r, "node0", 9, &t);
+        assert!(behind.regression.unwrap().contains("9 blocks behind"));
+        let fat = vec![
+            node("node0", 30.0, 400.0),
+            node("node1", 30.0, 100.0),
+            node("node2", 32.0, 110.0),
+        ];
+        assert!(judge(&fat, "node0", 0, &t)
+            .regression
+            .unwrap()
+            .contains("RSS 400"));
+        assert!(judge(&r, "node9", 0, &t)
+            .regression
+            .unwrap()
+            .contains("no figures"));
+    }
+}

@@ -1,0 +1,121 @@
+//! `tpslab testnet rollout`: the canary rollout on a real 4-validator testnet. Under load it
+//! turns a toggle on everywhere with no commit gap past 2 x timeout_propose, no accepted tx
+//! left uncommitted and a clean audit; a canary worse than its peers is rolled back (its old
+//! config restored and running) and the rollout stops there.
+
+mod common;
+
+use common::*;
+
+fn sig_cache_on(net: &TestNet, i: usize) -> bool {
+    let text = std::fs::read_to_string(net.file.nodes[i].home.join("config.toml")).unwrap();
+    let cfg: toml::Table = toml::from_str(&text).unwrap();
+    cfg["tuning"]["sig_cache"].as_bool().unwrap()
+}
+
+#[test]
+fn rollout_under_load_turns_a_toggle_on_everywhere_keeps_every_tx_and_audits() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = TestNet::up(
+        dir.path().join("net"),
+        4,
+        4000,
+        "[tuning]\nsig_cache = false\n",
+    );
+    let json = dir.path().join("rollout.json");
+    let out = net.run(&[
+        "testnet",
+        "rollout",
+        "--opt",
+        "sig-cache",
+        "--under-load",
+        "200",
+        "--soak",
+        "3s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = succeeded(&out, "testnet rollout");
+    assert!(
+        stdout.contains("rolled out sig-cache to 4 validators"),
+        "{stdout}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let canaries = r["canaries"].as_array().unwrap();
+    assert_eq!(canaries.len(), 4, "{r}");
+    for c in canaries {
+        assert_eq!(c["kept"], true, "{c}");
+        let after: Vec<&str> = c["after"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(after.contains(&"sig-cache"), "{c}");
+    }
+    for i in 0..4 {
+        assert!(sig_cache_on(&net, i), "node{i} still has sig-cache off");
+    }
+    // A restart phase and a soak per canary, each under load; every accepted tx committed.
+    let loads = r["loads"].as_array().unwrap();
+    assert_eq!(loads.len(), 8, "{r}");
+    for l in loads {
+        assert!(l["accepted"].as_u64().unwrap() > 0, "{l}");
+        assert_eq!(l["uncommitted"], 0, "{l}");
+    }
+    let gap = r["max_commit_gap_ms"].as_f64().unwrap();
+    let bound = 2.0 * r["timeout_propose_ms"].as_f64().unwrap();
+    assert!(gap < bound, "commit gap {gap} ms >= {bound} ms");
+    assert!(
+        r["audited_height"].as_u64().unwrap() > r["from_height"].as_u64().unwrap(),
+        "{r}"
+    );
+    net.check(&[]);
+}
+
+#[test]
+fn a_canary_worse_than_its_peers_is_rolled_back_and_the_rollout_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = TestNet::up(
+        dir.path().join("net"),
+        4,
+        100,
+        "[tuning]\nsig_cache = false\n",
+    );
+    let json = dir.path().join("rollout.json");
+    // Thresholds no canary can meet: any CPU at all is a regression.
+    let out = net.run(&[
+        "testnet",
+        "rollout",
+        "--opt",
+        "sig-cache",
+        "--soak",
+        "2s",
+        "--max-cpu-ratio",
+        "0",
+        "--cpu-slack=-1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("rolled back") && err.contains("node0") && err.contains("CPU"),
+        "{err}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["canaries"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["canaries"][0]["kept"], false);
+    for i in 0..4 {
+        assert!(
+            !sig_cache_on(&net, i),
+            "node{i} has sig-cache on after the rollback"
+        );
+    }
+    // node0 runs again on its old config and the chain agrees with itself.
+    let status = succeeded(&net.run(&["testnet", "status"]), "status");
+    assert!(status.contains("node0"), "{status}");
+    net.check(&[]);
+}

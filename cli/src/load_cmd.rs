@@ -110,7 +110,7 @@ pub struct SaturateArgs {
     /// before giving up.
     #[arg(long, default_value_t = 50)]
     min_rate: u64,
-    /// A step keeps up when committed TPS is at least this fraction of the offered rate.
+    /// A step keeps up when at least this fraction of the txs offered in its window commit.
     #[arg(long, default_value_t = 0.95)]
     keep_up: f64,
     /// ... and its P99 is at most this, ms.

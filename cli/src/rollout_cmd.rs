@@ -34,6 +34,13 @@ pub struct RolloutArgs {
     /// Roll back when its peak RSS exceeds the peers' median times this.
     #[arg(long, default_value_t = Thresholds::default().rss_ratio)]
     max_rss_ratio: f64,
+    /// Roll back when its P99 of a stage it times itself (check_tx, consensus) exceeds the
+    /// peers' median times this...
+    #[arg(long, default_value_t = Thresholds::default().stage_ratio)]
+    max_stage_ratio: f64,
+    /// ...plus this many ms.
+    #[arg(long, default_value_t = Thresholds::default().stage_slack_ms)]
+    stage_slack_ms: f64,
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -51,6 +58,8 @@ pub async fn rollout(a: RolloutArgs) -> Result<()> {
             cpu_ratio: a.max_cpu_ratio,
             cpu_slack_pct: a.cpu_slack,
             rss_ratio: a.max_rss_ratio,
+            stage_ratio: a.max_stage_ratio,
+            stage_slack_ms: a.stage_slack_ms,
         },
     };
     let r = rollout::rollout(&cfg).await?;

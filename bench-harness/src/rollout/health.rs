@@ -1,8 +1,13 @@
-//! A canary's health against its peers' over the soak: commit lag, CPU, peak RSS and the
-//! highest decision round, and the thresholds past which it is a regression.
+//! A canary's health against its peers' over the soak: commit lag, CPU, peak RSS, the P99 of
+//! the stages it times itself (check_tx, consensus) and the highest decision round, and the
+//! thresholds past which it is a regression.
 
 use crate::monitor::NodeResources;
 use serde::Serialize;
+use tpslab_types::stages::{Stage, StageSummary};
+
+/// The stages a node times for itself (the others end at a peer or a client).
+const OWN_STAGES: [Stage; 2] = [Stage::CheckTx, Stage::Consensus];
 
 /// When a canary counts as worse than its peers (defaults in docs/DESIGN.md, "Rollout").
 #[derive(Clone, Debug, Serialize)]
@@ -15,6 +20,10 @@ pub struct Thresholds {
     pub cpu_slack_pct: f64,
     /// Its peak RSS may exceed the others' median by this factor.
     pub rss_ratio: f64,
+    /// Its P99 of a stage it times itself may exceed the others' median by this factor...
+    pub stage_ratio: f64,
+    /// ...plus this many ms.
+    pub stage_slack_ms: f64,
 }
 
 impl Default for Thresholds {
@@ -24,6 +33,8 @@ impl Default for Thresholds {
             cpu_ratio: 1.5,
             cpu_slack_pct: 15.0,
             rss_ratio: 1.5,
+            stage_ratio: 3.0,
+            stage_slack_ms: 50.0,
         }
     }
 }
@@ -45,6 +56,8 @@ pub struct Health {
     pub max_round: Option<u64>,
     /// The others' highest.
     pub peers_max_round: Option<u64>,
+    /// Per stage it times itself: (stage, its P99 ms, the peers' median P99 ms).
+    pub stage_p99_ms: Vec<(String, f64, f64)>,
     /// What crossed a threshold, if anything.
     pub regression: Option<String>,
 }
@@ -57,8 +70,13 @@ impl Health {
             Some(r) => format!("REGRESSION: {r}"),
             None => "healthy".into(),
         };
+        let stages: String = self
+            .stage_p99_ms
+            .iter()
+            .map(|(s, m, p)| format!("; {s} P99 {m:.0} vs {p:.0} ms"))
+            .collect();
         format!(
-            "{verdict} (lag {} blocks; CPU {} % vs peers {} %; RSS {} vs {} MiB)",
+            "{verdict} (lag {} blocks; CPU {} % vs peers {} %; RSS {} vs {} MiB{stages})",
             self.lag_blocks,
             f(self.cpu_pct),
             f(self.peers_cpu_pct),
@@ -88,8 +106,23 @@ pub fn judge(resources: &[NodeResources], canary: &str, lag: u64, t: &Thresholds
         peers_rss_mib: median(peers.iter().filter_map(|r| r.rss_peak_mib).collect()),
         max_round: me.and_then(|r| r.max_round),
         peers_max_round: peers.iter().filter_map(|r| r.max_round).max(),
+        stage_p99_ms: Vec::new(),
         regression: None,
     };
+    let p99 = |r: &NodeResources, stage: Stage| {
+        let (_, hist) = r
+            .stage_window
+            .iter()
+            .find(|(s, h)| *s == stage && !h.is_empty())?;
+        Some(StageSummary::of(stage, hist).p99_ms)
+    };
+    for stage in OWN_STAGES {
+        let mine = me.and_then(|r| p99(r, stage));
+        let theirs = median(peers.iter().filter_map(|r| p99(r, stage)).collect());
+        if let (Some(m), Some(p)) = (mine, theirs) {
+            h.stage_p99_ms.push((stage.name().to_string(), m, p));
+        }
+    }
     let mut why = Vec::new();
     if lag > t.max_lag_blocks {
         why.push(format!(
@@ -111,6 +144,15 @@ pub fn judge(resources: &[NodeResources], canary: &str, lag: u64, t: &Thresholds
             why.push(format!(
                 "RSS {c:.0} MiB > {:.1}x the peers' {p:.0} MiB",
                 t.rss_ratio
+            ));
+        }
+    }
+    for (stage, m, p) in &h.stage_p99_ms {
+        let bound = p * t.stage_ratio + t.stage_slack_ms;
+        if *m > bound {
+            why.push(format!(
+                "{stage} P99 {m:.0} ms > {bound:.0} ms ({:.1}x the peers' {p:.0} ms + {:.0})",
+                t.stage_ratio, t.stage_slack_ms
             ));
         }
     }

@@ -38,27 +38,24 @@ fn advise_on_results_names_the_next_toggle_per_step_and_the_tuned_chains_limit()
 #[test]
 fn advise_refuses_missing_files_unknown_steps_and_results_it_cannot_read() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.json"), b"{\"schema\": 1}").unwrap();
+    let path = |f: &str| dir.path().join(f).display().to_string();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["/nonexistent/results.json".into()], "cannot read"),
         (
             vec![FIXTURE.into(), "--step".into(), "+turbo".into()],
             "no step `+turbo`",
         ),
-        (
-            vec![dir.path().join("x.json").display().to_string()],
-            "cannot read",
-        ),
+        (vec![path("x.json")], "cannot read"),
         (
             vec!["--testnet".into(), dir.path().display().to_string()],
             "testnet.json",
         ),
+        (
+            vec![path("bad.json")],
+            "not a tpslab experiment results file",
+        ),
     ];
-    std::fs::write(dir.path().join("bad.json"), b"{\"schema\": 1}").unwrap();
-    let mut cases = cases;
-    cases.push((
-        vec![dir.path().join("bad.json").display().to_string()],
-        "not a tpslab experiment results file",
-    ));
     for (args, want) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = advise(&args);

@@ -41,6 +41,15 @@ fn expressions() -> Vec<String> {
 /// ranges `[...]`, strings and grouping lists, not called as functions, not keywords, not
 /// recording-rule names (with `:`).
 fn metric_names(expr: &str) -> Vec<String> {
+    // Modifiers followed by a parenthesised label list.
+    const GROUPING: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
     // Operators and modifiers, and aggregations (which may take `by (...)` before their
     // parenthesis).
     const KEYWORDS: [&str; 22] = [
@@ -90,15 +99,7 @@ fn metric_names(expr: &str) -> Vec<String> {
                     .map_or(expr.len(), |n| i + n);
                 let word = &expr[i..end];
                 let next = expr[end..].trim_start().chars().next();
-                after_grouping = [
-                    "by",
-                    "without",
-                    "on",
-                    "ignoring",
-                    "group_left",
-                    "group_right",
-                ]
-                .contains(&word);
+                after_grouping = GROUPING.contains(&word);
                 if !KEYWORDS.contains(&word) && !word.contains(':') && next != Some('(') {
                     names.push(word.to_string());
                 }

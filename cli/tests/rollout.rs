@@ -13,35 +13,45 @@ fn sig_cache_on(net: &TestNet, i: usize) -> bool {
     cfg["tuning"]["sig_cache"].as_bool().unwrap()
 }
 
-#[test]
-fn rollout_under_load_turns_a_toggle_on_everywhere_keeps_every_tx_and_audits() {
-    let dir = tempfile::tempdir().unwrap();
+/// A 4-validator testnet with sig-cache off, and `testnet rollout --opt sig-cache ARGS`: its
+/// output and JSON report (the testnet stays up for the caller's checks).
+fn rollout(
+    dir: &std::path::Path,
+    accounts: u64,
+    args: &[&str],
+) -> (TestNet, std::process::Output, serde_json::Value) {
     let net = TestNet::up(
-        dir.path().join("net"),
+        dir.join("net"),
         4,
-        4000,
+        accounts,
         "[tuning]\nsig_cache = false\n",
     );
-    let json = dir.path().join("rollout.json");
-    let out = net.run(&[
+    let json = dir.join("rollout.json");
+    let mut all = vec![
         "testnet",
         "rollout",
         "--opt",
         "sig-cache",
-        "--under-load",
-        "200",
-        "--soak",
-        "3s",
         "--json",
         json.to_str().unwrap(),
-    ]);
+    ];
+    all.extend_from_slice(args);
+    let out = net.run(&all);
+    let r = std::fs::read_to_string(&json)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    (net, out, r)
+}
+
+#[test]
+fn rollout_under_load_turns_a_toggle_on_everywhere_keeps_every_tx_and_audits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (net, out, r) = rollout(dir.path(), 4000, &["--under-load", "200", "--soak", "3s"]);
     let stdout = succeeded(&out, "testnet rollout");
     assert!(
         stdout.contains("rolled out sig-cache to 4 validators"),
         "{stdout}"
     );
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let canaries = r["canaries"].as_array().unwrap();
     assert_eq!(canaries.len(), 4, "{r}");
     for c in canaries {
@@ -77,35 +87,18 @@ fn rollout_under_load_turns_a_toggle_on_everywhere_keeps_every_tx_and_audits() {
 #[test]
 fn a_canary_worse_than_its_peers_is_rolled_back_and_the_rollout_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let net = TestNet::up(
-        dir.path().join("net"),
-        4,
-        100,
-        "[tuning]\nsig_cache = false\n",
-    );
-    let json = dir.path().join("rollout.json");
     // Thresholds no canary can meet: any CPU at all is a regression.
-    let out = net.run(&[
-        "testnet",
-        "rollout",
-        "--opt",
-        "sig-cache",
-        "--soak",
-        "2s",
-        "--max-cpu-ratio",
-        "0",
-        "--cpu-slack=-1",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let (net, out, r) = rollout(
+        dir.path(),
+        100,
+        &["--soak", "2s", "--max-cpu-ratio", "0", "--cpu-slack=-1"],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(
         err.contains("rolled back") && err.contains("node0") && err.contains("CPU"),
         "{err}"
     );
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(r["canaries"].as_array().unwrap().len(), 1, "{r}");
     assert_eq!(r["canaries"][0]["kept"], false);
     for i in 0..4 {

@@ -112,3 +112,47 @@ fn a_canary_worse_than_its_peers_is_rolled_back_and_the_rollout_stops() {
     assert!(status.contains("node0"), "{status}");
     net.check(&[]);
 }
+
+#[test]
+fn a_rollout_refuses_unknown_toggles_and_broken_configs_before_touching_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let init = std::process::Command::new(bin())
+        .args([
+            "testnet",
+            "init",
+            "--validators",
+            "4",
+            "--accounts",
+            "10",
+            "--out",
+        ])
+        .arg(&net)
+        .output()
+        .unwrap();
+    succeeded(&init, "testnet init");
+    let run = |opt: &str| {
+        std::process::Command::new(bin())
+            .args(["testnet", "rollout", "--opt", opt])
+            .arg(&net)
+            .output()
+            .unwrap()
+    };
+    let out = run("turbo");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("turbo"), "{err}");
+    // A corrupt config.toml is named, not half-applied.
+    let cfg = net.join("node0/config.toml");
+    std::fs::write(&cfg, "[tuning]\nsig_cache = maybe\n").unwrap();
+    let out = run("sig-cache");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("config.toml"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&cfg).unwrap(),
+        "[tuning]\nsig_cache = maybe\n"
+    );
+}

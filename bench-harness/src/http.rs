@@ -22,8 +22,25 @@ pub async fn http_post(addr: &str, path: &str) -> std::io::Result<String> {
     String::from_utf8(body).map_err(std::io::Error::other)
 }
 
+/// GET over HTTP/1.0: Go's HTTP server (Prometheus's API) chunks longer HTTP/1.1 answers,
+/// and an HTTP/1.0 client gets a plain body ended by the close instead.
+pub async fn http10_get(addr: &str, path: &str) -> std::io::Result<String> {
+    let body = request("GET", "HTTP/1.0", addr, path, Duration::from_secs(5)).await?;
+    String::from_utf8(body).map_err(std::io::Error::other)
+}
+
 async fn http_request(
     method: &str,
+    addr: &str,
+    path: &str,
+    timeout: Duration,
+) -> std::io::Result<Vec<u8>> {
+    request(method, "HTTP/1.1", addr, path, timeout).await
+}
+
+async fn request(
+    method: &str,
+    version: &str,
     addr: &str,
     path: &str,
     timeout: Duration,
@@ -31,7 +48,7 @@ async fn http_request(
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(addr.trim()).await?;
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "{method} {path} {version}\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
         s.write_all(req.as_bytes()).await?;
         let mut out = Vec::new();
@@ -58,7 +75,7 @@ async fn http_request(
             "chunked response from {addr}{path}"
         )));
     }
-    if !head.starts_with("HTTP/1.1 200") {
+    if head.split_whitespace().nth(1) != Some("200") {
         return Err(std::io::Error::other(format!(
             "{} from {addr}{path}: {}",
             head.lines().next().unwrap_or(""),

@@ -1,7 +1,7 @@
 //! `tpslab testnet ...`: argument parsing and output around the tpslab-testnet library.
 
 use crate::{genesis_args, opts_cmd, runtime};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use tpslab_api::config::Config;
@@ -43,6 +43,10 @@ pub struct UpArgs {
     /// tpslab's alert and recording rules (ops/prometheus) loaded; `testnet down` stops it.
     #[arg(long)]
     prometheus: bool,
+    /// With --prometheus: also load this rule file (repeatable), e.g. your own alerts; a
+    /// rollout then watches them too.
+    #[arg(long = "rules", requires = "prometheus")]
+    rules: Vec<PathBuf>,
 }
 
 /// The operations kit's rule files, built into the binary so `up --prometheus` works away
@@ -57,6 +61,29 @@ const RULES: &[(&str, &str)] = &[
         include_str!("../../ops/prometheus/recording.yml"),
     ),
 ];
+
+/// The user's rule files, named as on disk (a name the kit's files use is refused, not
+/// silently replaced).
+fn extra_rules(paths: &[PathBuf]) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for p in paths {
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("--rules {}: not a file name", p.display()))?
+            .to_string();
+        if RULES.iter().any(|(n, _)| *n == name) || out.iter().any(|(n, _)| *n == name) {
+            anyhow::bail!(
+                "--rules {}: a rule file named {name} is already loaded",
+                p.display()
+            );
+        }
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("--rules {}: cannot read it", p.display()))?;
+        out.push((name, text));
+    }
+    Ok(out)
+}
 
 #[derive(Args)]
 pub struct TestnetInitArgs {
@@ -116,7 +143,10 @@ pub fn testnet_cmd(t: TestnetCmd) -> Result<()> {
             ))?;
             println!("{} validators up", file.nodes.len());
             if d.prometheus {
-                let addr = testnet::prometheus::start(&d.dir, &file, RULES)?;
+                let extra = extra_rules(&d.rules)?;
+                let mut rules = RULES.to_vec();
+                rules.extend(extra.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+                let addr = testnet::prometheus::start(&d.dir, &file, &rules)?;
                 println!("prometheus on http://{addr} (alerts: http://{addr}/api/v1/alerts)");
             }
             Ok(())

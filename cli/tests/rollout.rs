@@ -1,7 +1,8 @@
 //! `tpslab testnet rollout`: the canary rollout on a real 4-validator testnet. Under load it
 //! turns a toggle on everywhere with no commit gap past 2 x timeout_propose, no accepted tx
-//! left uncommitted and a clean audit; a canary worse than its peers is rolled back (its old
-//! config restored and running) and the rollout stops there.
+//! left uncommitted and a clean audit, watched by a real Prometheus; a canary worse than its
+//! peers (by its figures, or by an alert firing on it alone) is rolled back (its old config
+//! restored and running) and the rollout stops there.
 
 mod common;
 
@@ -13,11 +14,13 @@ fn sig_cache_on(net: &TestNet, i: usize) -> bool {
     cfg["tuning"]["sig_cache"].as_bool().unwrap()
 }
 
-/// A 4-validator testnet with sig-cache off, and `testnet rollout --opt sig-cache ARGS`: its
-/// output and JSON report (the testnet stays up for the caller's checks).
+/// A 4-validator testnet with sig-cache off (with `Some(rules)`: and a Prometheus with the
+/// kit's rules plus these), and `testnet rollout --opt sig-cache ARGS`: its output and JSON
+/// report (the testnet stays up for the caller's checks).
 fn rollout(
     dir: &std::path::Path,
     accounts: u64,
+    prometheus: Option<&str>,
     args: &[&str],
 ) -> (TestNet, std::process::Output, serde_json::Value) {
     let net = TestNet::up(
@@ -26,6 +29,18 @@ fn rollout(
         accounts,
         "[tuning]\nsig_cache = false\n",
     );
+    if let Some(rules) = prometheus {
+        let file = dir.join("extra.yml");
+        std::fs::write(&file, rules).unwrap();
+        let up = net.run(&[
+            "testnet",
+            "up",
+            "--prometheus",
+            "--rules",
+            file.to_str().unwrap(),
+        ]);
+        succeeded(&up, "testnet up --prometheus");
+    }
     let json = dir.join("rollout.json");
     let mut all = vec![
         "testnet",
@@ -46,7 +61,12 @@ fn rollout(
 #[test]
 fn rollout_under_load_turns_a_toggle_on_everywhere_keeps_every_tx_and_audits() {
     let dir = tempfile::tempdir().unwrap();
-    let (net, out, r) = rollout(dir.path(), 4000, &["--under-load", "200", "--soak", "3s"]);
+    let (net, out, r) = rollout(
+        dir.path(),
+        4000,
+        Some("groups: []\n"),
+        &["--under-load", "200", "--soak", "3s"],
+    );
     let stdout = succeeded(&out, "testnet rollout");
     assert!(
         stdout.contains("rolled out sig-cache to 4 validators"),
@@ -63,6 +83,8 @@ fn rollout_under_load_turns_a_toggle_on_everywhere_keeps_every_tx_and_audits() {
             .map(|v| v.as_str().unwrap())
             .collect();
         assert!(after.contains(&"sig-cache"), "{c}");
+        // Prometheus was asked: the kit's alerts were compared, and none fired on it alone.
+        assert!(c["health"]["alerts"]["canary"].is_array(), "{c}");
     }
     for i in 0..4 {
         assert!(sig_cache_on(&net, i), "node{i} still has sig-cache off");
@@ -91,6 +113,7 @@ fn a_canary_worse_than_its_peers_is_rolled_back_and_the_rollout_stops() {
     let (net, out, r) = rollout(
         dir.path(),
         100,
+        None,
         &["--soak", "2s", "--max-cpu-ratio", "0", "--cpu-slack=-1"],
     );
     let err = String::from_utf8_lossy(&out.stderr);
@@ -111,6 +134,46 @@ fn a_canary_worse_than_its_peers_is_rolled_back_and_the_rollout_stops() {
     let status = succeeded(&net.run(&["testnet", "status"]), "status");
     assert!(status.contains("node0"), "{status}");
     net.check(&[]);
+}
+
+/// Fires wherever sig-cache runs: on the canary alone once it restarted with it.
+const SIG_CACHE_ALERT: &str = r#"groups:
+  - name: canary-test
+    rules:
+      - alert: SigCacheRunning
+        expr: tpslab_tuning_enabled{toggle="sig-cache"} == 1
+        labels:
+          severity: warning
+"#;
+
+#[test]
+fn an_alert_firing_on_the_canary_alone_rolls_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // The soak outlasts a scrape and a rule evaluation (1 s each) after the restart.
+    let (net, out, r) = rollout(dir.path(), 100, Some(SIG_CACHE_ALERT), &["--soak", "4s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("rolled back") && err.contains("SigCacheRunning") && err.contains("node0"),
+        "{err}"
+    );
+    let c = &r["canaries"][0];
+    assert_eq!(c["kept"], false, "{r}");
+    assert_eq!(
+        c["health"]["alerts"]["before"],
+        serde_json::json!([]),
+        "{c}"
+    );
+    assert_eq!(c["health"]["alerts"]["peers"], serde_json::json!([]), "{c}");
+    assert!(
+        !sig_cache_on(&net, 0),
+        "node0 kept sig-cache after the rollback"
+    );
+    succeeded(&net.run(&["testnet", "down"]), "testnet down");
+    assert!(
+        std::fs::read_to_string(net.dir.join("prometheus/pid")).is_err(),
+        "testnet down left prometheus running"
+    );
 }
 
 #[test]

@@ -9,6 +9,8 @@ use crate::paths;
 use crate::service::NodeApi;
 use crate::telemetry::Telemetry;
 use anyhow::{bail, Context, Result};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -94,8 +96,10 @@ fn registry(
     api: &NodeApi,
     sig_cache: Option<Arc<SigCache>>,
     net: Option<&tpslab_p2p::Network>,
+    tuning: &tpslab_types::tuning::Tuning,
 ) -> Registry {
     let mut registry = Registry::default();
+    register_tuning(&mut registry, tuning);
     telemetry.consensus.register(&mut registry);
     if raft {
         telemetry.raft.register(&mut registry);
@@ -108,6 +112,22 @@ fn registry(
         net.metrics().register(&mut registry);
     }
     registry
+}
+
+/// `tpslab_tuning_enabled{toggle}`: 1 for each toggle on, 0 for each off, so a dashboard
+/// (and a rollout) sees which validators run which paths without reading their configs.
+fn register_tuning(registry: &mut Registry, tuning: &tpslab_types::tuning::Tuning) {
+    let family: Family<Vec<(String, String)>, Gauge> = Family::default();
+    for t in tpslab_types::tuning::CATALOGUE {
+        family
+            .get_or_create(&vec![("toggle".to_string(), t.name.to_string())])
+            .set(i64::from(tuning.get(t.name).unwrap_or(false)));
+    }
+    registry.register(
+        "tpslab_tuning_enabled",
+        "1 if the tuning toggle is on in this process ([tuning] in config.toml), 0 if off",
+        family,
+    );
 }
 
 /// A `[byzantine]` section only makes sense where someone can be lied to and the engine's
@@ -287,7 +307,7 @@ impl Node {
             check_place: paths::CheckPlace::of(&cfg),
             telemetry: telemetry.clone(),
         };
-        let registry = registry(&telemetry, raft, &api, sig_cache, net.as_ref());
+        let registry = registry(&telemetry, raft, &api, sig_cache, net.as_ref(), &cfg.tuning);
         let metrics_task = crate::http::serve_metrics(
             &home,
             &cfg.api.metrics_addr,

@@ -51,12 +51,22 @@ fn config(file: &TestnetFile, rule_files: &[&str]) -> String {
 }
 
 /// Starts Prometheus for the testnet in `dir` with `rules` (file name, content) loaded and
-/// waits until it is ready; returns its address. One already running is left as it is.
+/// waits until it is ready; returns its address. One already running with the same rules is
+/// left as it is; with other rules, that is an error (rather than rules silently not loaded).
 pub fn start(dir: &Path, file: &TestnetFile, rules: &[(&str, &str)]) -> Result<String> {
+    let home = home(dir);
     if let Some(a) = addr(dir) {
+        for (name, text) in rules {
+            let loaded = std::fs::read_to_string(home.join("rules").join(name)).ok();
+            if loaded.as_deref() != Some(*text) {
+                bail!(
+                    "a Prometheus already runs for this testnet (on {a}) without these {name} \
+                     rules: `testnet down` first"
+                );
+            }
+        }
         return Ok(a);
     }
-    let home = home(dir);
     std::fs::create_dir_all(home.join("rules"))?;
     for (name, text) in rules {
         std::fs::write(home.join("rules").join(name), text)?;

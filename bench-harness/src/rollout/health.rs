@@ -1,7 +1,8 @@
 //! A canary's health against its peers' over the soak: commit lag, CPU, peak RSS, the P99 of
-//! the stages it times itself (check_tx, consensus) and the highest decision round, and the
-//! thresholds past which it is a regression.
+//! the stages it times itself (check_tx, consensus), the highest decision round and the
+//! Prometheus alerts active on it alone, and the thresholds past which it is a regression.
 
+use super::alerts::AlertCheck;
 use crate::monitor::NodeResources;
 use serde::Serialize;
 use tpslab_types::stages::{Stage, StageSummary};
@@ -58,6 +59,9 @@ pub struct Health {
     pub peers_max_round: Option<u64>,
     /// Per stage it times itself: (stage, its P99 ms, the peers' median P99 ms).
     pub stage_p99_ms: Vec<(String, f64, f64)>,
+    /// The operations kit's alerts on it and its peers (None: the testnet runs no
+    /// Prometheus, `testnet up --prometheus` starts one).
+    pub alerts: Option<AlertCheck>,
     /// What crossed a threshold, if anything.
     pub regression: Option<String>,
 }
@@ -75,8 +79,13 @@ impl Health {
             .iter()
             .map(|(s, m, p)| format!("; {s} P99 {m:.0} vs {p:.0} ms"))
             .collect();
+        let alerts = match &self.alerts {
+            None => "alerts not checked (no Prometheus)".to_string(),
+            Some(a) if a.canary.is_empty() => "no alerts".to_string(),
+            Some(a) => format!("alerts {}", a.canary.join(",")),
+        };
         format!(
-            "{verdict} (lag {} blocks; CPU {} % vs peers {} %; RSS {} vs {} MiB{stages})",
+            "{verdict} (lag {} blocks; CPU {} % vs peers {} %; RSS {} vs {} MiB{stages}; {alerts})",
             self.lag_blocks,
             f(self.cpu_pct),
             f(self.peers_cpu_pct),
@@ -94,8 +103,15 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
-/// Judges `canary` among `resources` (every validator's figures over the soak).
-pub fn judge(resources: &[NodeResources], canary: &str, lag: u64, t: &Thresholds) -> Health {
+/// Judges `canary` among `resources` (every validator's figures over the soak) and the
+/// alerts, if a Prometheus watched.
+pub fn judge(
+    resources: &[NodeResources],
+    canary: &str,
+    lag: u64,
+    alerts: Option<AlertCheck>,
+    t: &Thresholds,
+) -> Health {
     let me = resources.iter().find(|r| r.name == canary);
     let peers: Vec<&NodeResources> = resources.iter().filter(|r| r.name != canary).collect();
     let mut h = Health {
@@ -107,6 +123,7 @@ pub fn judge(resources: &[NodeResources], canary: &str, lag: u64, t: &Thresholds
         max_round: me.and_then(|r| r.max_round),
         peers_max_round: peers.iter().filter_map(|r| r.max_round).max(),
         stage_p99_ms: Vec::new(),
+        alerts,
         regression: None,
     };
     let p99 = |r: &NodeResources, stage: Stage| {
@@ -156,6 +173,15 @@ pub fn judge(resources: &[NodeResources], canary: &str, lag: u64, t: &Thresholds
             ));
         }
     }
+    if let Some(a) = &h.alerts {
+        let new = a.regressions();
+        if !new.is_empty() {
+            why.push(format!(
+                "alert {} active on it alone (Prometheus)",
+                new.join(", ")
+            ));
+        }
+    }
     if me.is_none() {
         why.push("no figures for it over the soak".into());
     }
@@ -187,28 +213,42 @@ mod tests {
             node("node2", 32.0, 110.0),
         ];
         let t = Thresholds::default();
-        assert!(judge(&r, "node0", 1, &t).regression.is_none());
+        assert!(judge(&r, "node0", 1, None, &t).regression.is_none());
         let hot = vec![
             node("node0", 80.0, 100.0),
             node("node1", 30.0, 100.0),
             node("node2", 32.0, 110.0),
         ];
-        let h = judge(&hot, "node0", 0, &t);
+        let h = judge(&hot, "node0", 0, None, &t);
         assert!(h.regression.as_deref().unwrap().contains("CPU 80"), "{h:?}");
-        let behind = judge(&r, "node0", 9, &t);
+        let behind = judge(&r, "node0", 9, None, &t);
         assert!(behind.regression.unwrap().contains("9 blocks behind"));
         let fat = vec![
             node("node0", 30.0, 400.0),
             node("node1", 30.0, 100.0),
             node("node2", 32.0, 110.0),
         ];
-        assert!(judge(&fat, "node0", 0, &t)
+        assert!(judge(&fat, "node0", 0, None, &t)
             .regression
             .unwrap()
             .contains("RSS 400"));
-        assert!(judge(&r, "node9", 0, &t)
+        assert!(judge(&r, "node9", 0, None, &t)
             .regression
             .unwrap()
             .contains("no figures"));
+        let alert = AlertCheck {
+            before: Vec::new(),
+            canary: vec!["TpslabMempoolNearlyFull".into()],
+            peers: Vec::new(),
+        };
+        let h = judge(&r, "node0", 0, Some(alert), &t);
+        assert!(
+            h.regression
+                .as_deref()
+                .unwrap()
+                .contains("TpslabMempoolNearlyFull"),
+            "{}",
+            h.summary()
+        );
     }
 }

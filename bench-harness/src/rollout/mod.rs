@@ -1,12 +1,15 @@
 //! `tpslab testnet rollout`: the article's canary. One validator at a time: out of the load
 //! targets, two commits to let what it admitted reach the others, restart with the new
 //! toggles, back at the tip, then a soak (under load, back in the targets) comparing its
-//! health with its peers'; a regression beyond [`Thresholds`] restores its old config and
-//! stops the rollout. Mixed toggle sets are safe to run side by side: every toggle keeps the
+//! health with its peers' (and, when the testnet runs a Prometheus, the alerts active on it
+//! alone); a regression beyond [`Thresholds`] restores its old config and stops the rollout.
+//! Mixed toggle sets are safe to run side by side: every toggle keeps the
 //! verdicts (CONVENTIONS.md, "one verdict"), which the final audit checks again.
 
+mod alerts;
 mod health;
 
+pub use alerts::AlertCheck;
 pub use health::{judge, Health, Thresholds};
 
 use crate::monitor::{watch_testnet, Monitor, NodeResources};
@@ -179,6 +182,51 @@ async fn restart(cfg: &RolloutConfig, node: &TestnetNode, others: &[&TestnetNode
     wait_at_tip(node, others, Duration::from_secs(60)).await
 }
 
+/// Fails unless `node`'s /metrics says each of `opts` is on (`tpslab_tuning_enabled`): the
+/// process restarted runs the new paths, not just a config file that says so.
+async fn check_running(node: &TestnetNode, opts: &[String]) -> Result<()> {
+    let page = crate::http::http_get(&node.metrics_addr, "/metrics")
+        .await
+        .with_context(|| format!("reading {}'s /metrics", node.name))?;
+    for o in opts {
+        let sample = format!("tpslab_tuning_enabled{{toggle=\"{o}\"}} 1");
+        if !page.lines().any(|l| l.trim() == sample) {
+            bail!("its /metrics does not report {o} on (tpslab_tuning_enabled)");
+        }
+    }
+    Ok(())
+}
+
+/// The alerts active now, if the testnet runs a Prometheus; with `fresh` (the canary and
+/// the Unix time its soak began), once Prometheus has scraped it since. One that stopped
+/// answering is an error: the operator asked for alerts to be watched.
+async fn alerts_now(
+    cfg: &RolloutConfig,
+    chain: &Chain,
+    fresh: Option<(&TestnetNode, f64)>,
+) -> Result<Option<alerts::ByNode>> {
+    let Some(prom) = alerts::prometheus(&cfg.dir) else {
+        return Ok(None);
+    };
+    if let Some((node, since)) = fresh {
+        let ok =
+            alerts::wait_scraped(&prom, &node.metrics_addr, since, Duration::from_secs(15)).await;
+        if !ok {
+            bail!(
+                "Prometheus on {prom} has not scraped {} since its restart",
+                node.name
+            );
+        }
+    }
+    Ok(Some(alerts::active(&prom, &chain.file).await?))
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// One canary: out of the load, restarted with the toggles, soaked, judged, kept or rolled
 /// back. Loads run go into `loads`.
 async fn canary(
@@ -203,9 +251,13 @@ async fn canary(
     // What the canary admitted from clients reaches the others by gossip within milliseconds
     // and a proposal within a block or two: two commits without it as a target drain it.
     wait_blocks(&first.grpc_addr, 2, Duration::from_secs(30)).await?;
+    let alerts_before = alerts_now(cfg, chain, None).await?;
     let (old, before, after) = set_tuning(&node.home, &cfg.opts)?;
     let t = Instant::now();
-    let back = restart(cfg, node, &others).await;
+    let back = match restart(cfg, node, &others).await {
+        Ok(()) => check_running(node, &cfg.opts).await,
+        Err(e) => Err(e),
+    };
     let restart_secs = t.elapsed().as_secs_f64();
     if let Some(task) = restart_load {
         loads.push(task.await.context("the restart load panicked")??);
@@ -214,14 +266,21 @@ async fn canary(
         Ok(()) => {
             let targets: Vec<String> = honest.iter().map(|n| n.grpc_addr.clone()).collect();
             crate::saturate::settle_mempools(&targets, Duration::from_secs(30)).await;
+            let soak_start = unix_now();
             let resources = soak(cfg, chain, &honest, loads).await?;
             let tip = max_height(&others).await;
             let lag = tip.saturating_sub(height(&node.grpc_addr).await.unwrap_or(0));
-            judge(&resources, &node.name, lag, &cfg.thresholds)
+            let after = alerts_now(cfg, chain, Some((node, soak_start))).await?;
+            let alerts = match (&alerts_before, after) {
+                (Some(b), Some(a)) => Some(AlertCheck::of(&node.name, b, &a)),
+                _ => None,
+            };
+            judge(&resources, &node.name, lag, alerts, &cfg.thresholds)
         }
-        // Not back with the new toggles (it exited, or never caught up): a regression too.
+        // Not back with the new toggles (it exited, never caught up, or runs without them):
+        // a regression too.
         Err(e) => Health {
-            regression: Some(format!("not back at the tip after the restart: {e:#}")),
+            regression: Some(format!("not back with the new toggles: {e:#}")),
             ..Health::default()
         },
     };

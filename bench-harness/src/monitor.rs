@@ -55,6 +55,10 @@ pub struct NodeResources {
     /// Time threads waited for the mempool and state cache locks during the window, ms.
     #[serde(default)]
     pub lock_wait_ms: Option<f64>,
+    /// Bytes it sent to its peers during the window (`p2p_message_send_bytes`: frames with
+    /// their length prefix; consensus, gossip and sync together).
+    #[serde(default)]
+    pub p2p_sent_bytes: Option<u64>,
     /// Top functions of the CPU profile taken in the window (when asked for).
     #[serde(default)]
     pub profile_top: Vec<crate::profile::FunctionShare>,
@@ -135,7 +139,9 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
 }
 
 /// One sample of a node: CPU time, then height, allocations and lock wait from /metrics.
-type Point = (Sample, Option<f64>, Option<f64>, Option<f64>);
+/// A sample: CPU, then `consensus_height`, `process_allocations`, lock wait seconds and p2p
+/// bytes sent, as read from /metrics.
+type Point = (Sample, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
 
 /// A node's stage histograms, fetched at the window's edges only (they are ~10 KB of JSON).
 async fn stage_snapshot(addr: &str) -> Option<StageSnapshot> {
@@ -286,12 +292,14 @@ async fn sample(n: &Watched, r: &mut NodeResources, tasks: &mut Vec<u64>) -> Poi
     let mut height = None;
     let mut allocs = None;
     let mut lock_wait = None;
+    let mut sent = None;
     if let Some(addr) = &n.metrics_addr {
         if let Ok(page) = http_get(addr, "/metrics").await {
             height = metric(&page, "consensus_height");
             allocs = metric(&page, "process_allocations");
             lock_wait = metric(&page, "mempool_lock_wait_seconds_total")
                 .map(|m| m + metric(&page, "state_lock_wait_seconds").unwrap_or(0.0));
+            sent = metric(&page, "p2p_message_send_bytes_total");
             if let Some(t) = metric(&page, "tokio_alive_tasks") {
                 tasks.push(t as u64);
             }
@@ -303,7 +311,7 @@ async fn sample(n: &Watched, r: &mut NodeResources, tasks: &mut Vec<u64>) -> Poi
             }
         }
     }
-    (Sample { cpu, at: cpu_at }, height, allocs, lock_wait)
+    (Sample { cpu, at: cpu_at }, height, allocs, lock_wait, sent)
 }
 
 impl NodeResources {
@@ -323,6 +331,9 @@ impl NodeResources {
         }
         if let (Some(w0), Some(w1)) = (a.3, b.3) {
             self.lock_wait_ms = Some(1000.0 * (w1 - w0).max(0.0));
+        }
+        if let (Some(s0), Some(s1)) = (a.4, b.4) {
+            self.p2p_sent_bytes = Some((s1 - s0).max(0.0) as u64);
         }
     }
 }

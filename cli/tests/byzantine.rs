@@ -165,6 +165,38 @@ fn one_garbage_sender_of_four_is_dropped_and_the_chain_goes_on() {
     assert!(logs.contains("malformed"), "no honest node refused garbage");
 }
 
+#[test]
+fn one_proposer_of_four_withholding_a_tx_costs_rounds_not_the_chain() {
+    let (_tmp, net, _) = one_of_four("withhold-txs");
+    let log3 = log(&net, 3);
+    assert!(log3.contains("a tx no one else has"), "{log3}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let chain = rt.block_on(blocks(&net.file.nodes[0].grpc_addr));
+    // Its blocks were never rebuilt, so never decided: its heights went to the next round.
+    let key = hex::decode(pubkey_hex(&net, 3)).unwrap();
+    for b in &chain {
+        let block = b.block.as_ref().unwrap();
+        assert!(
+            !block.txs.iter().any(|t| t.starts_with(b"withheld/")),
+            "a withheld tx was committed"
+        );
+        assert_ne!(block.header.as_ref().unwrap().proposer, key);
+    }
+    let later_rounds = chain
+        .iter()
+        .filter(|b| b.commit.as_ref().is_some_and(|c| c.round > 0))
+        .count();
+    assert!(later_rounds > 0, "no height needed a second round");
+    // Honest nodes asked for the withheld tx and were never answered.
+    for n in 0..3 {
+        let page = metrics(&net, n);
+        assert!(
+            metric(&page, "consensus_compact_requests_total ") >= 1.0,
+            "node{n}: {page}"
+        );
+    }
+}
+
 /// Height of `node`, 0 if unreachable.
 fn height(file: &TestnetFile, node: usize) -> u64 {
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -172,7 +172,7 @@ fn quick_experiment_end_to_end() {
         ],
     );
     assert!(
-        stdout.contains("| step | toggle added | TPS | P50 ms | P99 ms | capacity tx/s | CPU % | allocs/tx (/offered) | lock wait us/tx (/offered) | x baseline | vs compared |"),
+        stdout.contains("| step | toggle added | TPS | P50 ms | P99 ms | capacity tx/s | CPU % | p2p B/tx | allocs/tx (/offered) | lock wait us/tx (/offered) | x baseline | vs compared |"),
         "{stdout}"
     );
     assert!(

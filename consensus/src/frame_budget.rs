@@ -80,10 +80,15 @@ pub fn max_proposal_payload(l: &WireLimits) -> usize {
             timestamp_unix_nanos: u64::MAX,
             proposer: vec![0xff; 32],
             signature: vec![0xff; 64],
+            compact: None,
         })),
     };
     // Block inside Proposal inside ConsensusMessage: two length varints grow.
-    msg.encoded_len() + txs_bound(l) + 2 * VARINT_GROWTH
+    let full = msg.encoded_len() + txs_bound(l) + 2 * VARINT_GROWTH;
+    // compact-blocks: the same header and commit, and per tx a 32-byte hash with its tag
+    // and length (more than a tx of under 32 bytes costs in full).
+    let compact = msg.encoded_len() + l.max_block_txs * (1 + 1 + 32) + 2 * VARINT_GROWTH;
+    full.max(compact)
 }
 
 /// Largest encoded `BlockRecord` (a committed block as stored and synced).
@@ -154,9 +159,30 @@ mod tests {
                     timestamp_unix_nanos: u64::MAX,
                     proposer: vec![1; 32],
                     signature: vec![1; 64],
+                    compact: None,
                 })),
             };
-            let real = msg.encoded_len();
+            // The larger of the whole and the compact proposal (txs under 32 bytes cost
+            // less whole than as hashes).
+            let compact = match &msg.msg {
+                Some(pb::consensus_message::Msg::Proposal(p)) => {
+                    let hashes: Vec<tpslab_types::Hash> = block
+                        .txs
+                        .iter()
+                        .map(|t| tpslab_types::tx::tx_hash(t))
+                        .collect();
+                    pb::ConsensusMessage {
+                        msg: Some(pb::consensus_message::Msg::Proposal(pb::Proposal {
+                            block: None,
+                            compact: Some(crate::compact::compact_of(&block, &hashes)),
+                            ..p.clone()
+                        })),
+                    }
+                    .encoded_len()
+                }
+                _ => 0,
+            };
+            let real = msg.encoded_len().max(compact);
             let bound = max_proposal_payload(&l);
             assert!(real <= bound, "{n} x {size}: {real} > {bound}");
             assert!(

@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 pub mod bft;
+pub mod compact;
 mod error;
 mod event;
 pub mod frame_budget;

@@ -111,6 +111,16 @@ impl TxPool for MemPool {
         self.txs.lock().len()
     }
 
+    fn lookup(&self, hashes: &[Hash]) -> Vec<Option<Arc<[u8]>>> {
+        let txs = self.txs.lock();
+        let by_hash: std::collections::HashMap<Hash, &Arc<[u8]>> =
+            txs.iter().map(|t| (tx_hash(t), t)).collect();
+        hashes
+            .iter()
+            .map(|h| by_hash.get(h).map(|t| Arc::clone(t)))
+            .collect()
+    }
+
     fn wait_for_txs(&self, _n: usize) -> PoolFuture<'_> {
         Box::pin(std::future::ready(()))
     }

@@ -42,6 +42,12 @@ pub struct ConsensusMetrics {
     pub evidence: EvidenceFamily,
     /// Proposals whose signature verified but whose block broke a rule (prevoted nil).
     pub invalid_proposals: Counter,
+    /// compact-blocks: txs of compact proposals found in this node's mempool.
+    pub compact_found: Counter,
+    /// compact-blocks: txs of compact proposals fetched from peers (not in the mempool).
+    pub compact_fetched: Counter,
+    /// compact-blocks: requests for missing txs sent (first asks and retries).
+    pub compact_requests: Counter,
     last_commit: Arc<Mutex<Option<Instant>>>,
     accused: Arc<Mutex<std::collections::HashSet<String>>>,
 }
@@ -59,6 +65,9 @@ impl Default for ConsensusMetrics {
             byzantine_validators: Gauge::default(),
             evidence: Family::default(),
             invalid_proposals: Counter::default(),
+            compact_found: Counter::default(),
+            compact_fetched: Counter::default(),
+            compact_requests: Counter::default(),
             last_commit: Arc::new(Mutex::new(None)),
             accused: Arc::default(),
         }
@@ -108,6 +117,21 @@ impl ConsensusMetrics {
             "consensus_invalid_proposals",
             "Signed proposals of blocks that break a rule",
             self.invalid_proposals.clone(),
+        );
+        r.register(
+            "consensus_compact_txs_found",
+            "Txs of compact proposals found in the mempool (compact-blocks)",
+            self.compact_found.clone(),
+        );
+        r.register(
+            "consensus_compact_txs_fetched",
+            "Txs of compact proposals fetched from peers (compact-blocks)",
+            self.compact_fetched.clone(),
+        );
+        r.register(
+            "consensus_compact_requests",
+            "Requests for a compact proposal's missing txs (compact-blocks)",
+            self.compact_requests.clone(),
         );
         r.register(
             "state_block_processing_time",

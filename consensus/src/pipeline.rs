@@ -6,7 +6,7 @@ use crate::event::CommitEvent;
 use crate::invalid::{BlockFault, Invalid};
 use crate::metrics::ConsensusMetrics;
 use std::sync::Arc;
-use tpslab_types::block::{block_hash, commit_hash, tx_root};
+use tpslab_types::block::{block_hash, commit_hash, tx_root, tx_root_of};
 use tpslab_types::keys::SigningKey;
 use tpslab_types::pb::{self, VoteType};
 use tpslab_types::ports::{Committed, ExecParams, Ledger, TxPool};
@@ -141,6 +141,16 @@ impl BlockPipeline {
     /// chain, links, tx root, counts, size limits) and returns its hash. Signatures in
     /// `last_commit` are the caller's to check (it knows the validator set).
     pub fn check_block(&self, block: &pb::Block) -> Result<Hash, Invalid> {
+        self.check_block_hashed(block, None)
+    }
+
+    /// [`BlockPipeline::check_block`] with the txs' hashes already known (a compact block
+    /// rebuilt by hash), so they are not computed again for the tx root.
+    pub fn check_block_hashed(
+        &self,
+        block: &pb::Block,
+        hashes: Option<&[Hash]>,
+    ) -> Result<Hash, Invalid> {
         let last = self
             .last_committed()
             .map_err(|e| Invalid::Unverifiable(e.to_string()))?;
@@ -172,7 +182,11 @@ impl BlockPipeline {
         let bytes: usize = block.txs.iter().map(|t| t.len()).sum();
         let max = self.parts.limits.max_bytes;
         expect(bytes <= max, BlockFault::TooManyBytes { bytes, max })?;
-        expect(h.tx_root == tx_root(&block.txs).0, BlockFault::TxRoot)?;
+        let root = match hashes {
+            Some(hs) if hs.len() == block.txs.len() => tx_root_of(hs),
+            _ => tx_root(&block.txs),
+        };
+        expect(h.tx_root == root.0, BlockFault::TxRoot)?;
         expect(
             h.last_commit_hash == commit_hash(block.last_commit.as_ref()).0,
             BlockFault::LastCommitHash,

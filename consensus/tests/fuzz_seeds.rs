@@ -94,14 +94,40 @@ fn write_fuzz_seeds() {
         height: 1,
         round: 0,
         pol_round: -1,
-        block: Some(block),
+        block: Some(block.clone()),
         block_hash: hash.to_vec(),
         timestamp_unix_nanos: 1,
         proposer: key.verifying_key().to_bytes().to_vec(),
         signature: key.sign(&data.sign_bytes()).to_bytes().to_vec(),
+        compact: None,
     };
     let msg = |m| pb::ConsensusMessage { msg: Some(m) }.encode_to_vec();
+    let hashes: Vec<Hash> = block
+        .txs
+        .iter()
+        .map(|t| tpslab_types::tx::tx_hash(t))
+        .collect();
+    let compact = pb::Proposal {
+        block: None,
+        compact: Some(tpslab_consensus::compact::compact_of(&block, &hashes)),
+        ..proposal.clone()
+    };
     write("consensus_msg", "proposal", &msg(Msg::Proposal(proposal)));
+    write(
+        "consensus_msg",
+        "compact_proposal",
+        &msg(Msg::Proposal(compact)),
+    );
+    write(
+        "consensus_msg",
+        "txs_response",
+        &msg(Msg::TxsResponse(pb::BlockTxsResponse {
+            height: 1,
+            block_hash: hash.to_vec(),
+            indexes: (0..block.txs.len() as u32).collect(),
+            txs: block.txs.clone(),
+        })),
+    );
     let vote = VoteData {
         chain_id: CHAIN,
         vote_type: VoteType::Prevote,

@@ -19,6 +19,10 @@ impl<S: StateView + Send + Sync> TxPool for Mempool<S> {
         Mempool::size(self)
     }
 
+    fn lookup(&self, hashes: &[Hash]) -> Vec<Option<Arc<[u8]>>> {
+        Mempool::lookup(self, hashes)
+    }
+
     fn wait_for_txs(&self, n: usize) -> PoolFuture<'_> {
         Box::pin(Mempool::wait_for_txs(self, n))
     }

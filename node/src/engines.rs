@@ -153,6 +153,7 @@ pub(crate) fn bft_reactor(
             },
             commit_pause: c.block_interval(),
             max_frame_bytes: cfg.p2p.max_frame_bytes,
+            compact_blocks: crate::paths::compact_blocks(cfg),
             byzantine: cfg.byzantine.as_ref().map(|b| Byzantine {
                 behaviour: b.behaviour,
                 forgeries: b.forgeries.clone(),

@@ -19,6 +19,12 @@ pub(crate) fn state_db(cfg: &Config) -> StateDbOptions {
     }
 }
 
+/// compact-blocks: whether this validator's BFT proposals carry tx hashes instead of txs
+/// (it rebuilds peers' compact proposals either way; Raft log entries carry whole blocks).
+pub(crate) fn compact_blocks(cfg: &Config) -> bool {
+    cfg.tuning.compact_blocks
+}
+
 /// sig-cache: one cache of verified tx hashes, filled at CheckTx and read at execution; off,
 /// none exists (nothing fills or reads it).
 pub(crate) fn sig_cache(cfg: &Config) -> Option<Arc<SigCache>> {

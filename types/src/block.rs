@@ -14,7 +14,12 @@ pub fn block_hash(header: &pb::Header) -> Hash {
 /// Merkle root of the tx hashes, in block order.
 pub fn tx_root(txs: &[Vec<u8>]) -> Hash {
     let hashes: Vec<Hash> = txs.iter().map(|t| tx_hash(t)).collect();
-    merkle_root(&hashes)
+    tx_root_of(&hashes)
+}
+
+/// Merkle root of tx hashes already computed, in block order (the same root as [`tx_root`]).
+pub fn tx_root_of(hashes: &[Hash]) -> Hash {
+    merkle_root(hashes)
 }
 
 /// Hash of a commit (zero for "no commit", i.e. the first block).

@@ -22,16 +22,21 @@ pub enum Behaviour {
     Silent,
     /// Sends random bytes instead of every message, and more of them, on all its links.
     Garbage,
+    /// As proposer, sends compact blocks (tx hashes, compact-blocks) holding one tx no one
+    /// else has, and never answers a peer's request for it: honest validators cannot
+    /// rebuild the block, prevote nil when `timeout_propose` ends and go to the next round.
+    WithholdTxs,
 }
 
 impl Behaviour {
     /// Every behaviour, in documentation order.
-    pub const ALL: [Behaviour; 5] = [
+    pub const ALL: [Behaviour; 6] = [
         Behaviour::Equivocate,
         Behaviour::DoublePropose,
         Behaviour::InvalidBlock,
         Behaviour::Silent,
         Behaviour::Garbage,
+        Behaviour::WithholdTxs,
     ];
 
     /// The config spelling.
@@ -42,6 +47,7 @@ impl Behaviour {
             Behaviour::InvalidBlock => "invalid-block",
             Behaviour::Silent => "silent",
             Behaviour::Garbage => "garbage",
+            Behaviour::WithholdTxs => "withhold-txs",
         }
     }
 }

@@ -118,6 +118,10 @@ pub trait TxPool: Send + Sync {
     /// Number of pending txs.
     fn size(&self) -> usize;
 
+    /// The pending txs with these hashes, in the same order (None where not pending): how a
+    /// peer rebuilds a compact block from its own pool.
+    fn lookup(&self, hashes: &[Hash]) -> Vec<Option<Arc<[u8]>>>;
+
     /// Resolves once at least `n` txs are pending (or spuriously; callers re-check).
     fn wait_for_txs(&self, n: usize) -> PoolFuture<'_>;
 }

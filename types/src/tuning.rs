@@ -101,6 +101,13 @@ pub const CATALOGUE: &[Toggle] = &[
         models: "prost encode_to_vec + Framed::send per message, the plain way to write a framed protocol; tokio-util's feed-then-flush batching and in-place encoding (CometBFT's MConnection also batches packets per flush)",
         moves: "write syscalls per p2p frame (eBPF syscalls probe), memcpy in the p2p writer, CPU % of the senders",
     },
+    Toggle {
+        name: "compact-blocks",
+        naive: "a BFT proposal carries every tx of its block, whole, to every peer",
+        tuned: "a BFT proposal carries the block's header, last commit and tx hashes; peers rebuild it from their mempools and fetch only the txs they lack (from the sender, then every peer every 200 ms); same block hash and tx root",
+        models: "CometBFT's block parts of whole txs, which every peer already received by mempool gossip; the digest ordering of hotstuff/narwhal and Bitcoin's compact blocks (BIP 152)",
+        moves: "p2p bytes sent per committed tx (p2p_message_send_bytes), consensus stage latency; txs fetched vs found (consensus_compact_txs_*)",
+    },
 ];
 
 /// Which toggles are on. Field names are the toggle names with `_`.
@@ -129,6 +136,8 @@ pub struct Tuning {
     pub buffer_pool: bool,
     /// See [`CATALOGUE`].
     pub zero_copy_net: bool,
+    /// See [`CATALOGUE`].
+    pub compact_blocks: bool,
 }
 
 impl Default for Tuning {
@@ -157,6 +166,7 @@ impl Tuning {
             crypto_pool: false,
             buffer_pool: false,
             zero_copy_net: false,
+            compact_blocks: false,
         }
     }
 
@@ -174,6 +184,7 @@ impl Tuning {
             crypto_pool: true,
             buffer_pool: true,
             zero_copy_net: true,
+            compact_blocks: true,
         }
     }
 
@@ -190,6 +201,7 @@ impl Tuning {
             "crypto-pool" => &mut self.crypto_pool,
             "buffer-pool" => &mut self.buffer_pool,
             "zero-copy-net" => &mut self.zero_copy_net,
+            "compact-blocks" => &mut self.compact_blocks,
             other => return Err(UnknownToggle(other.to_string())),
         })
     }

@@ -206,12 +206,12 @@ fn header(r: &ExperimentResults) -> String {
 /// One row per step.
 fn steps_table(r: &ExperimentResults) -> String {
     let mut html = String::new();
-    html.push_str("<h2>Steps</h2>\n<table><tr><th>step</th><th>toggles on</th><th>TPS</th><th>P50 ms</th><th>P99 ms</th><th>capacity tx/s</th><th>CPU %</th><th>allocs/tx</th><th>lock wait us/tx</th><th>x baseline</th><th>vs compared</th><th>sent</th><th>committed</th><th>rejected</th></tr>\n");
+    html.push_str("<h2>Steps</h2>\n<table><tr><th>step</th><th>toggles on</th><th>TPS</th><th>P50 ms</th><th>P99 ms</th><th>capacity tx/s</th><th>CPU %</th><th>p2p B/tx</th><th>allocs/tx</th><th>lock wait us/tx</th><th>x baseline</th><th>vs compared</th><th>sent</th><th>committed</th><th>rejected</th></tr>\n");
     for (i, s) in r.steps.iter().enumerate() {
         let spread =
             |f: &dyn Fn(&super::RunFigures) -> f64| s.spread(f).map_or("-".into(), |x| x.show(0));
         html.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             esc(&r.label(s)),
             esc(&s.enabled.join(", ")),
             spread(&|f| f.tps),
@@ -221,6 +221,7 @@ fn steps_table(r: &ExperimentResults) -> String {
             spread(&|f| f.p99_ms),
             esc(&s.capacity.as_ref().map_or("-".into(), |c| c.show())),
             s.cpu_pct,
+            s.p2p_bytes_per_tx.map_or("-".into(), |b| format!("{b:.0}")),
             s.allocs_per_tx.map_or("-".into(), |a| format!("{a:.0}")),
             s.lock_wait_us_per_tx.map_or("-".into(), |w| format!("{w:.2}")),
             super::table::show_x(s.x_baseline),

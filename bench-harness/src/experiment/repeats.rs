@@ -38,6 +38,10 @@ pub struct RunFigures {
     pub lock_wait_us_per_tx: Option<f64>,
     /// ...and per tx offered in it.
     pub lock_wait_us_per_offered_tx: Option<f64>,
+    /// Bytes all validators sent to their peers in the window per tx committed in it (what
+    /// compact-blocks and gossip-batch move).
+    #[serde(default)]
+    pub p2p_bytes_per_tx: Option<f64>,
 }
 
 impl RunFigures {
@@ -61,6 +65,13 @@ impl RunFigures {
             .map(|r| r.lock_wait_ms)
             .sum::<Option<f64>>()
             .map(|ms| 1000.0 * ms);
+        let sent = report
+            .resources
+            .iter()
+            .map(|r| r.p2p_sent_bytes)
+            .sum::<Option<u64>>()
+            .filter(|b| *b > 0)
+            .map(|b| b as f64);
         RunFigures {
             repeat,
             order,
@@ -75,6 +86,7 @@ impl RunFigures {
             allocs_per_offered_tx: per(allocs, offered),
             lock_wait_us_per_tx: per(lock_us, committed),
             lock_wait_us_per_offered_tx: per(lock_us, offered),
+            p2p_bytes_per_tx: per(sent, committed),
         }
     }
 }

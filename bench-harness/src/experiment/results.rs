@@ -38,6 +38,9 @@ pub struct StepResult {
     /// Mempool + state cache lock wait of all validators per tx committed in the window, us.
     #[serde(default)]
     pub lock_wait_us_per_tx: Option<f64>,
+    /// Bytes all validators sent to peers per tx committed in the window.
+    #[serde(default)]
+    pub p2p_bytes_per_tx: Option<f64>,
     /// TPS relative to the baseline step of the same engine.
     pub x_baseline: f64,
     /// More than 1% of the txs accepted in the window had not committed when the drain
@@ -265,6 +268,7 @@ impl ExperimentResults {
             cpu_pct: 0.0,
             allocs_per_tx: None,
             lock_wait_us_per_tx: None,
+            p2p_bytes_per_tx: None,
             profile_top: report
                 .resources
                 .first()
@@ -303,6 +307,7 @@ impl ExperimentResults {
             st.cpu_pct = med(&|r| Some(r.cpu_pct)).unwrap_or(0.0);
             st.allocs_per_tx = med(&|r| r.allocs_per_tx);
             st.lock_wait_us_per_tx = med(&|r| r.lock_wait_us_per_tx);
+            st.p2p_bytes_per_tx = med(&|r| r.p2p_bytes_per_tx);
             // A run with more than 1% of its accepted txs uncommitted has latencies that are
             // lower bounds; a median over such runs is one too.
             st.latency_censored = st.repeats.iter().any(|r| r.censored_share > 0.01);

@@ -14,8 +14,8 @@ impl ExperimentResults {
     /// The seed-style table, the headline ratios and how to read them.
     pub fn table(&self) -> String {
         let mut s = String::from(
-            "| step | toggle added | TPS | P50 ms | P99 ms | capacity tx/s | CPU % | allocs/tx (/offered) | lock wait us/tx (/offered) | x baseline | vs compared |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|\n",
+            "| step | toggle added | TPS | P50 ms | P99 ms | capacity tx/s | CPU % | p2p B/tx | allocs/tx (/offered) | lock wait us/tx (/offered) | x baseline | vs compared |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for (i, st) in self.steps.iter().enumerate() {
             s.push_str(&self.row(i, st));
@@ -72,7 +72,7 @@ impl ExperimentResults {
         };
         let first = st.repeats.first();
         format!(
-            "| {} | {} | {} | {}{} | {}{} | {} | {:.0} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {}{} | {}{} | {} | {:.0} | {} | {} | {} | {} | {} |\n",
             self.label(st),
             toggle,
             show(&|f| f.tps),
@@ -82,6 +82,8 @@ impl ExperimentResults {
             show(&|f| f.p99_ms),
             st.capacity.as_ref().map_or("-".into(), |c| c.show()),
             st.cpu_pct,
+            st.p2p_bytes_per_tx
+                .map_or("-".into(), |b| format!("{b:.0}")),
             pair(
                 st.allocs_per_tx,
                 first.and_then(|_| median(st, |f| f.allocs_per_offered_tx))

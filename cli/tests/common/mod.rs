@@ -327,6 +327,17 @@ impl TestNet {
         patch: &str,
         init_args: &[&str],
     ) -> TestNet {
+        TestNet::up_each(dir, validators, accounts, |_| patch.to_string(), init_args)
+    }
+
+    /// [`TestNet::up_with`] with node i's config.toml patched by `patch(i)`.
+    pub fn up_each(
+        dir: PathBuf,
+        validators: usize,
+        accounts: u64,
+        patch: impl Fn(usize) -> String,
+        init_args: &[&str],
+    ) -> TestNet {
         let turn = testnet_turn();
         let out = Command::new(bin())
             .args(["testnet", "init", "--validators", &validators.to_string()])
@@ -344,11 +355,12 @@ impl TestNet {
         let file: tpslab_testnet::TestnetFile =
             serde_json::from_str(&std::fs::read_to_string(dir.join("testnet.json")).unwrap())
                 .unwrap();
-        if !patch.is_empty() {
-            for n in &file.nodes {
+        for (i, n) in file.nodes.iter().enumerate() {
+            let patch = patch(i);
+            if !patch.is_empty() {
                 let cfg = n.home.join("config.toml");
                 let text = std::fs::read_to_string(&cfg).unwrap();
-                std::fs::write(&cfg, patch_toml(&text, patch)).unwrap();
+                std::fs::write(&cfg, patch_toml(&text, &patch)).unwrap();
             }
         }
         let net = TestNet {

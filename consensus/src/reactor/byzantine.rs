@@ -147,6 +147,16 @@ impl Reactor {
         let Some(b) = self.byz.as_mut() else {
             return Ok((block, hash));
         };
+        if b.cfg.behaviour == Behaviour::WithholdTxs {
+            let limits = self.pipeline.limits();
+            withhold(&mut block, limits.max_txs, limits.max_bytes);
+            let hash = block.header.as_ref().map_or(hash, block_hash);
+            warn!(
+                height = self.height,
+                "byzantine: proposing a block with a tx no one else has"
+            );
+            return Ok((block, hash));
+        }
         if b.cfg.behaviour != Behaviour::InvalidBlock || b.cfg.forgeries.is_empty() {
             return Ok((block, hash));
         }
@@ -164,6 +174,11 @@ impl Reactor {
             "byzantine: proposing a forged block"
         );
         Ok((block, hash))
+    }
+
+    /// Whether this validator keeps the txs its peers ask for to itself.
+    pub(super) fn withholds(&self) -> bool {
+        self.behaviour() == Some(Behaviour::WithholdTxs)
     }
 
     /// Double proposer (and equivocator) as proposer: a second valid block for the same
@@ -197,6 +212,7 @@ impl Reactor {
         use ed25519_dalek::Signer as _;
         let second = pb::Proposal {
             block: Some(block.clone()),
+            compact: None,
             block_hash: value.to_vec(),
             signature: key.sign(&data.sign_bytes()).to_bytes().to_vec(),
             ..first.clone()
@@ -262,6 +278,28 @@ impl Reactor {
             .sign(&key);
             self.send_pair([(honest, Msg::Vote(vote)), (twin, Msg::Vote(conflicting))]);
         }
+    }
+}
+
+/// Puts a tx only this validator has into `block` (in place of its last tx if it is full),
+/// keeping the block valid: the tx need not execute (a failed tx keeps its code), it need
+/// only be impossible to find elsewhere.
+fn withhold(block: &mut pb::Block, max_txs: usize, max_bytes: usize) {
+    let mut rng = rand::thread_rng();
+    let secret: Vec<u8> = format!("withheld/{:032x}", rng.gen::<u128>()).into_bytes();
+    while !block.txs.is_empty()
+        && (block.txs.len() >= max_txs
+            || block.txs.iter().map(Vec::len).sum::<usize>() + secret.len() > max_bytes)
+    {
+        block.txs.pop();
+    }
+    if block.txs.len() < max_txs && secret.len() <= max_bytes {
+        block.txs.push(secret);
+    }
+    let txs = block.txs.clone();
+    if let Some(h) = block.header.as_mut() {
+        h.num_txs = txs.len() as u32;
+        h.tx_root = tx_root(&txs).to_vec();
     }
 }
 

@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 mod block_sync;
 mod byzantine;
 mod perform;
+mod rebuild;
 mod verify;
 
 use byzantine::ByzState;
@@ -44,6 +45,9 @@ pub struct ReactorConfig {
     pub commit_pause: Duration,
     /// `p2p.max_frame_bytes`: block-sync responses are cut to fit it.
     pub max_frame_bytes: usize,
+    /// compact-blocks toggle: our proposals carry tx hashes instead of txs (peers' compact
+    /// proposals are rebuilt either way, so mixed settings interoperate).
+    pub compact_blocks: bool,
     /// Test only: make this validator misbehave.
     pub byzantine: Option<Byzantine>,
 }
@@ -65,6 +69,8 @@ pub struct Reactor {
     proposals_seen: HashMap<u32, pb::Proposal>,
     /// Distinct proposed block hashes by round at the current height (at most two kept).
     proposal_values: HashMap<u32, Vec<Hash>>,
+    /// Compact proposals of the current height still missing txs, by block hash.
+    rebuilds: HashMap<Hash, rebuild::Rebuild>,
     /// Messages for the next height, replayed when it starts.
     future: Vec<(PeerId, pb::ConsensusMessage)>,
     tx_timeouts: mpsc::Sender<(u64, TimeoutKind, u32)>,
@@ -144,6 +150,7 @@ impl Reactor {
             blocks: HashMap::new(),
             proposals_seen: HashMap::new(),
             proposal_values: HashMap::new(),
+            rebuilds: HashMap::new(),
             future: Vec::new(),
             tx_timeouts,
             rx_timeouts,
@@ -167,6 +174,8 @@ impl Reactor {
         let mut last_tick_height = 0;
         let mut garbage_tick = tokio::time::interval(byzantine::GARBAGE_EVERY);
         let garbage = self.behaviour() == Some(tpslab_types::byzantine::Behaviour::Garbage);
+        let mut fetch_tick = tokio::time::interval(rebuild::FETCH_RETRY);
+        fetch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let start_at = self.start_at;
             let flush_at = self.byz.as_ref().and_then(|b| b.flush_at);
@@ -174,6 +183,7 @@ impl Reactor {
                 _ = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)),
                     if flush_at.is_some() => self.flush_held(),
                 _ = garbage_tick.tick(), if garbage => self.spray_garbage(),
+                _ = fetch_tick.tick(), if !self.rebuilds.is_empty() => self.retry_rebuilds(),
                 _ = tokio::time::sleep_until(start_at.unwrap_or_else(tokio::time::Instant::now)),
                     if start_at.is_some() => {
                     self.start_height(self.height).await?;
@@ -225,9 +235,16 @@ impl Reactor {
     }
 
     async fn on_message(&mut self, peer: PeerId, m: pb::ConsensusMessage) -> ConsensusResult<()> {
-        let height = match &m.msg {
-            Some(Msg::Proposal(p)) => p.height,
-            Some(Msg::Vote(v)) => v.height,
+        let height = match m.msg {
+            Some(Msg::Proposal(ref p)) => p.height,
+            Some(Msg::Vote(ref v)) => v.height,
+            // compact-blocks traffic: answered from any height we hold, taken only for a
+            // block being rebuilt.
+            Some(Msg::TxsRequest(ref r)) => {
+                self.on_txs_request(peer, r);
+                return Ok(());
+            }
+            Some(Msg::TxsResponse(r)) => return self.on_txs_response(peer, r).await,
             None => return Ok(()),
         };
         // During the pause after a commit `self.height` is the next height, not started yet.
@@ -246,9 +263,11 @@ impl Reactor {
             return Ok(());
         }
         let (kind, round, checked) = match m.msg {
-            Some(Msg::Proposal(p)) => (MessageKind::Proposal, p.round, self.check_proposal(p)),
+            Some(Msg::Proposal(p)) => {
+                (MessageKind::Proposal, p.round, self.check_proposal(peer, p))
+            }
             Some(Msg::Vote(v)) => (MessageKind::Vote, v.round, self.check_vote(&v)),
-            None => return Ok(()),
+            _ => return Ok(()),
         };
         let input = match checked {
             Ok(Some(i)) => i,
@@ -300,6 +319,15 @@ impl Reactor {
         let bytes = Bytes::from(pb::ConsensusMessage { msg: Some(msg) }.encode_to_vec());
         if let Some(f) = self.outgoing(Channel::Consensus, bytes) {
             self.net.broadcast(Channel::Consensus, f);
+        }
+    }
+
+    /// Sends a consensus message to one peer (dropped if its queue is full: every request
+    /// and answer is retried).
+    fn send_consensus(&self, peer: PeerId, msg: Msg) {
+        let bytes = Bytes::from(pb::ConsensusMessage { msg: Some(msg) }.encode_to_vec());
+        if let Some(f) = self.outgoing(Channel::Consensus, bytes) {
+            self.net.send(peer, Channel::Consensus, f);
         }
     }
 

@@ -136,10 +136,15 @@ impl Reactor {
             timestamp_unix_nanos: ts,
             proposer: self.signer.pubkey().to_vec(),
             signature: sig,
+            compact: None,
         };
-        self.proposals_seen.insert(round, proposal.clone());
-        if !self.propose_twice(&proposal, value) {
-            self.broadcast(Msg::Proposal(proposal));
+        if self.propose_twice(&proposal, value) {
+            self.proposals_seen.insert(round, proposal);
+        } else {
+            // What goes on the wire is what re-gossip sends again.
+            let wire = self.compacted(&proposal).unwrap_or(proposal);
+            self.proposals_seen.insert(round, wire.clone());
+            self.broadcast(Msg::Proposal(wire));
         }
         Ok(self.process_own(|me| {
             DriverInput::Proposal(ProposalInput {
@@ -232,6 +237,7 @@ impl Reactor {
         // keeps receiving (its messages are kept for then) and stale ones are dropped.
         self.height = height + 1;
         self.blocks.clear();
+        self.rebuilds.clear();
         self.proposals_seen.clear();
         self.proposal_values.clear();
         self.byz_new_height();
@@ -284,6 +290,7 @@ impl Reactor {
         self.start_at = None;
         self.height = height;
         self.blocks.clear();
+        self.rebuilds.clear();
         self.proposals_seen.clear();
         self.proposal_values.clear();
         self.byz_new_height();

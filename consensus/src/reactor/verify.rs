@@ -7,22 +7,33 @@ impl Reactor {
     /// Verifies a proposal's signature and block; an invalid block is still a proposal (the
     /// driver prevotes nil on it), a bad signature is misbehaviour.
     /// `Ok(None)`: a proposal already seen, or a third different one of a round, ignored (it
-    /// may come from an honest peer re-gossiping what a byzantine proposer showed it).
+    /// may come from an honest peer re-gossiping what a byzantine proposer showed it); or a
+    /// compact one still missing txs, asked of `peer` (the driver sees it once rebuilt).
     pub(super) fn check_proposal(
         &mut self,
-        p: pb::Proposal,
+        peer: PeerId,
+        mut p: pb::Proposal,
     ) -> Result<Option<DriverInput>, Invalid> {
-        let CheckedProposal {
-            proposer,
-            block_hash: hash,
-            pol_round,
-        } = check_proposal_signature(self.pipeline.chain_id(), &self.vals, &p)?;
-        let block = p.block.as_ref().ok_or(Invalid::Missing("block"))?;
+        let checked = check_proposal_signature(self.pipeline.chain_id(), &self.vals, &p)?;
+        let hash = checked.block_hash;
+        let compact = match (p.block.is_some(), p.compact.take()) {
+            (true, None) => None,
+            (false, Some(c)) => Some(c),
+            (false, None) => return Err(Invalid::Missing("block")),
+            (true, Some(_)) => {
+                return Err(Invalid::Malformed {
+                    field: "proposal",
+                    reason: "carries both a block and a compact block".into(),
+                })
+            }
+        };
         // An honest proposer signs one block per round; keep at most two (the second is
         // evidence), so a byzantine one cannot fill our memory with signed blocks.
         let known = self.proposal_values.entry(p.round).or_default();
         if known.contains(&hash) {
-            // Re-gossip of a proposal already checked and fed to the driver.
+            // Re-gossip of a proposal already checked and fed to the driver, or one still
+            // being rebuilt: this peer may hold the txs the first one did not send.
+            self.ask_again(peer, hash);
             return Ok(None);
         }
         if known.len() >= 2 {
@@ -34,35 +45,57 @@ impl Reactor {
             return Ok(None);
         }
         known.push(hash);
-        self.proposals_seen
-            .entry(p.round)
-            .or_insert_with(|| p.clone());
         self.note_value(p.height, p.round, hash);
-        let check = self.pipeline.check_block(block).and_then(|h| {
-            if h != hash {
-                return Err(BlockFault::Hash.into());
-            }
-            self.check_last_commit(block)
-        });
+        let Some(c) = compact else {
+            self.proposals_seen
+                .entry(p.round)
+                .or_insert_with(|| p.clone());
+            let block = p.block.take().ok_or(Invalid::Missing("block"))?;
+            return Ok(Some(self.judge(checked, (p.height, p.round), block, None)));
+        };
+        let mut wire = p.clone();
+        wire.compact = Some(c.clone());
+        self.proposals_seen.entry(p.round).or_insert(wire);
+        Ok(self.start_rebuild(peer, checked, (p.height, p.round), c))
+    }
+
+    /// The driver's input for a whole proposed block: valid if it extends our chain, links
+    /// to our last commit and hashes to what was signed (`hashes`: its tx hashes, when
+    /// known). The block is kept for the decision either way.
+    pub(super) fn judge(
+        &mut self,
+        checked: CheckedProposal,
+        (height, round): (u64, u32),
+        block: pb::Block,
+        hashes: Option<&[Hash]>,
+    ) -> DriverInput {
+        let hash = checked.block_hash;
+        let check = self
+            .pipeline
+            .check_block_hashed(&block, hashes)
+            .and_then(|h| {
+                if h != hash {
+                    return Err(BlockFault::Hash.into());
+                }
+                self.check_last_commit(&block)
+            });
         let valid = match check {
             Ok(()) => true,
             Err(reason) => {
-                warn!(height = p.height, round = p.round, %reason, "invalid block proposed");
+                warn!(height, round, %reason, "invalid block proposed");
                 self.pipeline.metrics().invalid_proposals.inc();
                 false
             }
         };
-        if let Some(block) = p.block {
-            self.blocks.insert(hash, block);
-        }
-        Ok(Some(DriverInput::Proposal(ProposalInput {
-            height: p.height,
-            round: p.round,
+        self.blocks.insert(hash, block);
+        DriverInput::Proposal(ProposalInput {
+            height,
+            round,
             value: hash,
-            pol_round,
-            proposer,
+            pol_round: checked.pol_round,
+            proposer: checked.proposer,
             valid,
-        })))
+        })
     }
 
     pub(super) fn check_last_commit(&self, block: &pb::Block) -> Result<(), Invalid> {

@@ -276,6 +276,16 @@ impl<S: StateView> Mempool<S> {
         stats
     }
 
+    /// The pending txs with these hashes, in order (None where not pending), under one lock:
+    /// a compact block's txs looked up by the peers rebuilding it.
+    pub fn lookup(&self, hashes: &[Hash]) -> Vec<Option<Arc<[u8]>>> {
+        let g = self.lock();
+        hashes
+            .iter()
+            .map(|h| g.txs.get(h).map(|e| e.raw.clone()))
+            .collect()
+    }
+
     /// Number of pending txs.
     pub fn size(&self) -> usize {
         self.lock().txs.len()

@@ -78,7 +78,7 @@ pub struct Config {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ByzantineSection {
-    /// equivocate, double-propose, invalid-block, silent or garbage.
+    /// equivocate, double-propose, invalid-block, silent, garbage or withhold-txs.
     pub behaviour: Behaviour,
     /// For invalid-block: the forgeries cycled through, one per proposal (default: all of
     /// tx-root, app-hash, height, time, oversize, bad-sig-tx).

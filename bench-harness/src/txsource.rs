@@ -19,9 +19,11 @@ const TRANSFER_OVERHEAD: usize = 140;
 pub struct TxSet {
     /// Encoded txs.
     pub txs: Vec<Vec<u8>>,
-    /// Number of distinct senders; tx `i` is from sender `i % senders` (1 for kvstore). A
-    /// sender's txs must reach one node in nonce order, so the generator sends all of one
-    /// sender's txs to the same target.
+    /// Number of distinct senders; tx `i` is from sender `i % senders`. A sender's txs must
+    /// reach one node in nonce order, so the generator sends all of one sender's txs to the
+    /// same target. kvstore txs have no sender and no order: each is its own, so they spread
+    /// over every target (with one "sender", every tx went to the first target, which then
+    /// gossiped the whole load alone).
     pub senders: u64,
 }
 
@@ -37,7 +39,7 @@ pub async fn make(
         AppKind::Transfer => presign(genesis, target, n, tx_size).await,
         AppKind::KvStore => Ok(TxSet {
             txs: kv_txs(n, tx_size),
-            senders: 1,
+            senders: n.max(1),
         }),
     }
 }

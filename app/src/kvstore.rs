@@ -4,7 +4,7 @@
 //! State layout: one entry per key, in the entry store. Txs have no sender: the mempool keeps
 //! them in arrival order.
 
-use crate::{App, BlockState, TxCode, TxContext};
+use crate::{App, BlockState, StateKey, TxCode, TxContext};
 use tpslab_types::tx::tx_hash;
 use tpslab_types::{AppKind, Hash, TypesError, TypesResult};
 
@@ -60,6 +60,11 @@ impl App for KvStore {
 
     fn verify_one(&self, _tx: &KvTx<'_>) -> bool {
         true
+    }
+
+    /// The one entry it writes.
+    fn conflict_keys(&self, tx: &KvTx<'_>) -> Option<Vec<StateKey>> {
+        Some(vec![StateKey::Entry(tx.key.to_vec())])
     }
 
     fn deliver<S: BlockState + ?Sized>(

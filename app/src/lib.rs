@@ -21,7 +21,7 @@ pub mod transfer;
 pub use code::TxCode;
 pub use kvstore::KvStore;
 pub use registry::{visit, AppVisitor};
-pub use state::{BlockState, Lane, LaneState};
+pub use state::{BlockState, Lane, LaneState, StateKey};
 pub use transfer::Transfer;
 
 use tpslab_types::{Address, AppKind, Hash, StateView, TypesResult};
@@ -40,7 +40,7 @@ pub struct TxContext<'a> {
 /// state reach the same verdict.
 pub trait App: Send + Sync + 'static {
     /// A tx decoded and checked for shape: what admission and execution work on.
-    type Tx<'a>: Send;
+    type Tx<'a>: Send + Sync;
 
     /// The name the config and genesis use.
     const KIND: AppKind;
@@ -84,6 +84,15 @@ pub trait App: Send + Sync + 'static {
     /// [`App::verify`] of one tx (override to spare the vector).
     fn verify_one(&self, tx: &Self::Tx<'_>) -> bool {
         self.verify(&[tx], false).first().copied().unwrap_or(false)
+    }
+
+    /// Every piece of state [`App::deliver`] may read or write for `tx`, so txs of a block
+    /// that share none can execute in parallel (parallel-exec). `None` (the default): not
+    /// known, the block executes one tx after another. Execution checks each access against
+    /// this list and falls back to the sequential path on any access outside it, so a wrong
+    /// list costs time, never a different result.
+    fn conflict_keys(&self, _tx: &Self::Tx<'_>) -> Option<Vec<StateKey>> {
+        None
     }
 
     /// Applies one decoded tx whose signature verified to the block's state. Writes become

@@ -22,6 +22,16 @@ pub struct LaneState {
     pub available: u64,
 }
 
+/// A piece of state a tx may read or write: what parallel execution (the parallel-exec
+/// toggle) groups conflicting txs by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StateKey {
+    /// An account of the account store.
+    Account(Address),
+    /// An entry of the entry store.
+    Entry(Vec<u8>),
+}
+
 /// The state as one tx of a block sees it: the committed state plus the writes of the
 /// block's earlier txs. Two stores, both keyed by bytes the app chooses: accounts (balance
 /// and nonce, cached and lock-sharded by the node's toggles) and free-form entries.

@@ -3,7 +3,7 @@
 //! State layout: one account (balance, nonce) per address, in the account store. A tx moves
 //! `amount` from the sender to `to` and burns `fee`; its nonce must be the sender's next one.
 
-use crate::{App, BlockState, Lane, TxCode, TxContext};
+use crate::{App, BlockState, Lane, StateKey, TxCode, TxContext};
 use tpslab_types::tx::{verify_signatures, ParsedTx};
 use tpslab_types::{AppKind, Hash, TypesResult};
 
@@ -40,6 +40,11 @@ impl App for Transfer {
 
     fn verify_one(&self, tx: &ParsedTx) -> bool {
         tx.verify_signature().is_ok()
+    }
+
+    /// The sender's and the recipient's accounts.
+    fn conflict_keys(&self, tx: &ParsedTx) -> Option<Vec<StateKey>> {
+        Some(vec![StateKey::Account(tx.sender), StateKey::Account(tx.to)])
     }
 
     fn deliver<S: BlockState + ?Sized>(

@@ -37,6 +37,17 @@ impl<'a> BlockView<'a> {
         self.app_hash
     }
 
+    /// Stages writes a parallel worker recorded for the current tx, as if it had made them
+    /// here (see `parallel.rs`).
+    pub(crate) fn stage(
+        &mut self,
+        accounts: Vec<(Address, Account)>,
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+    ) {
+        self.tx_accounts = accounts;
+        self.tx_entries = entries;
+    }
+
     /// Ends the current tx: its writes join the block if it `applied`, else are dropped.
     /// `synced` is the write-batch toggle's naive path: an applied tx's writes also go to
     /// RocksDB at once, in their own synced write.

@@ -46,6 +46,9 @@ pub enum StateError {
         /// The height offered.
         got: u64,
     },
+    /// A parallel-exec worker thread panicked (a bug; the block is not applied).
+    #[error("parallel execution: {0}")]
+    Parallel(String),
     /// The database has no genesis yet.
     #[error("state db is not initialised with a genesis")]
     NotInitialised,

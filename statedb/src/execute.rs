@@ -7,6 +7,7 @@
 use crate::block_view::BlockView;
 use crate::db::StateDb;
 use crate::error::StateResult;
+use crate::parallel::MIN_PARALLEL_TXS;
 use crate::write_set::WriteSet;
 use tpslab_app::{App, AppVisitor, TxContext};
 use tpslab_types::sigcache::SigCache;
@@ -26,6 +27,8 @@ pub struct ExecOutcome {
     pub applied: usize,
     /// App hash after the block.
     pub app_hash: Hash,
+    /// Worker threads its txs were delivered on (parallel-exec); 0: one after another.
+    pub parallel_workers: usize,
 }
 
 /// How a block is executed: the app, and the tuning toggles that touch execution.
@@ -45,6 +48,9 @@ pub struct ExecOptions<'a> {
     pub sig_cache: Option<&'a SigCache>,
     /// buffer-pool toggle: decode txs into pooled messages.
     pub buffer_pool: bool,
+    /// parallel-exec toggle: txs that share no state deliver on different threads, their
+    /// writes replayed in block order (same codes, writes and app hash as sequential).
+    pub parallel: bool,
 }
 
 impl ExecOptions<'_> {
@@ -56,6 +62,7 @@ impl ExecOptions<'_> {
             sig_batch: true,
             sig_cache: None,
             buffer_pool: true,
+            parallel: true,
         }
     }
 }
@@ -123,16 +130,57 @@ impl AppVisitor for Execute<'_> {
 
 impl Execute<'_> {
     fn run<A: App>(self, app: &A) -> StateResult<ExecOutcome> {
-        let checked = decode_and_verify(app, self.opts, self.chain_id, self.txs);
+        let mut checked = decode_all(app, self.opts, self.chain_id, self.txs);
+        let need = checked
+            .iter()
+            .filter(|c| matches!(c, Ok((_, false))))
+            .count();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        // Threads pay for themselves only with signatures to verify: delivery alone is ~1 us
+        // a transfer, less than grouping and handing writes back cost (statedb/benches).
+        let parallel = self.opts.parallel && threads >= 2 && need >= MIN_PARALLEL_TXS;
+        let recorded = if parallel {
+            let ready: Vec<(usize, &A::Tx<'_>, bool)> = checked
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.as_ref().ok().map(|(tx, ok)| (i, tx, !*ok)))
+                .collect();
+            let sig_batch = self.opts.sig_batch;
+            crate::parallel::deliver_all(app, self.db, &ready, checked.len(), threads, sig_batch)?
+        } else {
+            None
+        };
+        if recorded.is_none() {
+            verify(
+                app,
+                &mut checked,
+                self.opts.sig_batch,
+                if parallel { threads } else { 1 },
+            );
+        }
+        let parallel_workers = recorded.as_ref().map_or(0, |r| r.1);
+        let mut recorded = recorded.map(|r| r.0);
         let mut write_set = WriteSet::default();
         let mut view = BlockView::new(self.db, &mut write_set, *self.prev_app_hash);
         let mut tx_codes = Vec::with_capacity(checked.len());
         let mut applied = 0;
-        for c in &checked {
-            let code = match c {
-                Err(code) => *code,
-                Ok((_, false)) => TxCode::BadSignature,
-                Ok((tx, true)) => {
+        for (i, c) in checked.iter().enumerate() {
+            let code = match (c, recorded.as_mut()) {
+                (Err(code), _) => *code,
+                (Ok((tx, _)), Some(outs)) => {
+                    let out = std::mem::take(&mut outs[i]);
+                    match out.code {
+                        Some(code) if out.verified => {
+                            view.stage(out.accounts, out.entries);
+                            view.end_tx(code == TxCode::Ok, !self.opts.write_batch)?;
+                            debug!(height = self.height, tx = %app.hash(tx), code = code as u32, "tx executed");
+                            code
+                        }
+                        _ => TxCode::BadSignature,
+                    }
+                }
+                (Ok((_, false)), None) => TxCode::BadSignature,
+                (Ok((tx, true)), None) => {
                     let code = app.deliver(tx, &mut view)?;
                     view.end_tx(code == TxCode::Ok, !self.opts.write_batch)?;
                     debug!(height = self.height, tx = %app.hash(tx), code = code as u32, "tx executed");
@@ -150,6 +198,7 @@ impl Execute<'_> {
             tx_codes,
             applied,
             app_hash,
+            parallel_workers,
         })
     }
 }
@@ -157,7 +206,8 @@ impl Execute<'_> {
 /// Each tx decoded and checked, with whether its signature verifies; or its failure code.
 type Checked<T> = Result<(T, bool), TxCode>;
 
-fn decode_and_verify<'t, A: App>(
+/// Each tx decoded, and whether it needs no verification (unsigned app, or in the sig cache).
+fn decode_all<'t, A: App>(
     app: &A,
     opts: &ExecOptions<'_>,
     chain_id: &str,
@@ -167,8 +217,7 @@ fn decode_and_verify<'t, A: App>(
         chain_id,
         buffer_pool: opts.buffer_pool,
     };
-    let mut out: Vec<Checked<A::Tx<'t>>> = txs
-        .iter()
+    txs.iter()
         .map(|raw| {
             let tx = app
                 .decode(raw, &ctx)
@@ -176,19 +225,41 @@ fn decode_and_verify<'t, A: App>(
             let cached = !A::SIGNED || opts.sig_cache.is_some_and(|c| c.contains(&app.hash(&tx)));
             Ok((tx, cached))
         })
+        .collect()
+}
+
+/// Verifies the txs not yet known good, batched or not, split over `threads` (each chunk
+/// its own batch: the verdict of a tx does not depend on its batch).
+fn verify<A: App>(app: &A, checked: &mut [Checked<A::Tx<'_>>], batch: bool, threads: usize) {
+    let need: Vec<usize> = (0..checked.len())
+        .filter(|&i| matches!(checked[i], Ok((_, false))))
         .collect();
-    let need: Vec<usize> = (0..out.len())
-        .filter(|&i| matches!(out[i], Ok((_, false))))
-        .collect();
-    let refs: Vec<&A::Tx<'t>> = need
-        .iter()
-        .filter_map(|&i| out[i].as_ref().ok().map(|(t, _)| t))
-        .collect();
-    let verified = app.verify(&refs, opts.sig_batch);
-    for (&i, ok) in need.iter().zip(verified) {
-        if let Ok((_, v)) = &mut out[i] {
+    let verdicts: Vec<bool> = {
+        let refs: Vec<&A::Tx<'_>> = need
+            .iter()
+            .filter_map(|&i| checked[i].as_ref().ok().map(|(t, _)| t))
+            .collect();
+        if threads < 2 || refs.len() < 2 {
+            app.verify(&refs, batch)
+        } else {
+            let chunk = refs.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let parts: Vec<_> = refs
+                    .chunks(chunk)
+                    .map(|c| s.spawn(move || app.verify(c, batch)))
+                    .collect();
+                // A panic in verification is the sequential path's panic too: passed on, never
+                // turned into a verdict.
+                parts
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
+        }
+    };
+    for (&i, ok) in need.iter().zip(verdicts) {
+        if let Ok((_, v)) = &mut checked[i] {
             *v = ok;
         }
     }
-    out
 }

@@ -35,6 +35,7 @@ impl Ledger for StateDb {
             sig_batch: params.sig_batch,
             sig_cache: params.sig_cache.as_deref(),
             buffer_pool: params.buffer_pool,
+            parallel: params.parallel,
         };
         let out = execute_block(
             self,

@@ -15,6 +15,7 @@ mod db;
 pub mod error;
 pub mod execute;
 mod ledger;
+mod parallel;
 mod raft_log;
 mod write_set;
 

@@ -329,6 +329,7 @@ fn execution_paths_agree_on_bad_signatures_and_nonces() {
                     sig_batch,
                     sig_cache: cached.then_some(&cache),
                     buffer_pool: cached,
+                    parallel: cached,
                 };
                 let last = db.last_committed().unwrap();
                 let out = execute_block(&db, &opts, CHAIN, 1, &last.app_hash, &txs).unwrap();

@@ -44,6 +44,8 @@ pub struct ExecParams {
     /// recheck-incremental toggle: report the accounts the block wrote, so the pool rechecks
     /// only their senders (off: none reported, every sender rechecked).
     pub want_touched: bool,
+    /// parallel-exec toggle: txs that share no state execute on different threads.
+    pub parallel: bool,
 }
 
 impl ExecParams {
@@ -63,6 +65,7 @@ impl ExecParams {
             sig_cache: sig_cache.filter(|_| tuning.sig_cache),
             buffer_pool: tuning.buffer_pool,
             want_touched: tuning.recheck_incremental,
+            parallel: tuning.parallel_exec,
         }
     }
 }

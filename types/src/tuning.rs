@@ -108,6 +108,13 @@ pub const CATALOGUE: &[Toggle] = &[
         models: "CometBFT's block parts of whole txs, which every peer already received by mempool gossip; the digest ordering of hotstuff/narwhal and Bitcoin's compact blocks (BIP 152)",
         moves: "p2p bytes sent per committed tx (p2p_message_send_bytes), consensus stage latency; txs fetched vs found (consensus_compact_txs_*)",
     },
+    Toggle {
+        name: "parallel-exec",
+        naive: "a block's signatures are verified in one batch, then its txs deliver one after another, on one thread",
+        tuned: "when a block has 64+ signatures left to verify (not in the sig cache), its txs are grouped by the state they touch (sender and recipient accounts, kvstore keys; union-find) and the groups dealt to one worker per core, each verifying and delivering its own in block order; the writes are replayed in block order for the app hash (a tx touching an undeclared key voids the run: sequential). With every signature cached, delivery stays sequential (cheaper than grouping, statedb/benches/execute.rs); same codes, writes and app hash either way",
+        models: "sequential DeliverTx (Cosmos SDK, CometBFT's ABCI); conflict-set scheduling (Solana's Sealevel account locks) and Aptos Block-STM's parallel execution with ordered commit",
+        moves: "block processing time of blocks with unverified txs (1000 transfers: 17.6 -> 10.5 ms on 2 cores), consensus stage latency; nothing when every tx was verified at CheckTx",
+    },
 ];
 
 /// Which toggles are on. Field names are the toggle names with `_`.
@@ -138,6 +145,8 @@ pub struct Tuning {
     pub zero_copy_net: bool,
     /// See [`CATALOGUE`].
     pub compact_blocks: bool,
+    /// See [`CATALOGUE`].
+    pub parallel_exec: bool,
 }
 
 impl Default for Tuning {
@@ -167,6 +176,7 @@ impl Tuning {
             buffer_pool: false,
             zero_copy_net: false,
             compact_blocks: false,
+            parallel_exec: false,
         }
     }
 
@@ -185,6 +195,7 @@ impl Tuning {
             buffer_pool: true,
             zero_copy_net: true,
             compact_blocks: true,
+            parallel_exec: true,
         }
     }
 
@@ -202,6 +213,7 @@ impl Tuning {
             "buffer-pool" => &mut self.buffer_pool,
             "zero-copy-net" => &mut self.zero_copy_net,
             "compact-blocks" => &mut self.compact_blocks,
+            "parallel-exec" => &mut self.parallel_exec,
             other => return Err(UnknownToggle(other.to_string())),
         })
     }

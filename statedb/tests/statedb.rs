@@ -286,6 +286,22 @@ fn execution_paths_agree_on_bad_signatures_and_nonces() {
         }
         txs.push(prost::Message::encode_to_vec(&tx));
     }
+    // Independent transfers, so the block has 64+ signatures to verify and several groups:
+    // with parallel-exec the crafted shapes below go through the workers' verification.
+    for j in 0..80u64 {
+        let tx = tpslab_types::tx::sign_transfer(
+            &account_key(SEED, 30 + j),
+            Transfer {
+                chain_id: CHAIN.into(),
+                to: address_of(&account_key(SEED, 1000 + j)),
+                amount: 1,
+                nonce: 0,
+                fee: 1,
+                payload: vec![],
+            },
+        );
+        txs.push(prost::Message::encode_to_vec(&tx));
+    }
     txs.push(vec![0xff, 0x01]); // malformed
                                 // Crafted signatures (see types/src/craft.rs), one of each shape, from funded accounts.
     let crafted_at = txs.len();
@@ -316,12 +332,12 @@ fn execution_paths_agree_on_bad_signatures_and_nonces() {
         }
     }
     let mut results = Vec::new();
-    for write_batch in [false, true] {
+    for (write_batch, parallel) in [(false, false), (true, false), (false, true), (true, true)] {
         for sig_batch in [false, true] {
             for cached in [false, true] {
                 let dir = tempfile::tempdir().unwrap();
                 let db = open(dir.path());
-                db.init_genesis(AppKind::Transfer, CHAIN, 0, &genesis(20, 1_000))
+                db.init_genesis(AppKind::Transfer, CHAIN, 0, &genesis(110, 1_000))
                     .unwrap();
                 let opts = ExecOptions {
                     app: AppKind::Transfer,
@@ -329,7 +345,7 @@ fn execution_paths_agree_on_bad_signatures_and_nonces() {
                     sig_batch,
                     sig_cache: cached.then_some(&cache),
                     buffer_pool: cached,
-                    parallel: cached,
+                    parallel,
                 };
                 let last = db.last_committed().unwrap();
                 let out = execute_block(&db, &opts, CHAIN, 1, &last.app_hash, &txs).unwrap();
@@ -345,8 +361,10 @@ fn execution_paths_agree_on_bad_signatures_and_nonces() {
                             .unwrap_or_else(|| db.get_account(&a).unwrap())
                     })
                     .collect();
+                // Uncached, the parallel path ran (workers verified the crafted shapes).
+                assert_eq!(out.parallel_workers > 0, parallel && !cached);
                 results.push((
-                    (write_batch, sig_batch, cached),
+                    (write_batch, sig_batch, cached, parallel),
                     out.tx_codes,
                     out.app_hash,
                     state,

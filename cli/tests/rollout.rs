@@ -159,12 +159,17 @@ fn an_alert_firing_on_the_canary_alone_rolls_it_back() {
     );
     let c = &r["canaries"][0];
     assert_eq!(c["kept"], false, "{r}");
-    assert_eq!(
-        c["health"]["alerts"]["before"],
-        serde_json::json!([]),
-        "{c}"
-    );
-    assert_eq!(c["health"]["alerts"]["peers"], serde_json::json!([]), "{c}");
+    // The alert under test was on the canary alone; the kit's own rules may be pending
+    // anywhere on a young testnet (TpslabRssGrowing was, on every node, in one run).
+    let has = |list: &serde_json::Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("SigCacheRunning"))
+    };
+    assert!(!has(&c["health"]["alerts"]["before"]), "{c}");
+    assert!(!has(&c["health"]["alerts"]["peers"]), "{c}");
+    assert!(has(&c["health"]["alerts"]["canary"]), "{c}");
     assert!(
         !sig_cache_on(&net, 0),
         "node0 kept sig-cache after the rollback"

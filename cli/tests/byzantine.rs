@@ -23,15 +23,6 @@ fn metrics(net: &TestNet, node: usize) -> String {
     .unwrap()
 }
 
-/// The value of the first metric line starting with `prefix`.
-fn metric(page: &str, prefix: &str) -> f64 {
-    page.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn log(net: &TestNet, node: usize) -> String {
     std::fs::read_to_string(net.file.nodes[node].home.join("node.log")).unwrap_or_default()
 }

@@ -16,15 +16,6 @@ fn metrics(addr: &str) -> String {
         .unwrap()
 }
 
-/// The value of the metric line starting with `prefix`.
-fn metric(page: &str, prefix: &str) -> f64 {
-    page.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn validators_missing_most_txs_fetch_them_and_commit_the_same_blocks() {
     let tmp = tempfile::tempdir().unwrap();

@@ -564,3 +564,12 @@ pub fn load_args<'a>(dir: &'a Path, duration: &'a str, extra: &[&'a str]) -> Vec
     a.extend_from_slice(extra);
     a
 }
+
+/// The value of the first metric line of `page` starting with `prefix` (0 if none).
+pub fn metric(page: &str, prefix: &str) -> f64 {
+    page.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}

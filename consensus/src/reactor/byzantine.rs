@@ -287,11 +287,10 @@ impl Reactor {
 fn withhold(block: &mut pb::Block, max_txs: usize, max_bytes: usize) {
     let mut rng = rand::thread_rng();
     let secret: Vec<u8> = format!("withheld/{:032x}", rng.gen::<u128>()).into_bytes();
-    while !block.txs.is_empty()
-        && (block.txs.len() >= max_txs
-            || block.txs.iter().map(Vec::len).sum::<usize>() + secret.len() > max_bytes)
+    let mut bytes: usize = block.txs.iter().map(Vec::len).sum();
+    while !block.txs.is_empty() && (block.txs.len() >= max_txs || bytes + secret.len() > max_bytes)
     {
-        block.txs.pop();
+        bytes -= block.txs.pop().map_or(0, |t| t.len());
     }
     if block.txs.len() < max_txs && secret.len() <= max_bytes {
         block.txs.push(secret);

@@ -316,17 +316,21 @@ impl Reactor {
     }
 
     fn broadcast(&self, msg: Msg) {
-        let bytes = Bytes::from(pb::ConsensusMessage { msg: Some(msg) }.encode_to_vec());
-        if let Some(f) = self.outgoing(Channel::Consensus, bytes) {
+        if let Some(f) = self.consensus_frame(msg) {
             self.net.broadcast(Channel::Consensus, f);
         }
+    }
+
+    /// `msg` encoded for the consensus channel (None: a byzantine mode swallowed it).
+    fn consensus_frame(&self, msg: Msg) -> Option<Bytes> {
+        let bytes = Bytes::from(pb::ConsensusMessage { msg: Some(msg) }.encode_to_vec());
+        self.outgoing(Channel::Consensus, bytes)
     }
 
     /// Sends a consensus message to one peer (dropped if its queue is full: every request
     /// and answer is retried).
     fn send_consensus(&self, peer: PeerId, msg: Msg) {
-        let bytes = Bytes::from(pb::ConsensusMessage { msg: Some(msg) }.encode_to_vec());
-        if let Some(f) = self.outgoing(Channel::Consensus, bytes) {
+        if let Some(f) = self.consensus_frame(msg) {
             self.net.send(peer, Channel::Consensus, f);
         }
     }

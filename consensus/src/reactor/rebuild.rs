@@ -36,16 +36,14 @@ impl Reactor {
         c: pb::CompactBlock,
     ) -> Option<DriverInput> {
         let hash = checked.block_hash;
-        let signed_hash = c.header.as_ref().map(block_hash) == Some(hash);
-        let pool = self.pipeline.pool().clone();
-        let max_txs = self.pipeline.limits().max_txs;
-        let started = Assembly::start(c, max_txs, |hs| pool.lookup(hs)).and_then(|a| {
-            if signed_hash {
-                Ok(a)
-            } else {
-                Err(BlockFault::Hash.into())
-            }
-        });
+        // The header must be what was signed before a single tx is looked up.
+        let started = if c.header.as_ref().map(block_hash) == Some(hash) {
+            let pool = self.pipeline.pool().clone();
+            let max_txs = self.pipeline.limits().max_txs;
+            Assembly::start(c, max_txs, |hs| pool.lookup(hs))
+        } else {
+            Err(BlockFault::Hash.into())
+        };
         let a = match started {
             Ok(a) => a,
             Err(reason) => {
@@ -118,13 +116,17 @@ impl Reactor {
     /// Requests unanswered for [`FETCH_RETRY`] go again, to every peer.
     pub(super) fn retry_rebuilds(&mut self) {
         let now = std::time::Instant::now();
-        for (hash, r) in &self.rebuilds {
-            if now.duration_since(r.asked) >= FETCH_RETRY {
-                self.send_request(None, hash, r);
+        let due: Vec<Hash> = self
+            .rebuilds
+            .iter()
+            .filter(|(_, r)| now.duration_since(r.asked) >= FETCH_RETRY)
+            .map(|(h, _)| *h)
+            .collect();
+        for hash in due {
+            if let Some(r) = self.rebuilds.get(&hash) {
+                self.send_request(None, &hash, r);
             }
-        }
-        for r in self.rebuilds.values_mut() {
-            if now.duration_since(r.asked) >= FETCH_RETRY {
+            if let Some(r) = self.rebuilds.get_mut(&hash) {
                 r.asked = now;
             }
         }

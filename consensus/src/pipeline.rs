@@ -106,6 +106,13 @@ impl BlockPipeline {
     /// Reaps txs and builds the next block on top of the last committed one (not executed:
     /// the header carries the previous block's app hash, as in Tendermint).
     pub fn build_block(&self) -> ConsensusResult<(pb::Block, Hash)> {
+        self.build_block_hashed()
+            .map(|(block, hash, _)| (block, hash))
+    }
+
+    /// [`BlockPipeline::build_block`], also returning the txs' hashes (computed once for the
+    /// tx root), so the compact form and the commit need not hash them again.
+    pub fn build_block_hashed(&self) -> ConsensusResult<(pb::Block, Hash, Vec<Hash>)> {
         let last = self.last_committed()?;
         let height = last.height + 1;
         let txs: Vec<Vec<u8>> = self
@@ -115,12 +122,13 @@ impl BlockPipeline {
             .iter()
             .map(|t| t.to_vec())
             .collect();
+        let tx_hashes: Vec<Hash> = txs.iter().map(|t| tx_hash(t)).collect();
         let header = pb::Header {
             chain_id: self.parts.exec.chain_id.clone(),
             height,
             time_unix_nanos: now_unix_nanos().max(last.time_unix_nanos + 1),
             prev_block_hash: last.block_hash.to_vec(),
-            tx_root: tx_root(&txs).to_vec(),
+            tx_root: tx_root_of(&tx_hashes).to_vec(),
             app_hash: last.app_hash.to_vec(),
             proposer: self.parts.key.verifying_key().to_bytes().to_vec(),
             num_txs: txs.len() as u32,
@@ -134,6 +142,7 @@ impl BlockPipeline {
                 last_commit: self.parts.last_commit.clone(),
             },
             hash,
+            tx_hashes,
         ))
     }
 
@@ -202,11 +211,23 @@ impl BlockPipeline {
         hash: Hash,
         commit: pb::Commit,
     ) -> ConsensusResult<CommitEvent> {
+        self.commit_block_hashed(block, hash, commit, None)
+    }
+
+    /// [`BlockPipeline::commit_block`] with the txs' hashes already known (checked against
+    /// the tx root, or computed when the block was built), so they are not computed again.
+    pub fn commit_block_hashed(
+        &mut self,
+        block: pb::Block,
+        hash: Hash,
+        commit: pb::Commit,
+        tx_hashes: Option<Vec<Hash>>,
+    ) -> ConsensusResult<CommitEvent> {
         let height = block.header.as_ref().map_or(0, |h| h.height);
         let txs = block.txs.len() as u64;
         // Under a stable symbol, so the eBPF commit uprobes time it and report each block.
         tpslab_probe_points::commit_block(height, txs, || {
-            self.execute_and_commit(block, hash, commit)
+            self.execute_and_commit(block, hash, commit, tx_hashes)
         })
     }
 
@@ -215,13 +236,17 @@ impl BlockPipeline {
         block: pb::Block,
         hash: Hash,
         commit: pb::Commit,
+        tx_hashes: Option<Vec<Hash>>,
     ) -> ConsensusResult<CommitEvent> {
         let last = self.last_committed()?;
         let height = last.height + 1;
         let started = std::time::Instant::now();
         let params = &self.parts.exec;
         let block_time = block.header.as_ref().map_or(0, |h| h.time_unix_nanos);
-        let tx_hashes: Vec<_> = block.txs.iter().map(|t| tx_hash(t)).collect();
+        let tx_hashes = match tx_hashes {
+            Some(hs) if hs.len() == block.txs.len() => hs,
+            _ => block.txs.iter().map(|t| tx_hash(t)).collect(),
+        };
         let applied = self
             .parts
             .ledger

@@ -141,11 +141,11 @@ impl Reactor {
         }
     }
 
-    /// The block to propose: an honest one, or one forged as configured.
-    pub(super) fn build_value(&mut self) -> ConsensusResult<(pb::Block, Hash)> {
-        let (mut block, hash) = self.pipeline.build_block()?;
+    /// The block to propose: an honest one (with its tx hashes), or one forged as configured.
+    pub(super) fn build_value(&mut self) -> ConsensusResult<(pb::Block, Hash, Option<Vec<Hash>>)> {
+        let (mut block, hash, tx_hashes) = self.pipeline.build_block_hashed()?;
         let Some(b) = self.byz.as_mut() else {
-            return Ok((block, hash));
+            return Ok((block, hash, Some(tx_hashes)));
         };
         if b.cfg.behaviour == Behaviour::WithholdTxs {
             let limits = self.pipeline.limits();
@@ -155,10 +155,10 @@ impl Reactor {
                 height = self.height,
                 "byzantine: proposing a block with a tx no one else has"
             );
-            return Ok((block, hash));
+            return Ok((block, hash, None));
         }
         if b.cfg.behaviour != Behaviour::InvalidBlock || b.cfg.forgeries.is_empty() {
-            return Ok((block, hash));
+            return Ok((block, hash, Some(tx_hashes)));
         }
         let forgery = b.cfg.forgeries[b.next_forgery % b.cfg.forgeries.len()];
         b.next_forgery += 1;
@@ -173,7 +173,7 @@ impl Reactor {
             height = self.height,
             "byzantine: proposing a forged block"
         );
-        Ok((block, hash))
+        Ok((block, hash, None))
     }
 
     /// Whether this validator keeps the txs its peers ask for to itself.

@@ -65,6 +65,9 @@ pub struct Reactor {
     height: u64,
     /// Candidate blocks of the current height, by hash.
     blocks: HashMap<Hash, pb::Block>,
+    /// Tx hashes of candidate blocks, by block hash: computed once (when we built it, when
+    /// its tx root was checked, or by the compact rebuild) and reused by the commit.
+    tx_hashes: HashMap<Hash, Vec<Hash>>,
     /// Proposals seen at the current height, by round (for re-gossip).
     proposals_seen: HashMap<u32, pb::Proposal>,
     /// Distinct proposed block hashes by round at the current height (at most two kept).
@@ -148,6 +151,7 @@ impl Reactor {
             tx_commits,
             height,
             blocks: HashMap::new(),
+            tx_hashes: HashMap::new(),
             proposals_seen: HashMap::new(),
             proposal_values: HashMap::new(),
             rebuilds: HashMap::new(),

@@ -37,8 +37,11 @@ impl Reactor {
             for o in queue {
                 match o {
                     DriverOutput::GetValue { round, .. } => {
-                        let (block, hash) = self.build_value()?;
+                        let (block, hash, tx_hashes) = self.build_value()?;
                         self.blocks.insert(hash, block);
+                        if let Some(hs) = tx_hashes {
+                            self.tx_hashes.insert(hash, hs);
+                        }
                         next.extend(
                             self.driver
                                 .process(DriverInput::ProposeValue { round, value: hash }),
@@ -219,9 +222,10 @@ impl Reactor {
             });
         };
         let commit = build_commit(&self.vals, height, round, &value, precommits);
+        let tx_hashes = self.tx_hashes.remove(&value);
         // Consensus has nothing else to do until the block is durable: it waits for it.
         let event = self
-            .off_thread(move |p| p.commit_block(block, value, commit))
+            .off_thread(move |p| p.commit_block_hashed(block, value, commit, tx_hashes))
             .await??;
         debug!(
             height,
@@ -237,6 +241,7 @@ impl Reactor {
         // keeps receiving (its messages are kept for then) and stale ones are dropped.
         self.height = height + 1;
         self.blocks.clear();
+        self.tx_hashes.clear();
         self.rebuilds.clear();
         self.proposals_seen.clear();
         self.proposal_values.clear();
@@ -290,6 +295,7 @@ impl Reactor {
         self.start_at = None;
         self.height = height;
         self.blocks.clear();
+        self.tx_hashes.clear();
         self.rebuilds.clear();
         self.proposals_seen.clear();
         self.proposal_values.clear();

@@ -82,7 +82,7 @@ impl Reactor {
         a: Assembly,
     ) -> Option<DriverInput> {
         let (block, hashes) = a.finish()?;
-        Some(self.judge(checked, at, block, Some(&hashes)))
+        Some(self.judge(checked, at, block, Some(hashes)))
     }
 
     /// Asks `to` (or every peer) for the txs `r` lacks.
@@ -201,14 +201,24 @@ impl Reactor {
             return None;
         }
         let block = full.block.as_ref()?;
-        let hashes: Vec<Hash> = block
-            .txs
-            .iter()
-            .map(|t| tpslab_types::tx::tx_hash(t))
-            .collect();
+        let computed;
+        let hashes = match Hash::from_slice("block_hash", &full.block_hash)
+            .ok()
+            .and_then(|h| self.tx_hashes.get(&h))
+        {
+            Some(hs) => hs,
+            None => {
+                computed = block
+                    .txs
+                    .iter()
+                    .map(|t| tpslab_types::tx::tx_hash(t))
+                    .collect::<Vec<Hash>>();
+                &computed
+            }
+        };
         Some(pb::Proposal {
             block: None,
-            compact: Some(crate::compact::compact_of(block, &hashes)),
+            compact: Some(crate::compact::compact_of(block, hashes)),
             ..full.clone()
         })
     }

@@ -67,12 +67,20 @@ impl Reactor {
         checked: CheckedProposal,
         (height, round): (u64, u32),
         block: pb::Block,
-        hashes: Option<&[Hash]>,
+        hashes: Option<Vec<Hash>>,
     ) -> DriverInput {
         let hash = checked.block_hash;
+        // Hashed once here; the commit reuses them if this block is decided.
+        let hashes = hashes.unwrap_or_else(|| {
+            block
+                .txs
+                .iter()
+                .map(|t| tpslab_types::tx::tx_hash(t))
+                .collect::<Vec<_>>()
+        });
         let check = self
             .pipeline
-            .check_block_hashed(&block, hashes)
+            .check_block_hashed(&block, Some(&hashes))
             .and_then(|h| {
                 if h != hash {
                     return Err(BlockFault::Hash.into());
@@ -80,7 +88,10 @@ impl Reactor {
                 self.check_last_commit(&block)
             });
         let valid = match check {
-            Ok(()) => true,
+            Ok(()) => {
+                self.tx_hashes.insert(hash, hashes);
+                true
+            }
             Err(reason) => {
                 warn!(height, round, %reason, "invalid block proposed");
                 self.pipeline.metrics().invalid_proposals.inc();

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 use thiserror::Error;
 use tpslab_types::byzantine::{Behaviour, Forgery};
+use tpslab_types::link::{LinkSpec, LinkSpecError};
 use tpslab_types::{AppKind, Tuning};
 
 /// Smallest `p2p.max_frame_bytes` accepted.
@@ -203,6 +204,14 @@ pub struct P2pSection {
     pub max_frame_bytes: usize,
     /// Frames queued per peer and channel.
     pub send_queue: usize,
+    /// Emulated link to every peer, e.g. `delay=50ms,jitter=5ms,bw=100mbit,loss=1%`; empty:
+    /// real links. Only validator links are shaped (see `tpslab_types::link`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub link: String,
+    /// Per-peer links by public key hex (overriding `link`), as `testnet init
+    /// --latency-matrix` writes them.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub links: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for P2pSection {
@@ -212,11 +221,45 @@ impl Default for P2pSection {
             peers: Vec::new(),
             max_frame_bytes: 16 << 20,
             send_queue: 4096,
+            link: String::new(),
+            links: std::collections::BTreeMap::new(),
         }
     }
 }
 
 impl P2pSection {
+    /// The emulated link to each peer (by public key) that has one; the error names the entry.
+    pub fn parse_links(
+        &self,
+    ) -> Result<std::collections::BTreeMap<[u8; 32], LinkSpec>, (&'static str, String)> {
+        let all: LinkSpec = self
+            .link
+            .parse()
+            .map_err(|e: LinkSpecError| ("p2p.link", e.to_string()))?;
+        let mut out = std::collections::BTreeMap::new();
+        for (k, _) in self.parse_peers().map_err(|e| ("p2p.peers", e))? {
+            if all.is_shaped() {
+                out.insert(k, all);
+            }
+        }
+        for (k, v) in &self.links {
+            let key: [u8; 32] = hex::decode(k)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| {
+                    (
+                        "p2p.links",
+                        format!("{k:?}: a public key must be 64 hex chars"),
+                    )
+                })?;
+            let spec: LinkSpec = v
+                .parse()
+                .map_err(|e: LinkSpecError| ("p2p.links", format!("{k}: {e}")))?;
+            out.insert(key, spec);
+        }
+        Ok(out)
+    }
+
     /// Parses `peers`; the error names the entry.
     pub fn parse_peers(&self) -> Result<Vec<([u8; 32], std::net::SocketAddr)>, String> {
         self.peers
@@ -329,6 +372,9 @@ impl Config {
         if let Err(reason) = self.p2p.parse_peers() {
             return Err(invalid("p2p.peers", reason));
         }
+        if let Err((field, reason)) = self.p2p.parse_links() {
+            return Err(invalid(field, reason));
+        }
         if self
             .byzantine
             .as_ref()
@@ -431,6 +477,20 @@ mod tests {
     }
 
     #[test]
+    fn links_apply_to_every_peer_and_per_peer_entries_override() {
+        let (a, b) = ("aa".repeat(32), "bb".repeat(32));
+        let text = format!(
+            "[p2p]\npeers = [\"{a}@127.0.0.1:1\", \"{b}@127.0.0.1:2\"]\nlink = \"delay=50ms\"\n[p2p.links]\n\"{b}\" = \"delay=80ms,bw=100mbit\"\n"
+        );
+        let c = Config::parse(&text, "c.toml").unwrap();
+        let links = c.p2p.parse_links().unwrap();
+        assert_eq!(links[&[0xaa; 32]].to_string(), "delay=50ms");
+        assert_eq!(links[&[0xbb; 32]].to_string(), "delay=80ms,bw=100mbit");
+        assert_eq!(Config::parse(&c.to_toml(), "x").unwrap(), c);
+        assert!(Config::default().p2p.parse_links().unwrap().is_empty());
+    }
+
+    #[test]
     fn impossible_combinations_are_refused_naming_the_fields() {
         for (text, field) in [
             (
@@ -439,6 +499,12 @@ mod tests {
             ),
             ("[p2p]\nsend_queue = 0\n", "p2p.send_queue"),
             ("[p2p]\nmax_frame_bytes = 1000\n", "p2p.max_frame_bytes"),
+            ("[p2p]\nlink = \"delay=fast\"\n", "p2p.link"),
+            ("[p2p.links]\nnode1 = \"delay=5ms\"\n", "p2p.links"),
+            (
+                "[p2p.links]\n\"0000000000000000000000000000000000000000000000000000000000000000\" = \"loss=200%\"\n",
+                "p2p.links",
+            ),
             (
                 "[mempool]\nmax_bytes = 100\nmax_tx_bytes = 200\n",
                 "mempool.max_tx_bytes",

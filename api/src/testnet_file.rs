@@ -12,6 +12,9 @@ pub struct TestnetFile {
     pub chain_id: String,
     /// The validators.
     pub nodes: Vec<TestnetNode>,
+    /// The emulated links between them, in words (absent: real links).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<String>,
 }
 
 /// One validator of a testnet.

@@ -105,6 +105,8 @@ pub struct ExperimentArgs {
     /// The capacity search stops above this rate.
     #[arg(long, default_value_t = 200_000)]
     capacity_max: u64,
+    #[command(flatten)]
+    links: crate::link_args::LinkArgs,
 }
 
 pub async fn experiment(a: ExperimentArgs) -> Result<()> {
@@ -157,6 +159,7 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
             start_rate: a.capacity_start,
             max_rate: a.capacity_max,
         },
+        links: a.links.resolve()?,
         build: format!(
             "{}, {} allocator",
             if cfg!(debug_assertions) {

@@ -24,6 +24,7 @@ mod advise_cmd;
 pub mod alloc;
 mod experiment_cmd;
 mod genesis_args;
+mod link_args;
 mod load_cmd;
 mod opts_cmd;
 mod probe_cmd;

@@ -117,6 +117,8 @@ pub struct TestnetInitArgs {
     fault_injection: bool,
     #[command(flatten)]
     tuning: opts_cmd::TuningArgs,
+    #[command(flatten)]
+    links: crate::link_args::LinkArgs,
 }
 
 #[derive(Args)]
@@ -194,6 +196,7 @@ fn init(a: TestnetInitArgs) -> Result<()> {
             .unwrap_or_default(),
         fault_injection: a.fault_injection,
         consensus: a.consensus,
+        links: a.links.resolve()?,
     })?;
     for n in &file.nodes {
         println!(
@@ -206,6 +209,9 @@ fn init(a: TestnetInitArgs) -> Result<()> {
                 .map(|b| format!("  BYZANTINE: {b}"))
                 .unwrap_or_default()
         );
+    }
+    if let Some(l) = &file.links {
+        println!("emulated network: {l}");
     }
     println!("start it with: tpslab testnet up {}", a.out.display());
     Ok(())
@@ -236,6 +242,9 @@ fn status(d: &DirArg) -> Result<()> {
                 )))
                 .unwrap_or_default()
         );
+    }
+    if let Some(l) = testnet::load(&d.dir)?.links {
+        println!("emulated network: {l}");
     }
     Ok(())
 }

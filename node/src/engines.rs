@@ -110,6 +110,11 @@ pub(crate) async fn start_network(
     ncfg.max_frame_bytes = cfg.p2p.max_frame_bytes;
     ncfg.queue_capacity = cfg.p2p.send_queue;
     ncfg.zero_copy = crate::paths::zero_copy_net(cfg);
+    let links = cfg
+        .p2p
+        .parse_links()
+        .map_err(|(field, reason)| anyhow::anyhow!("{field}: {reason}"))?;
+    ncfg.links = links.into_iter().map(|(k, s)| (PeerId(k), s)).collect();
     let (net, rx_net) = Network::start(ncfg)
         .await
         .with_context(|| format!("cannot start p2p on {}", cfg.p2p.listen_addr))?;

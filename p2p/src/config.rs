@@ -4,8 +4,10 @@
 use crate::wire::{Channel, PeerId};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tpslab_types::link::LinkSpec;
 
 /// A validator to connect to.
 #[derive(Clone, Debug)]
@@ -41,6 +43,8 @@ pub struct NetworkConfig {
     /// flush every frame already queued at once, instead of one buffer and one write per
     /// frame.
     pub zero_copy: bool,
+    /// Emulated links by peer (off for a peer not listed). Each node shapes what it sends.
+    pub links: HashMap<PeerId, LinkSpec>,
 }
 
 impl NetworkConfig {
@@ -62,6 +66,7 @@ impl NetworkConfig {
             handshake_timeout: Duration::from_secs(5),
             max_backoff: Duration::from_secs(5),
             zero_copy: true,
+            links: HashMap::new(),
         }
     }
 }

@@ -7,6 +7,9 @@
 //! consensus-first so a flood of txs cannot starve votes. The node with the smaller public key
 //! dials, the other accepts; dialers reconnect with exponential backoff.
 //!
+//! A link to a peer may be shaped (one-way delay, jitter, rate, gossip loss) to emulate a WAN
+//! on one machine: see [`tpslab_types::link`] and `NetworkConfig::links`.
+//!
 //! Links are authenticated, not encrypted (CometBFT's SecretConnection also encrypts); tpslab
 //! runs on loopback or a lab network.
 #![forbid(unsafe_code)]
@@ -22,6 +25,7 @@ mod network;
 mod peer;
 mod peer_set;
 pub mod ports;
+mod shaper;
 mod wire;
 
 pub use config::{Event, NetworkConfig, PeerInfo, PeerStats};

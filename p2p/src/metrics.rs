@@ -1,6 +1,7 @@
 //! p2p metrics (CometBFT names).
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -15,6 +16,8 @@ pub struct P2pMetrics {
     pub recv_bytes: Counter,
     /// Frames dropped because a peer's queue was full.
     pub dropped: Counter,
+    /// 1 per emulated link, labelled with the peer and the link spec (absent: real links).
+    pub emulated_links: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl P2pMetrics {
@@ -35,6 +38,11 @@ impl P2pMetrics {
             "p2p_send_queue_dropped",
             "Frames dropped on a full send queue",
             self.dropped.clone(),
+        );
+        r.register(
+            "p2p_emulated_link",
+            "Links to peers shaped in userspace (delay, jitter, rate, gossip loss)",
+            self.emulated_links.clone(),
         );
     }
 }

@@ -42,6 +42,15 @@ impl Network {
         })?;
         let me = PeerId(cfg.key.verifying_key().to_bytes());
         let (tx_events, rx_events) = mpsc::channel(16_384);
+        let metrics = P2pMetrics::default();
+        for (peer, spec) in cfg.links.iter().filter(|(_, s)| s.is_shaped()) {
+            let labels = vec![
+                ("peer".to_string(), peer.to_string()),
+                ("link".to_string(), spec.to_string()),
+            ];
+            metrics.emulated_links.get_or_create(&labels).set(1);
+            warn!(%peer, link = %spec, "emulated link: frames to this peer are shaped");
+        }
         let shared = Arc::new(PeerSet {
             me,
             allowed: cfg.peers.iter().map(|p| p.id).collect(),
@@ -53,7 +62,7 @@ impl Network {
             peers: Mutex::new(HashMap::new()),
             tx_events,
             next_conn: AtomicU64::new(0),
-            metrics: P2pMetrics::default(),
+            metrics,
             isolated_until: Mutex::new(None),
             cfg,
         });

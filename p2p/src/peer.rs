@@ -5,6 +5,7 @@ use crate::codec::{FrameCodec, Outgoing};
 use crate::config::Event;
 use crate::error::P2pError;
 use crate::metrics::P2pMetrics;
+use crate::shaper::Shaper;
 use crate::wire::{Channel, Envelope, PeerId};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -45,6 +46,14 @@ pub(crate) struct Link {
     pub zero_copy: bool,
     pub metrics: P2pMetrics,
     pub events: mpsc::Sender<Event>,
+    /// The emulated link to this peer, if any (see [`crate::shaper`]).
+    pub shape: Option<tpslab_types::link::LinkSpec>,
+}
+
+fn first8(peer: &PeerId) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&peer.0[..8]);
+    b
 }
 
 /// Most queued frames written with one flush on the zero-copy-net path.
@@ -72,9 +81,27 @@ where
     let c = counters.clone();
     let task = tokio::spawn(async move {
         let (sink, stream) = framed.split();
+        let mut queues = [rx_c, rx_s, rx_m];
+        let mut shaped = None;
+        if let Some(spec) = link.shape {
+            // The writer drains what the link lets through, when it arrives.
+            let (tx_c, rx_c) = mpsc::channel(cap);
+            let (tx_s, rx_s) = mpsc::channel(cap);
+            let (tx_m, rx_m) = mpsc::channel(cap);
+            let input = std::mem::replace(&mut queues, [rx_c, rx_s, rx_m]);
+            let shaper = Shaper::new(spec, conn_id ^ u64::from_le_bytes(first8(&peer)));
+            shaped = Some(crate::shaper::run(shaper, input, [tx_c, tx_s, tx_m]));
+        }
+        let shaping = async move {
+            match shaped {
+                Some(run) => run.await,
+                None => std::future::pending().await,
+            }
+        };
         let reason = tokio::select! {
             r = read_loop(stream, peer, &link, &c) => r,
-            r = write_loop(sink, [rx_c, rx_s, rx_m], &c, &link) => r,
+            r = write_loop(sink, queues, &c, &link) => r,
+            r = shaping => r,
         };
         on_end(reason).await;
     });

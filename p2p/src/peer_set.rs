@@ -62,6 +62,7 @@ impl PeerSet {
             zero_copy: self.cfg.zero_copy,
             metrics: self.metrics.clone(),
             events: self.tx_events.clone(),
+            shape: self.cfg.links.get(&peer).copied().filter(|s| s.is_shaped()),
         };
         let set = self.clone();
         let handle = peer::spawn(framed, peer, conn_id, link, move |reason| async move {

@@ -300,3 +300,59 @@ async fn an_isolated_node_drops_and_refuses_links_until_the_interval_ends() {
     };
     assert!(reason.contains("fault injection"), "{reason}");
 }
+
+/// An emulated link in real time (the exact timing is the shaper's unit tests, under paused
+/// time): node 0's frames to node 1 arrive no sooner than the configured delay, and not much
+/// later; node 1's frames to node 0 (not shaped) arrive at once. Payloads arrive intact and
+/// in order per channel, and the link is reported on the metrics.
+#[tokio::test]
+async fn a_shaped_link_delays_what_its_node_sends() {
+    let keys: Vec<_> = (0..2).map(key).collect();
+    let addrs = free_addrs(2);
+    let mut c0 = config(0, &keys, &addrs);
+    let spec: tpslab_types::link::LinkSpec = "delay=80ms,jitter=10ms,bw=100mbit".parse().unwrap();
+    c0.links.insert(id(&keys[1]), spec);
+    let (n0, mut rx0) = Network::start(c0).await.unwrap();
+    let (n1, mut rx1) = Network::start(config(1, &keys, &addrs)).await.unwrap();
+    wait_peers(&n0, 1).await;
+    wait_peers(&n1, 1).await;
+    let (p0, p1) = (id(&keys[0]), id(&keys[1]));
+    let is_msg = |e: &Event| matches!(e, Event::Message { .. });
+    for round in 0..5u8 {
+        let sent = std::time::Instant::now();
+        n0.try_send(p1, Channel::Consensus, Bytes::from(vec![round; 1000]))
+            .unwrap();
+        let Event::Message { payload, .. } = next_event(&mut rx1, is_msg).await else {
+            unreachable!()
+        };
+        let took = sent.elapsed();
+        assert_eq!(payload, Bytes::from(vec![round; 1000]));
+        assert!(
+            took >= Duration::from_millis(70),
+            "{took:?} < delay - jitter"
+        );
+        assert!(
+            took < Duration::from_millis(600),
+            "{took:?}: far over the delay"
+        );
+
+        let sent = std::time::Instant::now();
+        n1.try_send(p0, Channel::Consensus, Bytes::from_static(b"back"))
+            .unwrap();
+        next_event(&mut rx0, is_msg).await;
+        assert!(
+            sent.elapsed() < Duration::from_millis(60),
+            "unshaped direction delayed"
+        );
+    }
+    let mut text = String::new();
+    let mut reg = prometheus_client::registry::Registry::default();
+    n0.metrics().register(&mut reg);
+    prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+    assert!(
+        text.contains("link=\"delay=80ms,jitter=10ms,bw=100mbit\""),
+        "{text}"
+    );
+    n0.shutdown();
+    n1.shutdown();
+}

@@ -35,6 +35,8 @@ pub struct TestnetInit {
     pub fault_injection: bool,
     /// The chain's consensus engine.
     pub consensus: tpslab_types::EngineKind,
+    /// Emulated links between the validators (real ones by default).
+    pub links: crate::links::Links,
 }
 
 /// Parses `node3=equivocate,node2=silent` (for `testnet init --byzantine`).
@@ -57,6 +59,7 @@ fn write_home(
     n: &TestnetNode,
     genesis: &Genesis,
     peers: Vec<String>,
+    links: std::collections::BTreeMap<String, String>,
 ) -> Result<()> {
     let home = Home(n.home.clone());
     std::fs::create_dir_all(&home.0)?;
@@ -68,6 +71,7 @@ fn write_home(
     cfg.api.metrics_addr = n.metrics_addr.clone();
     cfg.p2p.listen_addr = n.p2p_addr.clone();
     cfg.p2p.peers = peers;
+    cfg.p2p.links = links;
     cfg.byzantine = n.byzantine.map(|behaviour| ByzantineSection {
         behaviour,
         forgeries: Forgery::ALL.to_vec(),
@@ -159,13 +163,33 @@ pub fn init(o: &TestnetInit) -> Result<TestnetFile> {
             )
         })
         .collect();
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    o.links.check_nodes(&names)?;
     for (i, (k, n)) in keys.iter().zip(&nodes).enumerate() {
         let others = peers.iter().enumerate().filter(|(j, _)| *j != i);
-        write_home(o, k, n, &genesis, others.map(|(_, p)| p.clone()).collect())?;
+        // Each node shapes what it sends: its config holds the links from it.
+        let links = keys
+            .iter()
+            .zip(&nodes)
+            .filter(|(_, m)| m.name != n.name)
+            .filter_map(|(pk, m)| {
+                let spec = o.links.between(&n.name, &m.name)?;
+                Some((hex::encode(pk.verifying_key().as_bytes()), spec.to_string()))
+            })
+            .collect();
+        write_home(
+            o,
+            k,
+            n,
+            &genesis,
+            others.map(|(_, p)| p.clone()).collect(),
+            links,
+        )?;
     }
     let file = TestnetFile {
         chain_id: o.chain_id.clone(),
         nodes,
+        links: o.links.describe(),
     };
     write_atomic(
         &o.out.join("testnet.json"),
@@ -190,6 +214,7 @@ mod tests {
             byzantine: parse_byzantine(byzantine)?,
             fault_injection: false,
             consensus: Default::default(),
+            links: Default::default(),
         })
     }
 

@@ -3,7 +3,7 @@
 //!
 //! `init` writes one home per validator (`DIR/node<i>`) sharing one genesis, with ports from
 //! the project's range on 127.0.0.1 (`tpslab_p2p::ports`), and `DIR/testnet.json` listing
-//! them. `up` starts each node as its own process group (it outlives the CLI), `down` stops
+//! them (and the emulated links between them, if any: [`links`]). `up` starts each node as its own process group (it outlives the CLI), `down` stops
 //! them with SIGTERM, `status` shows each node, and `check` audits safety across nodes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -11,11 +11,13 @@
 
 mod audit;
 mod init;
+pub mod links;
 mod pids;
 mod process;
 pub mod prometheus;
 
 pub use audit::{check, settle, status, CheckScope, NodeStatus, RaftView};
 pub use init::{init, parse_byzantine, TestnetInit};
+pub use links::{LatencyMatrix, Links};
 pub use process::{down, node_pid, start_node, stop_node, up, PortTaken};
 pub use tpslab_api::testnet_file::{load, TestnetFile, TestnetNode};

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod hash;
 pub mod keys;
+pub mod link;
 pub mod ports;
 pub mod sig;
 pub mod sigcache;

@@ -186,6 +186,13 @@ fn header(r: &ExperimentResults) -> String {
         i.block_interval_ms, esc(&i.cpu), i.cpus, i.mem_mib, esc(&i.kernel), esc(&i.version)
     ));
     html.push_str(&format!(
+        "<p>Network between validators: {}.</p>\n",
+        esc(i
+            .links
+            .as_deref()
+            .unwrap_or("this machine's loopback, not shaped"))
+    ));
+    html.push_str(&format!(
         "<p>Build: {}; binary sha256 {}. Data disk: synced 4 KiB writes P50 {} / P99 {} us.</p>\n",
         esc(&i.build),
         esc(i.binary_sha256.as_deref().unwrap_or("-")),

@@ -84,6 +84,8 @@ pub struct ExperimentConfig {
     pub repeats: u32,
     /// Where and how each step's capacity is searched.
     pub capacity: CapacityConfig,
+    /// Emulated links between every step's validators (`--link`, `--latency-matrix`).
+    pub links: tpslab_testnet::Links,
 }
 
 /// One step to run: a name, the toggle it adds (or removes), and the toggles on.

@@ -137,6 +137,9 @@ pub struct RunInfo {
     /// Each capacity trial's window, s.
     #[serde(default)]
     pub capacity_trial_secs: f64,
+    /// The emulated links between validators, in words (absent: real loopback links).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<String>,
 }
 
 fn no_plan() -> String {
@@ -234,6 +237,7 @@ impl ExperimentResults {
                 capacity_plan: cfg.capacity.plan.to_string(),
                 slo_p99_ms: cfg.capacity.slo_p99_ms,
                 capacity_trial_secs: cfg.capacity.trial.as_secs_f64(),
+                links: cfg.links.describe(),
             },
             steps: Vec::new(),
             failed: None,

@@ -107,6 +107,11 @@ fn same_params(was: &RunInfo, now: &RunInfo) -> Result<()> {
             now.capacity_plan.clone(),
         ),
         (
+            "--link/--latency-matrix",
+            was.links.clone().unwrap_or_default(),
+            now.links.clone().unwrap_or_default(),
+        ),
+        (
             "--slo-p99",
             format!("{}ms", was.slo_p99_ms),
             format!("{}ms", now.slo_p99_ms),

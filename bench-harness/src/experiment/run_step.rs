@@ -92,6 +92,7 @@ pub(super) async fn start_testnet(
         byzantine: Vec::new(),
         fault_injection: schedule.is_some_and(faults::disconnects),
         consensus: step.engine,
+        links: cfg.links.clone(),
     })?;
     testnet::up(
         dir,

@@ -90,6 +90,7 @@ fn test_cfg() -> ExperimentConfig {
             start_rate: 1000,
             max_rate: 200_000,
         },
+        links: Default::default(),
     }
 }
 

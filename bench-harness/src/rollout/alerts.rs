@@ -171,6 +171,7 @@ mod tests {
         TestnetFile {
             chain_id: "t".into(),
             nodes: (0..3).map(node).collect(),
+            links: None,
         }
     }
 

@@ -29,10 +29,7 @@ fn a_chain_over_lossy_delayed_links_commits_everything_and_agrees() {
     let status = succeeded(&net.run(&["testnet", "status"]), "status");
     assert!(status.contains(&format!("every link {LINK}")), "{status}");
     let dir = net.dir.clone();
-    let (_, r) = run_load(
-        &load_args(&dir, "6s", &[]),
-        &tmp.path().join("load.json"),
-    );
+    let (_, r) = run_load(&load_args(&dir, "6s", &[]), &tmp.path().join("load.json"));
     let accepted = r["accepted"].as_u64().unwrap();
     assert!(accepted >= 250, "{r}");
     assert_eq!(r["committed"].as_u64().unwrap(), accepted, "{r}");

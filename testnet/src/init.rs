@@ -80,6 +80,31 @@ fn write_home(
     Ok(())
 }
 
+/// The emulated links from node `n` to each other node, by public key hex, as its config
+/// holds them: each node shapes what it sends.
+fn links_from<'a>(
+    links: &crate::links::Links,
+    n: &TestnetNode,
+    all: impl Iterator<Item = (&'a SigningKey, &'a TestnetNode)>,
+) -> std::collections::BTreeMap<String, String> {
+    all.filter(|(_, m)| m.name != n.name)
+        .filter_map(|(pk, m)| {
+            let spec = links.between(&n.name, &m.name)?;
+            Some((hex::encode(pk.verifying_key().as_bytes()), spec.to_string()))
+        })
+        .collect()
+}
+
+/// A testnet has validators, and its options name only them.
+fn check_options(o: &TestnetInit) -> Result<()> {
+    if o.validators == 0 {
+        bail!("--validators must be at least 1");
+    }
+    check_byzantine(o)?;
+    let names: Vec<String> = (0..o.validators).map(|i| format!("node{i}")).collect();
+    o.links.check_nodes(&names)
+}
+
 /// `--byzantine` may only name nodes of this testnet, and needs someone to lie to.
 fn check_byzantine(o: &TestnetInit) -> Result<()> {
     for (name, _) in &o.byzantine {
@@ -105,10 +130,7 @@ fn check_byzantine(o: &TestnetInit) -> Result<()> {
 
 /// `testnet init`.
 pub fn init(o: &TestnetInit) -> Result<TestnetFile> {
-    if o.validators == 0 {
-        bail!("--validators must be at least 1");
-    }
-    check_byzantine(o)?;
+    check_options(o)?;
     if o.out.join("testnet.json").exists() {
         bail!("{} already holds a testnet", o.out.display());
     }
@@ -163,20 +185,9 @@ pub fn init(o: &TestnetInit) -> Result<TestnetFile> {
             )
         })
         .collect();
-    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-    o.links.check_nodes(&names)?;
     for (i, (k, n)) in keys.iter().zip(&nodes).enumerate() {
         let others = peers.iter().enumerate().filter(|(j, _)| *j != i);
-        // Each node shapes what it sends: its config holds the links from it.
-        let links = keys
-            .iter()
-            .zip(&nodes)
-            .filter(|(_, m)| m.name != n.name)
-            .filter_map(|(pk, m)| {
-                let spec = o.links.between(&n.name, &m.name)?;
-                Some((hex::encode(pk.verifying_key().as_bytes()), spec.to_string()))
-            })
-            .collect();
+        let links = links_from(&o.links, n, keys.iter().zip(&nodes));
         write_home(
             o,
             k,

@@ -182,7 +182,7 @@ fn parse_share(v: &str) -> Result<f64, String> {
 
 fn fmt_duration(d: Duration) -> String {
     let us = d.as_micros();
-    if us % 1000 != 0 {
+    if !us.is_multiple_of(1000) {
         format!("{us}us")
     } else {
         format!("{}ms", us / 1000)
@@ -191,9 +191,9 @@ fn fmt_duration(d: Duration) -> String {
 
 fn fmt_rate(bps: u64) -> String {
     match bps {
-        b if b % 1_000_000_000 == 0 => format!("{}gbit", b / 1_000_000_000),
-        b if b % 1_000_000 == 0 => format!("{}mbit", b / 1_000_000),
-        b if b % 1_000 == 0 => format!("{}kbit", b / 1_000),
+        b if b.is_multiple_of(1_000_000_000) => format!("{}gbit", b / 1_000_000_000),
+        b if b.is_multiple_of(1_000_000) => format!("{}mbit", b / 1_000_000),
+        b if b.is_multiple_of(1_000) => format!("{}kbit", b / 1_000),
         b => format!("{b}bit"),
     }
 }

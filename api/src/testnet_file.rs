@@ -38,9 +38,20 @@ pub struct TestnetNode {
     /// so `load --perturb disconnect:...` can isolate it from its peers.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fault_injection: bool,
+    /// The CPUs it runs on (`testnet up --cpus`), as a list for `tpslab node --cpus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
 }
 
 impl TestnetFile {
+    /// Writes it back to `<dir>/testnet.json` (atomically).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        crate::home::write_atomic(
+            &dir.join("testnet.json"),
+            &serde_json::to_string_pretty(self)?,
+        )
+    }
+
     /// The nodes not marked byzantine.
     pub fn honest(&self) -> impl Iterator<Item = &TestnetNode> {
         self.nodes.iter().filter(|n| n.byzantine.is_none())

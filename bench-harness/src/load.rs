@@ -396,6 +396,7 @@ fn report(
         uncommitted: censored,
         faults,
         generator_cpu_pct: None,
+        placement: None,
     }
 }
 

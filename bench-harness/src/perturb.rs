@@ -338,6 +338,7 @@ mod tests {
         let node = |name: &str| TestnetNode {
             byzantine: None,
             fault_injection: true,
+            cpus: None,
             name: name.into(),
             home: PathBuf::from("/nonexistent"),
             grpc_addr: String::new(),

@@ -70,6 +70,9 @@ pub struct LoadReport {
     /// with the nodes it measures).
     #[serde(default)]
     pub generator_cpu_pct: Option<f64>,
+    /// Where the generator and the validators ran (`--cpus`), when pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
 }
 
 /// Latency percentiles, milliseconds.
@@ -190,6 +193,9 @@ impl LoadReport {
             s.push_str(&format!(
                 "generator: {cpu:.0}% CPU (of one core; this machine has {cores})\n"
             ));
+        }
+        if let Some(p) = &self.placement {
+            s.push_str(&format!("placement: {p}\n"));
         }
         if self.uncommitted > 0 {
             s.push_str(&format!(

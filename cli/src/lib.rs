@@ -22,6 +22,7 @@ use tpslab_types::Address;
 
 mod advise_cmd;
 pub mod alloc;
+mod cpus;
 mod experiment_cmd;
 mod genesis_args;
 mod link_args;
@@ -120,6 +121,10 @@ struct NodeArgs {
     /// every peer link for N ms), for `load --perturb disconnect:...`.
     #[arg(long)]
     allow_fault_injection: bool,
+    /// Run only on these CPUs, e.g. `0` or `0-1` (sched_setaffinity; `testnet up --cpus`
+    /// passes it).
+    #[arg(long)]
+    cpus: Option<String>,
     #[command(flatten)]
     tuning: opts_cmd::TuningArgs,
 }
@@ -188,6 +193,10 @@ pub fn main(allocator: tpslab_node::heap::Allocator) -> Result<()> {
     match cli.cmd {
         Cmd::Init(a) => init(a),
         Cmd::Node(a) => {
+            // Before any thread exists, so every thread of the node inherits it.
+            if let Some(list) = &a.cpus {
+                cpus::pin(list)?;
+            }
             let home = Home(a.home);
             let mut cfg = run::load_config(
                 &home,
@@ -209,7 +218,12 @@ pub fn main(allocator: tpslab_node::heap::Allocator) -> Result<()> {
         Cmd::Account(a) => runtime()?.block_on(account(a)),
         Cmd::Send(a) => runtime()?.block_on(send(a)),
         Cmd::Testnet(t) => testnet_cmd::testnet_cmd(t),
-        Cmd::Load(a) => runtime_mt()?.block_on(load_cmd::load(a)),
+        Cmd::Load(a) => {
+            if let Some(list) = &a.cpus {
+                cpus::pin(list)?;
+            }
+            runtime_mt()?.block_on(load_cmd::load(a))
+        }
         Cmd::Opts => {
             opts_cmd::print_opts();
             Ok(())

@@ -61,6 +61,10 @@ pub struct LoadTarget {
 pub struct LoadArgs {
     #[command(flatten)]
     to: LoadTarget,
+    /// Run the generator only on these CPUs, e.g. `1` (sched_setaffinity), to keep it off
+    /// the validators' (see `testnet up --cpus`); the report records the placement.
+    #[arg(long)]
+    pub(crate) cpus: Option<String>,
     /// Open loop: offered rate, tx/s (each tx has an intended send time).
     #[arg(long, default_value_t = 1000, conflicts_with = "concurrency")]
     rate: u64,
@@ -241,6 +245,7 @@ pub async fn load(a: LoadArgs) -> Result<()> {
     let byzantine = file
         .as_ref()
         .is_some_and(|f| f.nodes.iter().any(|n| n.byzantine.is_some()));
+    let placement = placement(a.cpus.as_deref(), file.as_ref());
     if let (Some(schedule), Some(file)) = (a.perturb, file) {
         let p = Perturb {
             schedule,
@@ -259,13 +264,27 @@ pub async fn load(a: LoadArgs) -> Result<()> {
         }
         cfg.perturb = Some(p);
     }
-    let report = tpslab_bench::run(&cfg).await?;
+    let mut report = tpslab_bench::run(&cfg).await?;
+    report.placement = placement;
     print!("{}", report.table());
     write_json(&a.json, &report)?;
     match &dir {
         Some(dir) if cfg.perturb.is_some() || byzantine => settle_and_audit(dir).await,
         _ => Ok(()),
     }
+}
+
+/// Where the generator and each validator ran, when any was pinned.
+fn placement(generator: Option<&str>, file: Option<&testnet::TestnetFile>) -> Option<String> {
+    let mut parts = vec![format!("generator cpus {}", generator.unwrap_or("any"))];
+    let nodes = file.map(|f| f.nodes.as_slice()).unwrap_or_default();
+    parts.extend(
+        nodes
+            .iter()
+            .map(|n| format!("{} cpus {}", n.name, n.cpus.as_deref().unwrap_or("any"))),
+    );
+    let pinned = generator.is_some() || nodes.iter().any(|n| n.cpus.is_some());
+    pinned.then(|| parts.join(", "))
 }
 
 /// After a perturbed run or one with byzantine nodes: waits (up to 60 s) until every honest

@@ -47,6 +47,11 @@ pub struct UpArgs {
     /// rollout then watches them too.
     #[arg(long = "rules", requires = "prometheus")]
     rules: Vec<PathBuf>,
+    /// Pin validators to CPUs, e.g. `node0=0,node1=0,node2=1,node3=1` (kept in testnet.json,
+    /// so restarts keep it; `load --cpus` places the generator). Nodes not named run
+    /// anywhere.
+    #[arg(long)]
+    cpus: Option<String>,
 }
 
 /// The operations kit's rule files, built into the binary so `up --prometheus` works away
@@ -137,6 +142,9 @@ pub fn testnet_cmd(t: TestnetCmd) -> Result<()> {
     match t {
         TestnetCmd::Init(a) => init(a),
         TestnetCmd::Up(d) => {
+            if let Some(spec) = &d.cpus {
+                place(&d.dir, spec)?;
+            }
             let exe = std::env::current_exe()?;
             let file = runtime()?.block_on(testnet::up(
                 &d.dir,
@@ -171,6 +179,24 @@ pub fn testnet_cmd(t: TestnetCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Records each named validator's CPUs in testnet.json (the others run anywhere).
+fn place(dir: &std::path::Path, spec: &str) -> Result<()> {
+    let placement = crate::cpus::parse_placement(spec)?;
+    let mut file = testnet::load(dir)?;
+    for (name, _) in &placement {
+        if !file.nodes.iter().any(|n| &n.name == name) {
+            anyhow::bail!("--cpus: {name} is not a node of this testnet");
+        }
+    }
+    for n in &mut file.nodes {
+        n.cpus = placement
+            .iter()
+            .find(|(name, _)| *name == n.name)
+            .map(|(_, l)| l.clone());
+    }
+    file.save(dir)
 }
 
 fn init(a: TestnetInitArgs) -> Result<()> {

@@ -123,7 +123,7 @@ impl Network {
         &self,
         peer: PeerId,
         channel: Channel,
-    ) -> P2pResult<(mpsc::Sender<crate::peer::Queued>, Arc<Counters>)> {
+    ) -> P2pResult<(mpsc::Sender<crate::wire::Queued>, Arc<Counters>)> {
         let peers = self.shared.peers.lock();
         let h = peers.get(&peer).ok_or_else(|| P2pError::NotConnected {
             peer: peer.to_string(),

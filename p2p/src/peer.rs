@@ -6,7 +6,7 @@ use crate::config::Event;
 use crate::error::P2pError;
 use crate::metrics::P2pMetrics;
 use crate::shaper::Shaper;
-use crate::wire::{Channel, Envelope, PeerId};
+use crate::wire::{Channel, Envelope, PeerId, Queued};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use prost::Message;
@@ -27,9 +27,6 @@ pub(crate) struct Counters {
     pub recv_msgs: AtomicU64,
     pub dropped: AtomicU64,
 }
-
-/// A frame waiting in a send queue, with the channel it goes out on.
-pub(crate) type Queued = (Channel, Bytes);
 
 /// What the network keeps of a live peer.
 pub(crate) struct PeerHandle {

@@ -3,8 +3,7 @@
 //! link delay later. Sits between the send queues and the connection's writer, on the
 //! sending side, so each direction of a link is shaped by the node that sends on it.
 
-use crate::peer::Queued;
-use crate::wire::{frame_len, Channel};
+use crate::wire::{frame_len, Channel, Queued};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;

@@ -23,6 +23,9 @@ fn hex_prefix(b: &[u8]) -> String {
     b.iter().take(6).map(|x| format!("{x:02x}")).collect()
 }
 
+/// A frame waiting in a send queue, with the channel it goes out on.
+pub(crate) type Queued = (Channel, Bytes);
+
 /// What a frame carries; each has its own send queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Channel {

@@ -153,6 +153,7 @@ pub fn init(o: &TestnetInit) -> Result<TestnetFile> {
                 .find(|(n, _)| *n == format!("node{i}"))
                 .map(|(_, b)| *b),
             fault_injection: o.fault_injection,
+            cpus: None,
         });
     }
     let genesis = Genesis {

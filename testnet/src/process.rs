@@ -47,6 +47,9 @@ pub fn start_node(n: &TestnetNode, exe: &Path) -> Result<u32> {
     if n.fault_injection {
         cmd.arg("--allow-fault-injection");
     }
+    if let Some(cpus) = &n.cpus {
+        cmd.arg("--cpus").arg(cpus);
+    }
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())

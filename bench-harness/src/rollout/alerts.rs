@@ -167,6 +167,7 @@ mod tests {
             metrics_addr: format!("127.0.0.1:2000{i}"),
             byzantine: None,
             fault_injection: false,
+            cpus: None,
         };
         TestnetFile {
             chain_id: "t".into(),

@@ -10,12 +10,6 @@ use std::time::{Duration, Instant};
 
 const TXS: usize = 1500;
 
-fn metrics(addr: &str) -> String {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(tpslab_bench::monitor::http_get(addr, "/metrics"))
-        .unwrap()
-}
-
 #[test]
 fn validators_missing_most_txs_fetch_them_and_commit_the_same_blocks() {
     let tmp = tempfile::tempdir().unwrap();

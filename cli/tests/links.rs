@@ -10,12 +10,6 @@ use std::process::Command;
 
 const LINK: &str = "delay=30ms,jitter=5ms,loss=20%";
 
-fn metrics(addr: &str) -> String {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(tpslab_bench::monitor::http_get(addr, "/metrics"))
-        .unwrap()
-}
-
 #[test]
 fn a_chain_over_lossy_delayed_links_commits_everything_and_agrees() {
     let tmp = tempfile::tempdir().unwrap();

@@ -76,30 +76,6 @@ impl Shaper {
     }
 }
 
-/// A frame on its way, ordered by arrival (then by when it was taken).
-struct InFlight {
-    due: Instant,
-    seq: u64,
-    frame: Queued,
-}
-
-impl PartialEq for InFlight {
-    fn eq(&self, o: &Self) -> bool {
-        (self.due, self.seq) == (o.due, o.seq)
-    }
-}
-impl Eq for InFlight {}
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for InFlight {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.due, self.seq).cmp(&(o.due, o.seq))
-    }
-}
-
 /// Runs one direction of a link until its queues close: takes a frame (consensus first)
 /// whenever the link is free, and hands each to `out` (the writer's queue for its channel)
 /// when it is due. Returns why it stopped.
@@ -109,18 +85,20 @@ pub(crate) async fn run(
     out: [mpsc::Sender<Queued>; 3],
 ) -> String {
     let [mut rx_c, mut rx_s, mut rx_m] = queues;
-    let mut held: BinaryHeap<Reverse<InFlight>> = BinaryHeap::new();
+    // Frames on their way, by arrival, then by when they were taken (`seq` is unique, so the
+    // frame itself is never compared).
+    let mut held: BinaryHeap<Reverse<(Instant, u64, Queued)>> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut open = true;
     loop {
-        let next_due = held.peek().map(|Reverse(f)| f.due);
+        let next_due = held.peek().map(|Reverse((due, ..))| *due);
         tokio::select! {
             biased;
             _ = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
                 let now = Instant::now();
-                while held.peek().is_some_and(|Reverse(f)| f.due <= now) {
-                    let Some(Reverse(f)) = held.pop() else { break };
-                    if out[f.frame.0.queue()].send(f.frame).await.is_err() {
+                while held.peek().is_some_and(|Reverse((due, ..))| *due <= now) {
+                    let Some(Reverse((_, _, frame))) = held.pop() else { break };
+                    if out[frame.0.queue()].send(frame).await.is_err() {
                         return "connection writer stopped".into();
                     }
                 }
@@ -132,7 +110,7 @@ pub(crate) async fn run(
                 };
                 if let Some(due) = shaper.schedule(Instant::now(), frame.1.len(), frame.0) {
                     seq += 1;
-                    held.push(Reverse(InFlight { due, seq, frame }));
+                    held.push(Reverse((due, seq, frame)));
                 }
             }
             else => return "send queues closed".into(),

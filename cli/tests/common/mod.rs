@@ -573,3 +573,10 @@ pub fn metric(page: &str, prefix: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// The /metrics page of the node whose metrics address is `addr`.
+pub fn metrics(addr: &str) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(tpslab_bench::monitor::http_get(addr, "/metrics"))
+        .unwrap()
+}

@@ -145,7 +145,7 @@ impl Reactor {
             self.proposals_seen.insert(round, proposal);
         } else {
             // What goes on the wire is what re-gossip sends again.
-            let wire = self.compacted(&proposal).unwrap_or(proposal);
+            let wire = self.compacted(&proposal, value).unwrap_or(proposal);
             self.proposals_seen.insert(round, wire.clone());
             self.broadcast(Msg::Proposal(wire));
         }

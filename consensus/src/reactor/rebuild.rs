@@ -196,16 +196,13 @@ impl Reactor {
 
     /// The compact form of our own proposal, as it goes on the wire with compact-blocks on
     /// (and always for a proposer withholding txs).
-    pub(super) fn compacted(&self, full: &pb::Proposal) -> Option<pb::Proposal> {
+    pub(super) fn compacted(&self, full: &pb::Proposal, value: Hash) -> Option<pb::Proposal> {
         if !self.cfg.compact_blocks && !self.withholds() {
             return None;
         }
         let block = full.block.as_ref()?;
         let computed;
-        let hashes = match Hash::from_slice("block_hash", &full.block_hash)
-            .ok()
-            .and_then(|h| self.tx_hashes.get(&h))
-        {
+        let hashes = match self.tx_hashes.get(&value) {
             Some(hs) => hs,
             None => {
                 computed = block

@@ -5,16 +5,21 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use tonic::transport::Channel;
 
-/// Connects to a node's gRPC API at `addr` (`host:port` or a URL).
+/// Connects to a node's gRPC API at `addr` (`host:port` or a URL). A host that does not
+/// answer (down, or its packets dropped) fails after 5 s instead of the kernel's minutes.
 pub async fn connect(addr: &str) -> Result<NodeClient<Channel>> {
     let url = if addr.starts_with("http") {
         addr.to_string()
     } else {
         format!("http://{addr}")
     };
-    NodeClient::connect(url.clone())
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        .with_context(|| format!("invalid node address {url}"))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect()
         .await
-        .with_context(|| format!("cannot connect to node at {url}"))
+        .with_context(|| format!("cannot connect to node at {url}"))?;
+    Ok(NodeClient::new(channel))
 }
 
 /// The gRPC address a running node wrote into its home.

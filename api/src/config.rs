@@ -101,6 +101,11 @@ pub struct ApiConfig {
     /// Address of the HTTP server with `GET /metrics` (Prometheus text); port 0 picks a free
     /// port (written to `<home>/metrics.addr`).
     pub metrics_addr: String,
+    /// Token of the admin RPC (`Shutdown`): at least 32 hex chars; unset, the RPC is off and
+    /// stopping the node is the service manager's job. `testnet init --hosts` writes one per
+    /// validator and keeps it in the testnet's manifest for `testnet down`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -108,6 +113,7 @@ impl Default for ApiConfig {
         ApiConfig {
             grpc_addr: "127.0.0.1:26657".into(),
             metrics_addr: "127.0.0.1:26660".into(),
+            admin_token: None,
         }
     }
 }
@@ -198,7 +204,7 @@ impl ConsensusSection {
 pub struct P2pSection {
     /// Address other validators connect to.
     pub listen_addr: String,
-    /// The other validators, as `PUBKEY_HEX@IP:PORT`.
+    /// The other validators, as `PUBKEY_HEX@IP:PORT` or `PUBKEY_HEX@HOST:PORT`.
     pub peers: Vec<String>,
     /// Largest accepted frame; a bigger one disconnects the sender.
     pub max_frame_bytes: usize,
@@ -260,26 +266,50 @@ impl P2pSection {
         Ok(out)
     }
 
-    /// Parses `peers`; the error names the entry.
-    pub fn parse_peers(&self) -> Result<Vec<([u8; 32], std::net::SocketAddr)>, String> {
+    /// Parses `peers` (`PUBKEY_HEX@IP:PORT` or `PUBKEY_HEX@HOST:PORT`); the error names the
+    /// entry. A host name is kept as written: the network resolves it at every dial.
+    pub fn parse_peers(&self) -> Result<Vec<([u8; 32], String)>, String> {
         self.peers
             .iter()
             .enumerate()
             .map(|(i, p)| {
                 let (k, a) = p.split_once('@').ok_or_else(|| {
-                    format!("p2p.peers[{i}] must be PUBKEY_HEX@IP:PORT, got {p:?}")
+                    format!("p2p.peers[{i}] must be PUBKEY_HEX@HOST:PORT, got {p:?}")
                 })?;
                 let key: [u8; 32] = hex::decode(k)
                     .ok()
                     .and_then(|b| b.try_into().ok())
                     .ok_or_else(|| format!("p2p.peers[{i}]: public key must be 64 hex chars"))?;
-                let addr = a
-                    .parse()
-                    .map_err(|_| format!("p2p.peers[{i}]: {a:?} is not IP:PORT"))?;
-                Ok((key, addr))
+                if !is_host_port(a) {
+                    return Err(format!("p2p.peers[{i}]: {a:?} is not IP:PORT or HOST:PORT"));
+                }
+                Ok((key, a.to_string()))
             })
             .collect()
     }
+}
+
+/// `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` with a DNS name (letters, digits, `-`, `.`) and a
+/// port other than 0.
+pub fn is_host_port(a: &str) -> bool {
+    if a.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = a.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let host_ok = host.len() <= 253
+        && host.split('.').all(label_ok)
+        && !host.chars().all(|c| c.is_ascii_digit() || c == '.');
+    port_ok && host_ok
 }
 
 /// `[storage]`
@@ -371,6 +401,14 @@ impl Config {
         }
         if let Err(reason) = self.p2p.parse_peers() {
             return Err(invalid("p2p.peers", reason));
+        }
+        if let Some(t) = &self.api.admin_token {
+            if t.len() < 32 || !t.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    "api.admin_token",
+                    "must be at least 32 hex chars (a guessable token would let anyone stop the node)".into(),
+                ));
+            }
         }
         if let Err((field, reason)) = self.p2p.parse_links() {
             return Err(invalid(field, reason));
@@ -474,6 +512,41 @@ mod tests {
         assert!(e.to_string().contains("api.grpc_addr"), "{e}");
         let e = Config::parse("[mempool\n", "c.toml").unwrap_err();
         assert!(e.to_string().contains("c.toml"), "{e}");
+    }
+
+    #[test]
+    fn peers_may_be_named_by_host_and_bad_addresses_are_refused() {
+        let k = "aa".repeat(32);
+        for ok in [
+            "127.0.0.1:1",
+            "[::1]:26656",
+            "tpslab-2.tpslab:26656",
+            "h3:26656",
+            "node-1.example.org:9",
+        ] {
+            let text = format!("[p2p]\npeers = [\"{k}@{ok}\"]\n");
+            let c = Config::parse(&text, "c.toml").unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(c.p2p.parse_peers().unwrap()[0].1, ok);
+        }
+        for bad in [
+            "h3", "h3:0", "h3:70000", ":26656", "-h:1", "h_3:1", "a..b:1", "1.2.3:4", "h3:1:2",
+        ] {
+            let text = format!("[p2p]\npeers = [\"{k}@{bad}\"]\n");
+            let e = Config::parse(&text, "c.toml").unwrap_err().to_string();
+            assert!(e.contains("p2p.peers[0]"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn admin_token_must_be_long_hex() {
+        let good = format!("[api]\nadmin_token = \"{}\"\n", "ab".repeat(16));
+        assert!(Config::parse(&good, "c.toml").is_ok());
+        for bad in ["\"\"", "\"secret\"", &format!("\"{}\"", "zz".repeat(16))] {
+            let e = Config::parse(&format!("[api]\nadmin_token = {bad}\n"), "c.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("api.admin_token"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -12,13 +12,18 @@ struct KeyFile {
     priv_key: String,
 }
 
-/// Writes `key` to `path` (readable by the owner only).
-pub fn save(key: &SigningKey, path: &Path) -> Result<()> {
+/// The key file's text (what [`save`] writes), e.g. for a Kubernetes Secret.
+pub fn to_text(key: &SigningKey) -> Result<String> {
     let f = KeyFile {
         pub_key: hex::encode(key.verifying_key().as_bytes()),
         priv_key: hex::encode(key.to_bytes()),
     };
-    std::fs::write(path, serde_json::to_string_pretty(&f)?)
+    Ok(serde_json::to_string_pretty(&f)?)
+}
+
+/// Writes `key` to `path` (readable by the owner only).
+pub fn save(key: &SigningKey, path: &Path) -> Result<()> {
+    std::fs::write(path, to_text(key)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     #[cfg(unix)]
     {

@@ -18,7 +18,7 @@ pub struct TestnetFile {
 }
 
 /// One validator of a testnet.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TestnetNode {
     /// Name (`node<i>`).
     pub name: String,
@@ -41,6 +41,13 @@ pub struct TestnetNode {
     /// The CPUs it runs on (`testnet up --cpus`), as a list for `tpslab node --cpus`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<String>,
+    /// The host it runs on (`testnet init --hosts`): started and stopped there by its
+    /// service manager, not by `testnet up`; `home` is then the bundle copied to that host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Its `[api] admin_token`, for `testnet down` on a remote node (the admin RPC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
 }
 
 impl TestnetFile {
@@ -50,6 +57,14 @@ impl TestnetFile {
             &dir.join("testnet.json"),
             &serde_json::to_string_pretty(self)?,
         )
+    }
+
+    /// The hosts its validators run on, when they run on other hosts (`init --hosts`).
+    pub fn hosts(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.host.as_deref())
+            .collect()
     }
 
     /// The nodes not marked byzantine.

@@ -336,14 +336,10 @@ mod tests {
     #[test]
     fn a_schedule_naming_an_unknown_node_or_touching_every_node_is_refused() {
         let node = |name: &str| TestnetNode {
-            byzantine: None,
             fault_injection: true,
-            cpus: None,
             name: name.into(),
             home: PathBuf::from("/nonexistent"),
-            grpc_addr: String::new(),
-            p2p_addr: String::new(),
-            metrics_addr: String::new(),
+            ..Default::default()
         };
         let p = |s: &str| Perturb {
             schedule: s.parse().unwrap(),

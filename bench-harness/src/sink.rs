@@ -14,7 +14,8 @@ use tonic::{Request, Response, Status, Streaming};
 use tpslab_api::proto::node_server::{Node, NodeServer};
 use tpslab_api::proto::{
     Account, BroadcastTxRequest, BroadcastTxResponse, CommitEvent, GetAccountRequest,
-    GetBlockRequest, StatusRequest, StatusResponse, SubscribeCommitsRequest,
+    GetBlockRequest, ShutdownRequest, ShutdownResponse, StatusRequest, StatusResponse,
+    SubscribeCommitsRequest,
 };
 use tpslab_types::tx::tx_hash;
 use tpslab_types::{pb, AppKind};
@@ -176,5 +177,12 @@ impl Node for Sink {
             app: self.opts.app.to_string(),
             ..Default::default()
         }))
+    }
+
+    async fn shutdown(
+        &self,
+        _req: Request<ShutdownRequest>,
+    ) -> Result<Response<ShutdownResponse>, Status> {
+        Err(Status::unimplemented("the sink stops with its generator"))
     }
 }

@@ -92,9 +92,16 @@ fn extra_rules(paths: &[PathBuf]) -> Result<Vec<(String, String)>> {
 
 #[derive(Args)]
 pub struct TestnetInitArgs {
-    /// Number of validators.
-    #[arg(long, default_value_t = 4)]
-    validators: usize,
+    /// Number of validators (4; with --hosts, one per host entry).
+    #[arg(long)]
+    validators: Option<usize>,
+    /// Run the validators on other hosts, one per entry (IP or name; name a host twice for
+    /// two validators there): fixed ports (p2p 26656, gRPC 9090, metrics 26660, +100 for a
+    /// host's next validator), an admin token each, and per-host bundles under DIR/hosts
+    /// (homes, systemd units, docker-compose.yml, Dockerfile) plus DIR/k8s (StatefulSet,
+    /// Secrets). DIR/README.md says how to deploy them.
+    #[arg(long, value_delimiter = ',')]
+    hosts: Option<Vec<String>>,
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
@@ -161,7 +168,7 @@ pub fn testnet_cmd(t: TestnetCmd) -> Result<()> {
             }
             Ok(())
         }
-        TestnetCmd::Down(d) => testnet::down(&d.dir),
+        TestnetCmd::Down(d) => down(&d.dir),
         TestnetCmd::Rollout(a) => crate::runtime_mt()?.block_on(crate::rollout_cmd::rollout(a)),
         TestnetCmd::Status(d) => status(&d),
         TestnetCmd::Check(a) => {
@@ -206,8 +213,12 @@ fn init(a: TestnetInitArgs) -> Result<()> {
     if let Some(t) = a.tuning.resolve()? {
         config.tuning = t;
     }
+    let validators = match (&a.hosts, a.validators) {
+        (Some(h), None) => h.len(),
+        (_, v) => v.unwrap_or(4),
+    };
     let file = testnet::init(&testnet::TestnetInit {
-        validators: a.validators,
+        validators,
         out: a.out.clone(),
         chain_id: a.chain_id,
         accounts: a.genesis.accounts,
@@ -223,14 +234,18 @@ fn init(a: TestnetInitArgs) -> Result<()> {
         fault_injection: a.fault_injection,
         consensus: a.consensus,
         links: a.links.resolve()?,
+        hosts: a.hosts.clone(),
     })?;
     for n in &file.nodes {
         println!(
-            "{}  grpc {}  p2p {}  home {}{}",
+            "{}  grpc {}  p2p {}  {}{}",
             n.name,
             n.grpc_addr,
             n.p2p_addr,
-            n.home.display(),
+            match &n.host {
+                Some(h) => format!("host {h}  bundle {}", n.home.display()),
+                None => format!("home {}", n.home.display()),
+            },
             n.byzantine
                 .map(|b| format!("  BYZANTINE: {b}"))
                 .unwrap_or_default()
@@ -239,7 +254,36 @@ fn init(a: TestnetInitArgs) -> Result<()> {
     if let Some(l) = &file.links {
         println!("emulated network: {l}");
     }
-    println!("start it with: tpslab testnet up {}", a.out.display());
+    if testnet::is_remote(&file) {
+        println!(
+            "deploy it host by host: {}",
+            a.out.join("README.md").display()
+        );
+    } else {
+        println!("start it with: tpslab testnet up {}", a.out.display());
+    }
+    Ok(())
+}
+
+/// `testnet down`: local validators by signal, remote ones through their admin RPC.
+fn down(dir: &std::path::Path) -> Result<()> {
+    if !testnet::is_remote(&testnet::load(dir)?) {
+        return testnet::down(dir);
+    }
+    let stops = runtime()?.block_on(testnet::down_remote(dir))?;
+    let mut failed = Vec::new();
+    for s in &stops {
+        match &s.outcome {
+            Ok(h) => println!("{}: stopping at height {h}", s.name),
+            Err(e) => {
+                println!("{}: NOT stopped: {e}", s.name);
+                failed.push(s.name.as_str());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("{} not stopped: {}", failed.len(), failed.join(", "));
+    }
     Ok(())
 }
 

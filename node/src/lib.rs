@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
+pub mod admin;
 pub mod alloc;
 mod engines;
 pub mod frame_check;

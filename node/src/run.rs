@@ -306,7 +306,9 @@ impl Node {
             }),
             check_place: paths::CheckPlace::of(&cfg),
             telemetry: telemetry.clone(),
+            admin: crate::admin::Admin::new(cfg.api.admin_token.clone()),
         };
+        let admin = api.admin.clone();
         let registry = registry(&telemetry, raft, &api, sig_cache, net.as_ref(), &cfg.tuning);
         let metrics_task = crate::http::serve_metrics(
             &home,
@@ -323,6 +325,7 @@ impl Node {
         // Whichever ends first: a signal, or a component failing.
         let outcome: Result<()> = tokio::select! {
             sig = shutdown_signal() => { info!(signal = sig, "shutting down"); Ok(()) }
+            _ = admin.stop_requested() => { info!("shutting down (admin RPC)"); Ok(()) }
             r = &mut engine_task => match r {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(anyhow::Error::new(e).context("block producer failed")),

@@ -14,7 +14,8 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use tpslab_api::proto::node_server::Node;
 use tpslab_api::proto::{
     Account as PbAccount, BroadcastTxRequest, BroadcastTxResponse, CommitEvent as PbCommitEvent,
-    GetAccountRequest, GetBlockRequest, StatusRequest, StatusResponse, SubscribeCommitsRequest,
+    GetAccountRequest, GetBlockRequest, ShutdownRequest, ShutdownResponse, StatusRequest,
+    StatusResponse, SubscribeCommitsRequest,
 };
 use tpslab_consensus::CommitEvent;
 use tpslab_mempool::{CheckTxError, Mempool, RejectReason};
@@ -48,6 +49,8 @@ pub struct NodeApi {
     /// Where the API times the check_tx and notify stages, reads the current round, and
     /// monitors the tasks it spawns (stream handlers, subscriptions).
     pub telemetry: Telemetry,
+    /// The admin RPC's token check and the stop it asks for.
+    pub admin: crate::admin::Admin,
 }
 
 /// Most streamed txs checked in one go (one blocking-pool task with crypto-pool on).
@@ -343,5 +346,20 @@ impl Node for NodeApi {
             raft: (self.consensus == tpslab_types::EngineKind::Raft && self.gossip.is_some())
                 .then(|| raft_status(&self.telemetry.raft)),
         }))
+    }
+
+    async fn shutdown(
+        &self,
+        req: Request<ShutdownRequest>,
+    ) -> Result<Response<ShutdownResponse>, Status> {
+        let peer = req.remote_addr();
+        if let Err(e) = self.admin.authorize(&req.get_ref().token) {
+            tracing::warn!(?peer, reason = e.message(), "admin shutdown refused");
+            return Err(e);
+        }
+        let height = self.db.last_committed().map_err(internal)?.height;
+        tracing::info!(?peer, height, "admin shutdown asked");
+        self.admin.request_stop();
+        Ok(Response::new(ShutdownResponse { height }))
     }
 }

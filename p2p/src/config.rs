@@ -14,8 +14,9 @@ use tpslab_types::link::LinkSpec;
 pub struct PeerInfo {
     /// Its public key.
     pub id: PeerId,
-    /// Where it listens.
-    pub addr: SocketAddr,
+    /// Where it listens: `IP:PORT` or `HOST:PORT`. A host name is resolved again at every
+    /// dial, so a peer that comes back on another address (a restarted pod) is found.
+    pub addr: String,
 }
 
 /// Settings of the network.

@@ -152,10 +152,10 @@ impl PeerSet {
                 tokio::time::sleep_until(end).await;
                 backoff = Duration::from_millis(100);
             }
-            let addr = info.addr.to_string();
+            let addr = info.addr.clone();
             let attempt = async {
                 let stream =
-                    TcpStream::connect(info.addr)
+                    TcpStream::connect(addr.as_str())
                         .await
                         .map_err(|source| P2pError::Io {
                             peer: addr.clone(),

@@ -38,7 +38,7 @@ fn config(i: usize, keys: &[SigningKey], addrs: &[SocketAddr]) -> NetworkConfig 
         .filter(|&j| j != i)
         .map(|j| PeerInfo {
             id: id(&keys[j]),
-            addr: addrs[j],
+            addr: addrs[j].to_string(),
         })
         .collect();
     let mut c = NetworkConfig::new(CHAIN.into(), keys[i].clone(), addrs[i], peers);

@@ -37,6 +37,9 @@ pub struct TestnetInit {
     pub consensus: tpslab_types::EngineKind,
     /// Emulated links between the validators (real ones by default).
     pub links: crate::links::Links,
+    /// Validators on other hosts, one per entry (`--hosts`): fixed ports, an admin token
+    /// each, and deployment bundles ([`crate::bundle`]). None: every validator on 127.0.0.1.
+    pub hosts: Option<Vec<String>>,
 }
 
 /// Parses `node3=equivocate,node2=silent` (for `testnet init --byzantine`).
@@ -52,37 +55,43 @@ pub fn parse_byzantine(s: &str) -> Result<Vec<(String, Behaviour)>> {
         .collect()
 }
 
-/// One validator's home: key, genesis, and config with its addresses and peers.
-fn write_home(
+/// A validator's config: the template with its name, addresses, peers and links. `bind`
+/// gives the address it binds for one it is reached at (they differ on a remote host).
+pub(crate) fn node_config(
     o: &TestnetInit,
-    key: &SigningKey,
     n: &TestnetNode,
-    genesis: &Genesis,
     peers: Vec<String>,
     links: std::collections::BTreeMap<String, String>,
-) -> Result<()> {
-    let home = Home(n.home.clone());
-    std::fs::create_dir_all(&home.0)?;
-    keyfile::save(key, &home.key())?;
-    genesis.save(&home.genesis())?;
+    bind: impl Fn(&str) -> String,
+) -> Config {
     let mut cfg = o.config.clone();
     cfg.moniker = n.name.clone();
-    cfg.api.grpc_addr = n.grpc_addr.clone();
-    cfg.api.metrics_addr = n.metrics_addr.clone();
-    cfg.p2p.listen_addr = n.p2p_addr.clone();
+    cfg.api.grpc_addr = bind(&n.grpc_addr);
+    cfg.api.metrics_addr = bind(&n.metrics_addr);
+    cfg.api.admin_token = n.admin_token.clone();
+    cfg.p2p.listen_addr = bind(&n.p2p_addr);
     cfg.p2p.peers = peers;
     cfg.p2p.links = links;
     cfg.byzantine = n.byzantine.map(|behaviour| ByzantineSection {
         behaviour,
         forgeries: Forgery::ALL.to_vec(),
     });
-    std::fs::write(home.config(), cfg.to_toml())?;
+    cfg
+}
+
+/// One validator's home: key, genesis and config.
+fn write_home(key: &SigningKey, n: &TestnetNode, genesis: &Genesis, cfg: &Config) -> Result<()> {
+    let home = Home(n.home.clone());
+    std::fs::create_dir_all(&home.0)?;
+    keyfile::save(key, &home.key())?;
+    genesis.save(&home.genesis())?;
+    write_atomic(&home.config(), &cfg.to_toml())?;
     Ok(())
 }
 
 /// The emulated links from node `n` to each other node, by public key hex, as its config
 /// holds them: each node shapes what it sends.
-fn links_from<'a>(
+pub(crate) fn links_from<'a>(
     links: &crate::links::Links,
     n: &TestnetNode,
     all: impl Iterator<Item = (&'a SigningKey, &'a TestnetNode)>,
@@ -101,6 +110,16 @@ fn check_options(o: &TestnetInit) -> Result<()> {
         bail!("--validators must be at least 1");
     }
     check_byzantine(o)?;
+    if let Some(h) = o.hosts.as_ref().filter(|h| h.len() != o.validators) {
+        bail!(
+            "--hosts names {} hosts for {} validators (one validator per entry; name a host twice for two)",
+            h.len(),
+            o.validators
+        );
+    }
+    if o.hosts.is_some() && (!o.byzantine.is_empty() || o.fault_injection) {
+        bail!("--byzantine and --fault-injection are for local testnets, not --hosts");
+    }
     let names: Vec<String> = (0..o.validators).map(|i| format!("node{i}")).collect();
     o.links.check_nodes(&names)
 }
@@ -137,25 +156,16 @@ pub fn init(o: &TestnetInit) -> Result<TestnetFile> {
     let keys: Vec<SigningKey> = (0..o.validators)
         .map(|_| SigningKey::generate(&mut OsRng))
         .collect();
-    // Ports from the project's range, never the ephemeral one (see p2p/src/ports.rs).
-    let ports = tpslab_p2p::ports::allocate(3 * o.validators)?;
-    let mut nodes = Vec::new();
-    for (i, p) in ports.chunks(3).enumerate() {
-        nodes.push(TestnetNode {
-            name: format!("node{i}"),
-            home: o.out.join(format!("node{i}")),
-            grpc_addr: format!("127.0.0.1:{}", p[0]),
-            p2p_addr: format!("127.0.0.1:{}", p[1]),
-            metrics_addr: format!("127.0.0.1:{}", p[2]),
-            byzantine: o
-                .byzantine
-                .iter()
-                .find(|(n, _)| *n == format!("node{i}"))
-                .map(|(_, b)| *b),
-            fault_injection: o.fault_injection,
-            cpus: None,
-        });
-    }
+    let nodes = match &o.hosts {
+        None => local_nodes(o)?,
+        Some(hosts) => {
+            // Keys, admin tokens and Secrets: the directory is the operator's alone.
+            std::fs::create_dir_all(&o.out)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&o.out, std::fs::Permissions::from_mode(0o700))?;
+            remote_nodes(o, hosts)?
+        }
+    };
     let genesis = Genesis {
         chain_id: o.chain_id.clone(),
         genesis_time_unix_nanos: tpslab_types::stages::now_unix_nanos(),
@@ -189,69 +199,82 @@ pub fn init(o: &TestnetInit) -> Result<TestnetFile> {
     for (i, (k, n)) in keys.iter().zip(&nodes).enumerate() {
         let others = peers.iter().enumerate().filter(|(j, _)| *j != i);
         let links = links_from(&o.links, n, keys.iter().zip(&nodes));
-        write_home(
-            o,
-            k,
-            n,
-            &genesis,
-            others.map(|(_, p)| p.clone()).collect(),
-            links,
-        )?;
+        let peers = others.map(|(_, p)| p.clone()).collect();
+        let cfg = node_config(o, n, peers, links, |a| bind_addr(n, a));
+        write_home(k, n, &genesis, &cfg)?;
     }
     let file = TestnetFile {
         chain_id: o.chain_id.clone(),
         nodes,
         links: o.links.describe(),
     };
-    write_atomic(
-        &o.out.join("testnet.json"),
-        &serde_json::to_string_pretty(&file)?,
-    )?;
+    if o.hosts.is_some() {
+        crate::bundle::write(o, &file, &keys, &genesis)?;
+    }
+    file.save(&o.out)?;
     Ok(file)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn opts(validators: usize, byzantine: &str) -> Result<TestnetInit> {
-        Ok(TestnetInit {
-            validators,
-            out: PathBuf::from("/nonexistent/tpslab-test"),
-            chain_id: "c".into(),
-            accounts: 1,
-            seed: "s".into(),
-            balance: 1,
-            config: Config::default(),
-            byzantine: parse_byzantine(byzantine)?,
-            fault_injection: false,
-            consensus: Default::default(),
-            links: Default::default(),
+/// Validators on 127.0.0.1, on ports from the project's range (never the ephemeral one: see
+/// p2p/src/ports.rs).
+fn local_nodes(o: &TestnetInit) -> Result<Vec<TestnetNode>> {
+    let ports = tpslab_p2p::ports::allocate(3 * o.validators)?;
+    Ok(ports
+        .chunks(3)
+        .enumerate()
+        .map(|(i, p)| TestnetNode {
+            grpc_addr: format!("127.0.0.1:{}", p[0]),
+            p2p_addr: format!("127.0.0.1:{}", p[1]),
+            metrics_addr: format!("127.0.0.1:{}", p[2]),
+            ..node(o, i)
         })
-    }
+        .collect())
+}
 
-    #[test]
-    fn byzantine_nodes_must_be_named_right_and_exist() {
-        assert_eq!(
-            parse_byzantine("node3=silent, node1=garbage").unwrap(),
-            vec![
-                ("node3".to_string(), Behaviour::Silent),
-                ("node1".to_string(), Behaviour::Garbage)
-            ]
-        );
-        for (n, spec, needle) in [
-            (4, "node3", "NODE=BEHAVIOUR"),
-            (4, "node3=lie", "unknown behaviour"),
-            (4, "node4=silent", "not a node of this testnet"),
-            (4, "node03=silent", "not a node of this testnet"),
-            (4, "validator1=silent", "not a node of this testnet"),
-            (1, "node0=silent", "at least two validators"),
-        ] {
-            let e = opts(n, spec)
-                .and_then(|o| init(&o))
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains(needle), "{spec}: {e}");
-        }
+/// Validators on the given hosts, on fixed ports, each with an admin token.
+fn remote_nodes(o: &TestnetInit, hosts: &[String]) -> Result<Vec<TestnetNode>> {
+    let plan = crate::hosts::plan(hosts)?;
+    Ok(plan
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut token = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut OsRng, &mut token);
+            TestnetNode {
+                grpc_addr: p.addr(p.grpc),
+                p2p_addr: p.addr(p.p2p),
+                metrics_addr: p.addr(p.metrics),
+                host: Some(p.host.clone()),
+                admin_token: Some(hex::encode(token)),
+                home: crate::bundle::host_dir(&o.out, &p.host).join(format!("node{i}")),
+                ..node(o, i)
+            }
+        })
+        .collect())
+}
+
+/// Node `i` before its addresses are known.
+fn node(o: &TestnetInit, i: usize) -> TestnetNode {
+    let name = format!("node{i}");
+    TestnetNode {
+        home: o.out.join(&name),
+        byzantine: o
+            .byzantine
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| *b),
+        fault_injection: o.fault_injection,
+        name,
+        ..Default::default()
+    }
+}
+
+/// The address a node binds for `addr`, one of its own: the same on 127.0.0.1; on a remote
+/// host, see [`crate::hosts::bind`].
+fn bind_addr(n: &TestnetNode, addr: &str) -> String {
+    let port = addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
+    match (&n.host, port) {
+        (Some(host), Some(port)) => crate::hosts::bind(host, port),
+        _ => addr.to_string(),
     }
 }

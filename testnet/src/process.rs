@@ -64,6 +64,7 @@ pub fn start_node(n: &TestnetNode, exe: &Path) -> Result<u32> {
 /// `testnet up`: starts every node and waits until each serves gRPC.
 pub async fn up(dir: &Path, exe: &Path, timeout: Duration) -> Result<TestnetFile> {
     let t = load(dir)?;
+    crate::remote::refuse_up(dir, &t)?;
     for n in &t.nodes {
         start_node(n, exe)?;
     }
@@ -160,7 +161,11 @@ pub fn stop_node(n: &TestnetNode) -> Result<()> {
 /// `testnet down`: every validator, and the testnet's Prometheus if `up --prometheus` started
 /// one.
 pub fn down(dir: &Path) -> Result<()> {
-    for n in &load(dir)?.nodes {
+    let file = load(dir)?;
+    if crate::remote::is_remote(&file) {
+        bail!("this testnet runs on other hosts: use down_remote (the admin RPC)");
+    }
+    for n in &file.nodes {
         stop_node(n)?;
     }
     crate::prometheus::stop(dir)

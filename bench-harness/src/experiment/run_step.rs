@@ -93,6 +93,7 @@ pub(super) async fn start_testnet(
         fault_injection: schedule.is_some_and(faults::disconnects),
         consensus: step.engine,
         links: cfg.links.clone(),
+        hosts: None,
     })?;
     testnet::up(
         dir,

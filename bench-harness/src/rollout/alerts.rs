@@ -161,13 +161,8 @@ mod tests {
     fn file() -> TestnetFile {
         let node = |i: usize| TestnetNode {
             name: format!("node{i}"),
-            home: std::path::PathBuf::new(),
-            grpc_addr: String::new(),
-            p2p_addr: String::new(),
             metrics_addr: format!("127.0.0.1:2000{i}"),
-            byzantine: None,
-            fault_injection: false,
-            cpus: None,
+            ..Default::default()
         };
         TestnetFile {
             chain_id: "t".into(),

@@ -274,8 +274,16 @@ fn down(dir: &std::path::Path) -> Result<()> {
     let mut failed = Vec::new();
     for s in &stops {
         match &s.outcome {
-            Ok(h) => println!("{}: stopping at height {h}", s.name),
-            Err(e) => {
+            testnet::StopOutcome::Stopping(h) => {
+                println!("{}: stopping at height {h}", s.name)
+            }
+            testnet::StopOutcome::Unreachable(e) => {
+                println!(
+                    "{}: not reachable (down already, or its host is unreachable): {e}",
+                    s.name
+                )
+            }
+            testnet::StopOutcome::Refused(e) => {
                 println!("{}: NOT stopped: {e}", s.name);
                 failed.push(s.name.as_str());
             }

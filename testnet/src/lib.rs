@@ -26,5 +26,5 @@ pub use audit::{check, settle, status, CheckScope, NodeStatus, RaftView};
 pub use init::{init, parse_byzantine, TestnetInit};
 pub use links::{LatencyMatrix, Links};
 pub use process::{down, node_pid, start_node, stop_node, up, PortTaken};
-pub use remote::{down_remote, is_remote, RemoteStop};
+pub use remote::{down_remote, is_remote, RemoteStop, StopOutcome};
 pub use tpslab_api::testnet_file::{load, TestnetFile, TestnetNode};

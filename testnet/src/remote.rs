@@ -13,8 +13,19 @@ use tpslab_api::testnet_file::{load, TestnetFile};
 pub struct RemoteStop {
     /// Its name.
     pub name: String,
-    /// The height it stopped at, or why it could not be asked.
-    pub outcome: Result<u64, String>,
+    /// What came of asking it.
+    pub outcome: StopOutcome,
+}
+
+/// What came of asking one validator to stop.
+#[derive(Debug)]
+pub enum StopOutcome {
+    /// It agreed, at this height.
+    Stopping(u64),
+    /// Nothing answered at its address: stopped already, or its host is unreachable.
+    Unreachable(String),
+    /// It answered and refused (wrong token, admin RPC off), or there was no token to send.
+    Refused(String),
 }
 
 /// Whether the testnet runs on other hosts (then `up` is not ours to do, and `down` asks).
@@ -41,19 +52,21 @@ pub async fn down_remote(dir: &Path) -> Result<Vec<RemoteStop>> {
     let mut out = Vec::new();
     for n in &file.nodes {
         let outcome = match &n.admin_token {
-            None => Err(format!(
+            None => StopOutcome::Refused(format!(
                 "no admin token in the manifest: stop it through its service manager on {}",
                 n.host.as_deref().unwrap_or("its host")
             )),
             Some(token) => match connect(&n.grpc_addr).await {
-                Err(e) => Err(format!("{e:#}")),
-                Ok(mut c) => c
+                Err(e) => StopOutcome::Unreachable(format!("{e:#}")),
+                Ok(mut c) => match c
                     .shutdown(ShutdownRequest {
                         token: token.clone(),
                     })
                     .await
-                    .map(|r| r.into_inner().height)
-                    .map_err(|s| format!("{}: {}", s.code(), s.message())),
+                {
+                    Ok(r) => StopOutcome::Stopping(r.into_inner().height),
+                    Err(s) => StopOutcome::Refused(format!("{:?}: {}", s.code(), s.message())),
+                },
             },
         };
         out.push(RemoteStop {

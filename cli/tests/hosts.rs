@@ -227,19 +227,34 @@ fn a_testnet_on_four_namespaces_commits_audits_restarts_and_stops_by_admin_rpc()
     wait_for("every validator up", Duration::from_secs(60), || {
         heights(&dir).iter().all(Option::is_some)
     });
+    commit_and_audit(&dir, tmp.path());
+    kill_and_restart(&hosts, &mut nodes, &file, &dir, tmp.path());
+    stop_by_admin_rpc(&mut nodes, &file, &dir);
+}
 
-    // Load and audit through the manifest's addresses.
-    let (_, r) = run_load(&load_args(&dir, "4s", &[]), &tmp.path().join("load1.json"));
+/// Load and audit through the manifest's addresses.
+fn commit_and_audit(dir: &Path, tmp: &Path) {
+    let (_, r) = run_load(&load_args(dir, "4s", &[]), &tmp.join("load1.json"));
     let accepted = r["accepted"].as_u64().unwrap();
     assert!(accepted >= 150, "{r}");
     assert_eq!(r["committed"].as_u64().unwrap(), accepted, "{r}");
-    succeeded(&tpslab(&["testnet", "check"], &dir), "testnet check");
+    succeeded(&tpslab(&["testnet", "check"], dir), "testnet check");
+}
 
-    // Kill one validator in its namespace: the other three keep committing.
+/// Kill one validator in its namespace: the other three keep committing; restarted there,
+/// it catches up and agrees.
+fn kill_and_restart(
+    hosts: &Hosts,
+    nodes: &mut [Child],
+    file: &tpslab_testnet::TestnetFile,
+    dir: &Path,
+    tmp: &Path,
+) {
+    let homes: Vec<PathBuf> = file.nodes.iter().map(|n| n.home.clone()).collect();
     nodes[2].kill().unwrap();
     nodes[2].wait().unwrap();
     wait_for("node2 seen down", Duration::from_secs(20), || {
-        heights(&dir)[2].is_none()
+        heights(dir)[2].is_none()
     });
     let others: Vec<String> = [0, 1, 3]
         .iter()
@@ -261,25 +276,27 @@ fn a_testnet_on_four_namespaces_commits_audits_restarts_and_stops_by_admin_rpc()
             "--drain",
             "60s",
         ],
-        &tmp.path().join("load2.json"),
+        &tmp.join("load2.json"),
     );
     assert_eq!(r["committed"], r["accepted"], "{r}");
     assert!(r["accepted"].as_u64().unwrap() >= 100, "{r}");
 
-    // Restarted in its namespace, it catches up and agrees.
     nodes[2] = hosts.start(2, &homes[2]);
     wait_for("node2 caught up", Duration::from_secs(60), || {
-        let h = heights(&dir);
+        let h = heights(dir);
         h.iter().all(Option::is_some) && h[2] == h[0]
     });
-    succeeded(&tpslab(&["testnet", "check"], &dir), "testnet check");
+    succeeded(&tpslab(&["testnet", "check"], dir), "testnet check");
+}
 
-    // A wrong admin token stops nothing on that node; the others stop.
+/// A wrong admin token stops nothing on that node while the others stop; with the right one
+/// it stops too, cleanly.
+fn stop_by_admin_rpc(nodes: &mut [Child], file: &tpslab_testnet::TestnetFile, dir: &Path) {
     let manifest = std::fs::read_to_string(dir.join("testnet.json")).unwrap();
     let token = file.nodes[0].admin_token.clone().unwrap();
     let wrong: String = token.chars().rev().collect();
     std::fs::write(dir.join("testnet.json"), manifest.replace(&token, &wrong)).unwrap();
-    let down = tpslab(&["testnet", "down"], &dir);
+    let down = tpslab(&["testnet", "down"], dir);
     let out = String::from_utf8_lossy(&down.stdout).into_owned();
     assert!(!down.status.success(), "{out}");
     assert!(
@@ -296,16 +313,15 @@ fn a_testnet_on_four_namespaces_commits_audits_restarts_and_stops_by_admin_rpc()
         "node0 stopped without its token"
     );
 
-    // With the right token it stops too, cleanly.
     std::fs::write(dir.join("testnet.json"), &manifest).unwrap();
-    let down = tpslab(&["testnet", "down"], &dir);
+    let down = tpslab(&["testnet", "down"], dir);
     let out = String::from_utf8_lossy(&down.stdout).into_owned();
     assert!(down.status.success(), "{out}");
     assert!(out.contains("node0: stopping at height"), "{out}");
     assert!(out.contains("node1: not reachable"), "{out}");
     let status = wait_exit(&mut nodes[0], Duration::from_secs(30)).expect("node0 stops");
     assert!(status.success(), "node0 exited {status}");
-    let log = std::fs::read_to_string(homes[0].join("node.log")).unwrap();
+    let log = std::fs::read_to_string(file.nodes[0].home.join("node.log")).unwrap();
     assert!(log.contains("shutting down (admin RPC)"), "{log}");
 }
 

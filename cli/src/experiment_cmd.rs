@@ -107,6 +107,47 @@ pub struct ExperimentArgs {
     capacity_max: u64,
     #[command(flatten)]
     links: crate::link_args::LinkArgs,
+    /// Pin every step's validators to CPUs, e.g. `node0=0,node1=0,node2=1,node3=1` (as
+    /// `testnet up --cpus`; nodes not named, and nodes a smaller step lacks, run anywhere).
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Run this process (the load generator, the sampling and profiling) only on these
+    /// CPUs, e.g. `1`, to keep it off the validators'. The report records the placement.
+    #[arg(long)]
+    pub(crate) generator_cpus: Option<String>,
+}
+
+/// Named validators' CPU lists.
+type NodeCpus = Vec<(String, String)>;
+
+/// The validators' placement from `--cpus` (names checked against the largest step) and its
+/// description with the generator's, for the report.
+fn placement(a: &ExperimentArgs) -> Result<(NodeCpus, Option<String>)> {
+    let nodes = match &a.cpus {
+        Some(spec) => crate::cpus::parse_placement(spec)?,
+        None => Vec::new(),
+    };
+    let most = a.validators.max(a.raft_validators.unwrap_or(0));
+    for (name, _) in &nodes {
+        let known = (0..most).any(|i| *name == format!("node{i}"));
+        anyhow::ensure!(
+            known,
+            "--cpus: {name} is not a validator of any step (node0..node{})",
+            most - 1
+        );
+    }
+    if nodes.is_empty() && a.generator_cpus.is_none() {
+        return Ok((nodes, None));
+    }
+    let mut parts = vec![format!(
+        "generator cpus {}",
+        a.generator_cpus.as_deref().unwrap_or("any")
+    )];
+    parts.extend(nodes.iter().map(|(n, l)| format!("{n} cpus {l}")));
+    if nodes.len() < most {
+        parts.push("other validators any".into());
+    }
+    Ok((nodes.clone(), Some(parts.join(", "))))
 }
 
 pub async fn experiment(a: ExperimentArgs) -> Result<()> {
@@ -127,6 +168,7 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
     for name in a.allocators.iter().filter(|n| *n != own) {
         variants.push((name.clone(), crate::variant::find(name)?));
     }
+    let (node_cpus, placement) = placement(&a)?;
     let cfg = ExperimentConfig {
         exe: std::env::current_exe().context("cannot find the tpslab binary")?,
         out: a.out.clone(),
@@ -160,6 +202,8 @@ pub async fn experiment(a: ExperimentArgs) -> Result<()> {
             max_rate: a.capacity_max,
         },
         links: a.links.resolve()?,
+        node_cpus,
+        placement,
         build: format!(
             "{}, {} allocator",
             if cfg!(debug_assertions) {

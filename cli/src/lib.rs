@@ -228,7 +228,13 @@ pub fn main(allocator: tpslab_node::heap::Allocator) -> Result<()> {
             opts_cmd::print_opts();
             Ok(())
         }
-        Cmd::Experiment(a) => runtime_mt()?.block_on(experiment_cmd::experiment(a)),
+        Cmd::Experiment(a) => {
+            // Before the runtime exists, so every thread it starts inherits the mask.
+            if let Some(list) = &a.generator_cpus {
+                cpus::pin(list)?;
+            }
+            runtime_mt()?.block_on(experiment_cmd::experiment(a))
+        }
         Cmd::Advise(a) => runtime_mt()?.block_on(advise_cmd::advise(a)),
         Cmd::Profile(a) => runtime_mt()?.block_on(profile_cmd::profile(a)),
         Cmd::Probe(a) => probe_cmd::probe(a),

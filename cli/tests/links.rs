@@ -37,6 +37,7 @@ fn a_chain_over_lossy_delayed_links_commits_everything_and_agrees() {
     // Proposal, prevotes and precommits each cross a link of 25-35 ms.
     assert!(consensus["p50_ms"].as_f64().unwrap() >= 75.0, "{consensus}");
     net.check(&[]);
+    let mut lost = 0.0;
     for n in &net.file.nodes {
         let page = metrics(&n.metrics_addr);
         let shaped = page
@@ -44,7 +45,10 @@ fn a_chain_over_lossy_delayed_links_commits_everything_and_agrees() {
             .filter(|l| l.starts_with("p2p_emulated_link{") && l.contains(LINK))
             .count();
         assert_eq!(shaped, 3, "{}: {page}", n.name);
+        lost += metric(&page, "p2p_emulated_gossip_lost_total");
     }
+    // A fifth of the gossip frames was dropped, and counted (every tx still committed).
+    assert!(lost > 0.0, "no lost gossip counted");
 }
 
 #[test]

@@ -65,3 +65,36 @@ fn validators_and_the_generator_run_where_they_are_placed() {
         "{err}"
     );
 }
+
+/// `experiment --cpus/--generator-cpus`: every step's validators and the generator placed,
+/// and the report says so; a node no step has is refused before anything runs.
+#[test]
+fn an_experiment_places_its_validators_and_generator_and_records_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("exp");
+    let _turn = testnet_turn();
+    let run = quick_experiment("2s")
+        .args(["--validators", "2", "--no-profile"])
+        .args(["--cpus", "node0=0", "--generator-cpus", "0", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    succeeded(&run, "experiment --cpus");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let want = "generator cpus 0, node0 cpus 0, other validators any";
+    assert_eq!(results["info"]["placement"], want, "{}", results["info"]);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains(&format!("CPU placement: {want}")));
+
+    let run = quick_experiment("2s")
+        .args(["--validators", "2", "--cpus", "node2=0", "--out"])
+        .arg(tmp.path().join("bad"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && err.contains("node2 is not a validator of any step"),
+        "{err}"
+    );
+}

@@ -18,6 +18,8 @@ pub struct P2pMetrics {
     pub dropped: Counter,
     /// 1 per emulated link, labelled with the peer and the link spec (absent: real links).
     pub emulated_links: Family<Vec<(String, String)>, Gauge>,
+    /// Gossip frames an emulated link's `loss` dropped (all peers).
+    pub emulated_lost: Counter,
 }
 
 impl P2pMetrics {
@@ -43,6 +45,11 @@ impl P2pMetrics {
             "p2p_emulated_link",
             "Links to peers shaped in userspace (delay, jitter, rate, gossip loss)",
             self.emulated_links.clone(),
+        );
+        r.register(
+            "p2p_emulated_gossip_lost",
+            "Mempool gossip frames dropped by an emulated link's loss",
+            self.emulated_lost.clone(),
         );
     }
 }

@@ -87,7 +87,8 @@ where
             let (tx_m, rx_m) = mpsc::channel(cap);
             let input = std::mem::replace(&mut queues, [rx_c, rx_s, rx_m]);
             let shaper = Shaper::new(spec, conn_id ^ u64::from_le_bytes(first8(&peer)));
-            shaped = Some(crate::shaper::run(shaper, input, [tx_c, tx_s, tx_m]));
+            let lost = link.metrics.emulated_lost.clone();
+            shaped = Some(crate::shaper::run(shaper, input, [tx_c, tx_s, tx_m], lost));
         }
         let shaping = async move {
             match shaped {

@@ -78,11 +78,12 @@ impl Shaper {
 
 /// Runs one direction of a link until its queues close: takes a frame (consensus first)
 /// whenever the link is free, and hands each to `out` (the writer's queue for its channel)
-/// when it is due. Returns why it stopped.
+/// when it is due; counts each lost gossip frame in `lost`. Returns why it stopped.
 pub(crate) async fn run(
     mut shaper: Shaper,
     queues: [mpsc::Receiver<Queued>; 3],
     out: [mpsc::Sender<Queued>; 3],
+    lost: prometheus_client::metrics::counter::Counter,
 ) -> String {
     let [mut rx_c, mut rx_s, mut rx_m] = queues;
     // Frames on their way, by arrival, then by when they were taken (`seq` is unique, so the
@@ -108,9 +109,14 @@ pub(crate) async fn run(
                     open = false;
                     continue;
                 };
-                if let Some(due) = shaper.schedule(Instant::now(), frame.1.len(), frame.0) {
-                    seq += 1;
-                    held.push(Reverse((due, seq, frame)));
+                match shaper.schedule(Instant::now(), frame.1.len(), frame.0) {
+                    Some(due) => {
+                        seq += 1;
+                        held.push(Reverse((due, seq, frame)));
+                    }
+                    None => {
+                        lost.inc();
+                    }
                 }
             }
             else => return "send queues closed".into(),
@@ -155,7 +161,7 @@ mod tests {
         let (to, ro): (Vec<_>, Vec<_>) = (0..3).map(|_| mpsc::channel(1024)).unzip();
         let ri: [mpsc::Receiver<Queued>; 3] = ri.try_into().ok().unwrap();
         let to: [mpsc::Sender<Queued>; 3] = to.try_into().ok().unwrap();
-        tokio::spawn(run(Shaper::new(spec(s), 7), ri, to));
+        tokio::spawn(run(Shaper::new(spec(s), 7), ri, to, Default::default()));
         (ti.try_into().ok().unwrap(), ro.try_into().ok().unwrap())
     }
 

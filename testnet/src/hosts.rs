@@ -3,6 +3,7 @@
 //! and the one its peers and the harness use.
 
 use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
 use tpslab_api::config::is_host_port;
 
 /// p2p port of the first validator on a host (CometBFT's).
@@ -50,6 +51,21 @@ pub fn bind(host: &str, port: u16) -> String {
         Ok(_) => format!("{host}:{port}"),
         Err(_) => format!("0.0.0.0:{port}"),
     }
+}
+
+/// The directory of everything `host` needs.
+pub fn host_dir(out: &Path, host: &str) -> PathBuf {
+    let safe: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    out.join("hosts").join(safe)
 }
 
 /// One placement per host, in order; a host named twice gets its second validator on the

@@ -1,83 +1,15 @@
-//! `testnet init`: keys, one genesis, and a home per validator on ports from the project's
-//! range.
+//! `testnet init`: keys, one genesis, and a home per validator: on 127.0.0.1 on ports from
+//! the project's range, or on other hosts with their bundles (`--hosts`).
 
+use crate::options::{links_from, node_config, TestnetInit};
 use anyhow::{bail, Result};
 use rand::rngs::OsRng;
-use std::path::PathBuf;
-use tpslab_api::config::{ByzantineSection, Config};
+use tpslab_api::config::Config;
 use tpslab_api::genesis::{Genesis, GenesisAccounts, GenesisValidator};
 use tpslab_api::home::{write_atomic, Home};
 use tpslab_api::keyfile;
 use tpslab_api::testnet_file::{TestnetFile, TestnetNode};
-use tpslab_types::byzantine::{Behaviour, Forgery};
 use tpslab_types::keys::SigningKey;
-
-/// Options of `testnet init`.
-#[derive(Clone, Debug)]
-pub struct TestnetInit {
-    /// Number of validators.
-    pub validators: usize,
-    /// Output directory.
-    pub out: PathBuf,
-    /// Chain id.
-    pub chain_id: String,
-    /// Funded accounts.
-    pub accounts: u64,
-    /// Their seed.
-    pub seed: String,
-    /// Their balance.
-    pub balance: u64,
-    /// Config applied to every node (addresses and peers are filled in).
-    pub config: Config,
-    /// Test only: nodes (by name) made byzantine, and how.
-    pub byzantine: Vec<(String, Behaviour)>,
-    /// Test only: start every node with the fault-injection endpoint.
-    pub fault_injection: bool,
-    /// The chain's consensus engine.
-    pub consensus: tpslab_types::EngineKind,
-    /// Emulated links between the validators (real ones by default).
-    pub links: crate::links::Links,
-    /// Validators on other hosts, one per entry (`--hosts`): fixed ports, an admin token
-    /// each, and deployment bundles ([`crate::bundle`]). None: every validator on 127.0.0.1.
-    pub hosts: Option<Vec<String>>,
-}
-
-/// Parses `node3=equivocate,node2=silent` (for `testnet init --byzantine`).
-pub fn parse_byzantine(s: &str) -> Result<Vec<(String, Behaviour)>> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            let (name, b) = p
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("--byzantine wants NODE=BEHAVIOUR, got {p:?}"))?;
-            Ok((name.trim().to_string(), b.trim().parse()?))
-        })
-        .collect()
-}
-
-/// A validator's config: the template with its name, addresses, peers and links. `bind`
-/// gives the address it binds for one it is reached at (they differ on a remote host).
-pub(crate) fn node_config(
-    o: &TestnetInit,
-    n: &TestnetNode,
-    peers: Vec<String>,
-    links: std::collections::BTreeMap<String, String>,
-    bind: impl Fn(&str) -> String,
-) -> Config {
-    let mut cfg = o.config.clone();
-    cfg.moniker = n.name.clone();
-    cfg.api.grpc_addr = bind(&n.grpc_addr);
-    cfg.api.metrics_addr = bind(&n.metrics_addr);
-    cfg.api.admin_token = n.admin_token.clone();
-    cfg.p2p.listen_addr = bind(&n.p2p_addr);
-    cfg.p2p.peers = peers;
-    cfg.p2p.links = links;
-    cfg.byzantine = n.byzantine.map(|behaviour| ByzantineSection {
-        behaviour,
-        forgeries: Forgery::ALL.to_vec(),
-    });
-    cfg
-}
 
 /// One validator's home: key, genesis and config.
 fn write_home(key: &SigningKey, n: &TestnetNode, genesis: &Genesis, cfg: &Config) -> Result<()> {
@@ -87,21 +19,6 @@ fn write_home(key: &SigningKey, n: &TestnetNode, genesis: &Genesis, cfg: &Config
     genesis.save(&home.genesis())?;
     write_atomic(&home.config(), &cfg.to_toml())?;
     Ok(())
-}
-
-/// The emulated links from node `n` to each other node, by public key hex, as its config
-/// holds them: each node shapes what it sends.
-pub(crate) fn links_from<'a>(
-    links: &crate::links::Links,
-    n: &TestnetNode,
-    all: impl Iterator<Item = (&'a SigningKey, &'a TestnetNode)>,
-) -> std::collections::BTreeMap<String, String> {
-    all.filter(|(_, m)| m.name != n.name)
-        .filter_map(|(pk, m)| {
-            let spec = links.between(&n.name, &m.name)?;
-            Some((hex::encode(pk.verifying_key().as_bytes()), spec.to_string()))
-        })
-        .collect()
 }
 
 /// A testnet has validators, and its options name only them.
@@ -246,7 +163,7 @@ fn remote_nodes(o: &TestnetInit, hosts: &[String]) -> Result<Vec<TestnetNode>> {
                 metrics_addr: p.addr(p.metrics),
                 host: Some(p.host.clone()),
                 admin_token: Some(hex::encode(token)),
-                home: crate::bundle::host_dir(&o.out, &p.host).join(format!("node{i}")),
+                home: crate::hosts::host_dir(&o.out, &p.host).join(format!("node{i}")),
                 ..node(o, i)
             }
         })

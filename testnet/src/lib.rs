@@ -17,14 +17,16 @@ pub mod bundle;
 pub mod hosts;
 mod init;
 pub mod links;
+mod options;
 mod pids;
 mod process;
 pub mod prometheus;
 mod remote;
 
 pub use audit::{check, settle, status, CheckScope, NodeStatus, RaftView};
-pub use init::{init, parse_byzantine, TestnetInit};
+pub use init::init;
 pub use links::{LatencyMatrix, Links};
+pub use options::{parse_byzantine, TestnetInit};
 pub use process::{down, node_pid, start_node, stop_node, up, PortTaken};
 pub use remote::{down_remote, is_remote, RemoteStop, StopOutcome};
 pub use tpslab_api::testnet_file::{load, TestnetFile, TestnetNode};

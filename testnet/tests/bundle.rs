@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tpslab_api::config::Config;
 use tpslab_api::genesis::Genesis;
-use tpslab_testnet::bundle::{host_dir, unit_name, COMPOSE_FILE, HOME_ROOT, K8S_HOME};
+use tpslab_testnet::bundle::{unit_name, COMPOSE_FILE, HOME_ROOT, K8S_HOME};
+use tpslab_testnet::hosts::host_dir;
 use tpslab_testnet::{init, TestnetFile, TestnetInit};
 
 fn yaml(p: &Path) -> serde_yaml::Value {

@@ -193,6 +193,13 @@ fn header(r: &ExperimentResults) -> String {
             .unwrap_or("this machine's loopback, not shaped"))
     ));
     html.push_str(&format!(
+        "<p>CPU placement: {}.</p>\n",
+        esc(i
+            .placement
+            .as_deref()
+            .unwrap_or("not pinned (the generator shares every core with the validators)"))
+    ));
+    html.push_str(&format!(
         "<p>Build: {}; binary sha256 {}. Data disk: synced 4 KiB writes P50 {} / P99 {} us.</p>\n",
         esc(&i.build),
         esc(i.binary_sha256.as_deref().unwrap_or("-")),

@@ -86,6 +86,10 @@ pub struct ExperimentConfig {
     pub capacity: CapacityConfig,
     /// Emulated links between every step's validators (`--link`, `--latency-matrix`).
     pub links: tpslab_testnet::Links,
+    /// CPUs of named validators in every step (`--cpus`), as `testnet up --cpus` keeps them.
+    pub node_cpus: Vec<(String, String)>,
+    /// Where the validators and the generator ran, in words (absent: anywhere).
+    pub placement: Option<String>,
 }
 
 /// One step to run: a name, the toggle it adds (or removes), and the toggles on.

@@ -140,6 +140,10 @@ pub struct RunInfo {
     /// The emulated links between validators, in words (absent: real loopback links).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<String>,
+    /// Where the validators and the generator ran (`--cpus`, `--generator-cpus`; absent:
+    /// anywhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
 }
 
 fn no_plan() -> String {
@@ -238,6 +242,7 @@ impl ExperimentResults {
                 slo_p99_ms: cfg.capacity.slo_p99_ms,
                 capacity_trial_secs: cfg.capacity.trial.as_secs_f64(),
                 links: cfg.links.describe(),
+                placement: cfg.placement.clone(),
             },
             steps: Vec::new(),
             failed: None,

@@ -112,6 +112,11 @@ fn same_params(was: &RunInfo, now: &RunInfo) -> Result<()> {
             now.links.clone().unwrap_or_default(),
         ),
         (
+            "--cpus/--generator-cpus",
+            was.placement.clone().unwrap_or_default(),
+            now.placement.clone().unwrap_or_default(),
+        ),
+        (
             "--slo-p99",
             format!("{}ms", was.slo_p99_ms),
             format!("{}ms", now.slo_p99_ms),

@@ -81,7 +81,7 @@ pub(super) async fn start_testnet(
     config.consensus.block_interval_ms = cfg.block_interval_ms;
     config.tuning = step.tuning;
     config.app = AppKind::Transfer;
-    let file = testnet::init(&TestnetInit {
+    let mut file = testnet::init(&TestnetInit {
         validators: step.validators,
         out: dir.to_path_buf(),
         chain_id: "tpslab-experiment".into(),
@@ -95,6 +95,17 @@ pub(super) async fn start_testnet(
         links: cfg.links.clone(),
         hosts: None,
     })?;
+    if !cfg.node_cpus.is_empty() {
+        // Kept in testnet.json, so the nodes restarted by a perturbation keep it too.
+        for n in &mut file.nodes {
+            n.cpus = cfg
+                .node_cpus
+                .iter()
+                .find(|(name, _)| *name == n.name)
+                .map(|(_, l)| l.clone());
+        }
+        file.save(dir)?;
+    }
     testnet::up(
         dir,
         step.exe.as_ref().unwrap_or(&cfg.exe),

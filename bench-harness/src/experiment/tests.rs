@@ -91,6 +91,8 @@ fn test_cfg() -> ExperimentConfig {
             max_rate: 200_000,
         },
         links: Default::default(),
+        node_cpus: Vec::new(),
+        placement: None,
     }
 }
 

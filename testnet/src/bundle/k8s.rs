@@ -6,7 +6,7 @@
 //! a peer's name at every dial).
 
 use crate::hosts::{GRPC_PORT, METRICS_PORT, P2P_PORT};
-use crate::init::{links_from, node_config, TestnetInit};
+use crate::options::{links_from, node_config, TestnetInit};
 use anyhow::Result;
 use serde_json::{json, Value};
 use tpslab_api::genesis::Genesis;

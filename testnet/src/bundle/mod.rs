@@ -16,9 +16,10 @@ mod compose;
 mod k8s;
 mod systemd;
 
-use crate::init::TestnetInit;
+use crate::hosts::host_dir;
+use crate::options::TestnetInit;
 use anyhow::Result;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tpslab_api::genesis::Genesis;
 use tpslab_api::home::write_atomic;
 use tpslab_api::testnet_file::TestnetFile;
@@ -27,21 +28,6 @@ use tpslab_types::keys::SigningKey;
 pub use compose::{compose_file, COMPOSE_FILE};
 pub use k8s::{DATA_DIR as K8S_HOME, SERVICE as K8S_SERVICE};
 pub use systemd::{unit_name, HOME_ROOT};
-
-/// The directory of everything `host` needs.
-pub fn host_dir(out: &Path, host: &str) -> PathBuf {
-    let safe: String = host
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    out.join("hosts").join(safe)
-}
 
 /// Where the binary lives on a host and in the image.
 pub const BIN: &str = "/usr/local/bin/tpslab";

@@ -140,6 +140,22 @@ impl Capacity {
         }
     }
 
+    /// A warning when the P99 bound sits on the chain's latency floor: the lowest rate tried
+    /// committed its txs (>= 95 %) yet its P99 was already within 30 % of the bound. Then
+    /// which trials pass is decided by latency noise, not by load (a WAN's block time, say),
+    /// and the capacity figure says little.
+    pub fn floor_warning(&self) -> Option<String> {
+        let lowest = self.trials.iter().min_by_key(|t| t.rate)?;
+        let committed = lowest.tps >= KEEP_UP * lowest.rate as f64;
+        (committed && lowest.p99_ms >= FLOOR_SHARE * self.slo_p99_ms).then(|| {
+            format!(
+                "P99 was already {:.0} ms at {} tx/s, the lowest rate tried: the {:.0} ms bound is \
+                 on this chain's latency floor, so the capacity measures noise; raise --slo-p99",
+                lowest.p99_ms, lowest.rate, self.slo_p99_ms
+            )
+        })
+    }
+
     /// How far apart the last rate kept up and the first not are, % of the former: the
     /// search's resolution.
     pub fn resolution_pct(&self) -> Option<f64> {
@@ -147,6 +163,9 @@ impl Capacity {
         Some(100.0 * (hi - lo) as f64 / lo.max(1) as f64)
     }
 }
+
+/// A lowest-rate P99 above this share of the bound means the bound is on the latency floor.
+const FLOOR_SHARE: f64 = 0.7;
 
 /// Searches `step`'s capacity on a fresh testnet in `dir`, from `start_rate`.
 pub(super) async fn search(

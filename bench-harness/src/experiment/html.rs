@@ -246,6 +246,15 @@ fn steps_table(r: &ExperimentResults) -> String {
         ));
     }
     html.push_str("</table>\n");
+    for s in &r.steps {
+        if let Some(w) = s.capacity.as_ref().and_then(|c| c.floor_warning()) {
+            html.push_str(&format!(
+                "<p class=\"warn\"><b>{} capacity:</b> {}</p>\n",
+                esc(&r.label(s)),
+                esc(&w)
+            ));
+        }
+    }
     html
 }
 

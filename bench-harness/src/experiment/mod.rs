@@ -278,6 +278,9 @@ async fn capacity_run(
         found.p99_ms,
         found.trials.len()
     );
+    if let Some(w) = found.floor_warning() {
+        eprintln!("      WARNING: {w}");
+    }
     results.steps[i].capacity = Some(found);
     results.save(&cfg.out)
 }

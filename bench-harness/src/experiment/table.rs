@@ -143,6 +143,11 @@ impl ExperimentResults {
                 tc.show(),
                 bc.show()
             ));
+            for (name, c) in [("tuned", tc), ("baseline", bc)] {
+                if let Some(w) = c.floor_warning() {
+                    s.push_str(&format!("WARNING ({name} capacity): {w}\n"));
+                }
+            }
         }
         s
     }

@@ -221,3 +221,44 @@ fn two_engines_run_each_step_side_by_side_at_their_own_size() {
         ]
     );
 }
+
+#[test]
+fn a_capacity_bound_on_the_latency_floor_is_flagged() {
+    let trial = |rate: u64, tps: f64, p99_ms: f64| crate::experiment::Trial {
+        rate,
+        tps,
+        p99_ms,
+        censored_share: 0.0,
+        kept_up: p99_ms <= 1000.0,
+    };
+    let cap = |trials: Vec<crate::experiment::Trial>| Capacity {
+        rate: Some(1000),
+        tps: 1000.0,
+        p99_ms: 900.0,
+        failed_at: None,
+        started_at: 1000,
+        slo_p99_ms: 1000.0,
+        trials,
+    };
+    // A WAN: 968 ms at 1000 tx/s, all committed; the bound measures the floor.
+    let wan = cap(vec![
+        trial(2000, 1990.0, 1046.0),
+        trial(1000, 1000.0, 968.0),
+    ]);
+    let w = wan.floor_warning().expect("flagged");
+    assert!(
+        w.contains("968 ms at 1000 tx/s") && w.contains("--slo-p99"),
+        "{w}"
+    );
+    // Loopback: far below the bound at the lowest rate.
+    assert!(cap(vec![
+        trial(1000, 1000.0, 300.0),
+        trial(2000, 1990.0, 1200.0)
+    ])
+    .floor_warning()
+    .is_none());
+    // Overloaded at the lowest rate (not committing): a capacity problem, not the floor.
+    assert!(cap(vec![trial(1000, 500.0, 5000.0)])
+        .floor_warning()
+        .is_none());
+}

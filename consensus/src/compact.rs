@@ -174,6 +174,41 @@ impl Assembly {
     }
 }
 
+/// How many times over a block's txs one peer may have them served, per block: an honest
+/// peer asks for what its mempool lacks, then again every `FETCH_RETRY` only while answers
+/// are lost; more is a peer using us to amplify traffic (a request of a few bytes per tx
+/// returns the txs themselves).
+pub const SERVE_BUDGET_BLOCKS: usize = 4;
+
+/// Txs served per (peer, block) at the current height, against [`SERVE_BUDGET_BLOCKS`].
+#[derive(Debug, Default)]
+pub struct ServeBudget {
+    served: std::collections::HashMap<(tpslab_p2p::PeerId, Hash), usize>,
+}
+
+impl ServeBudget {
+    /// Whether `n` more of a `block_len`-tx block's txs may go to `peer`; counts them if so.
+    pub fn take(
+        &mut self,
+        peer: tpslab_p2p::PeerId,
+        block: Hash,
+        block_len: usize,
+        n: usize,
+    ) -> bool {
+        let used = self.served.entry((peer, block)).or_insert(0);
+        if *used + n > SERVE_BUDGET_BLOCKS * block_len.max(1) {
+            return false;
+        }
+        *used += n;
+        true
+    }
+
+    /// A new height: the old blocks are no longer served.
+    pub fn clear(&mut self) {
+        self.served.clear();
+    }
+}
+
 /// What to answer a peer's request for some of `block`'s txs: each index once, those inside
 /// the block only, cut into responses of at most `max_payload` bytes each (a response must
 /// travel in one frame; a request listing every slot twice gets each tx once).
@@ -223,6 +258,29 @@ pub fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_gets_a_block_a_few_times_over_and_no_more() {
+        let mut b = ServeBudget::default();
+        let (honest, greedy) = (tpslab_p2p::PeerId([1; 32]), tpslab_p2p::PeerId([2; 32]));
+        let block = Hash::from_slice("h", &[7; 32]).unwrap();
+        // An honest peer missing a fifth of 1000 txs, retrying a few times: always served.
+        for _ in 0..10 {
+            assert!(b.take(honest, block, 1000, 200));
+        }
+        // One asking for the whole block again and again: four times, then refused, without
+        // touching the honest peer's budget or another block's.
+        for _ in 0..4 {
+            assert!(b.take(greedy, block, 1000, 1000));
+        }
+        assert!(!b.take(greedy, block, 1000, 1000));
+        assert!(!b.take(greedy, block, 1000, 1));
+        assert!(b.take(honest, block, 1000, 200));
+        let other = Hash::from_slice("h", &[8; 32]).unwrap();
+        assert!(b.take(greedy, other, 1000, 1000));
+        b.clear();
+        assert!(b.take(greedy, block, 1000, 1000));
+    }
     use prost::Message;
     use tpslab_types::block::tx_root;
 

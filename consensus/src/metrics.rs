@@ -48,6 +48,8 @@ pub struct ConsensusMetrics {
     pub compact_fetched: Counter,
     /// compact-blocks: requests for missing txs sent (first asks and retries).
     pub compact_requests: Counter,
+    /// compact-blocks: peers' requests for block txs ignored, over their budget.
+    pub compact_requests_refused: Counter,
     last_commit: Arc<Mutex<Option<Instant>>>,
     accused: Arc<Mutex<std::collections::HashSet<String>>>,
 }
@@ -68,6 +70,7 @@ impl Default for ConsensusMetrics {
             compact_found: Counter::default(),
             compact_fetched: Counter::default(),
             compact_requests: Counter::default(),
+            compact_requests_refused: Counter::default(),
             last_commit: Arc::new(Mutex::new(None)),
             accused: Arc::default(),
         }
@@ -132,6 +135,11 @@ impl ConsensusMetrics {
             "consensus_compact_requests",
             "Requests for a compact proposal's missing txs (compact-blocks)",
             self.compact_requests.clone(),
+        );
+        r.register(
+            "consensus_compact_requests_refused",
+            "Peers' requests for block txs ignored: over the peer's budget for that block",
+            self.compact_requests_refused.clone(),
         );
         r.register(
             "state_block_processing_time",

@@ -68,6 +68,8 @@ pub struct Reactor {
     /// Tx hashes of candidate blocks, by block hash: computed once (when we built it, when
     /// its tx root was checked, or by the compact rebuild) and reused by the commit.
     tx_hashes: HashMap<Hash, Vec<Hash>>,
+    /// Block txs served to each peer at this height (compact-blocks requests are budgeted).
+    txs_served: crate::compact::ServeBudget,
     /// Proposals seen at the current height, by round (for re-gossip).
     proposals_seen: HashMap<u32, pb::Proposal>,
     /// Distinct proposed block hashes by round at the current height (at most two kept).
@@ -152,6 +154,7 @@ impl Reactor {
             height,
             blocks: HashMap::new(),
             tx_hashes: HashMap::new(),
+            txs_served: Default::default(),
             proposals_seen: HashMap::new(),
             proposal_values: HashMap::new(),
             rebuilds: HashMap::new(),

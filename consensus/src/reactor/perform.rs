@@ -242,6 +242,7 @@ impl Reactor {
         self.height = height + 1;
         self.blocks.clear();
         self.tx_hashes.clear();
+        self.txs_served.clear();
         self.rebuilds.clear();
         self.proposals_seen.clear();
         self.proposal_values.clear();
@@ -296,6 +297,7 @@ impl Reactor {
         self.height = height;
         self.blocks.clear();
         self.tx_hashes.clear();
+        self.txs_served.clear();
         self.rebuilds.clear();
         self.proposals_seen.clear();
         self.proposal_values.clear();

@@ -177,8 +177,9 @@ impl Reactor {
     }
 
     /// A peer asks for txs of a block: answered if we hold it whole (proposed or rebuilt),
-    /// in responses that each fit a frame.
-    pub(super) fn on_txs_request(&self, peer: PeerId, req: &pb::BlockTxsRequest) {
+    /// in responses that each fit a frame, within the peer's budget for that block
+    /// ([`crate::compact::ServeBudget`]).
+    pub(super) fn on_txs_request(&mut self, peer: PeerId, req: &pb::BlockTxsRequest) {
         if self.withholds() {
             return;
         }
@@ -189,7 +190,14 @@ impl Reactor {
             return;
         };
         let max = tpslab_p2p::max_payload_len(self.cfg.max_frame_bytes);
-        for r in answer(block, &hash, req, max) {
+        let responses = answer(block, &hash, req, max);
+        let n = responses.iter().map(|r| r.txs.len()).sum();
+        if !self.txs_served.take(peer, hash, block.txs.len(), n) {
+            self.pipeline.metrics().compact_requests_refused.inc();
+            debug!(%peer, height = req.height, txs = n, "request for block txs over the peer's budget: ignored");
+            return;
+        }
+        for r in responses {
             self.send_consensus(peer, Msg::TxsResponse(r));
         }
     }

@@ -23,6 +23,8 @@ pub struct MempoolMetrics {
     /// Gossip of an accepted tx to one peer dropped (its send queue was full), counted per
     /// tx and peer.
     pub gossip_dropped: Counter,
+    /// Gossiped txs refused for want of room and kept aside for compact proposals.
+    pub side_pool: Gauge,
 }
 
 impl MempoolMetrics {
@@ -53,6 +55,11 @@ impl MempoolMetrics {
             "mempool_gossip_dropped",
             "Tx gossip to a peer dropped on a full send queue (per tx and peer)",
             self.gossip_dropped.clone(),
+        );
+        r.register(
+            "mempool_side_pool_txs",
+            "Gossiped txs the full pool refused, kept aside to rebuild compact proposals",
+            self.side_pool.clone(),
         );
         r.register(
             "mempool_lock_wait_seconds",

@@ -135,6 +135,44 @@ fn capacity_in_txs_and_bytes_is_enforced() {
 }
 
 #[test]
+fn gossip_a_full_pool_refused_is_found_by_lookup_but_never_proposed() {
+    let (mp, _) = setup(MempoolConfig {
+        max_txs: 16,
+        ..cfg()
+    });
+    for n in 0..16 {
+        mp.check_tx(&tx(0, 1, n)).unwrap();
+    }
+    let gossip = [tx(1, 1, 0), tx(2, 1, 0), tx(3, 1, 5)];
+    let raws: Vec<&[u8]> = gossip.iter().map(|t| t.as_slice()).collect();
+    let mut results = mp.check_txs(&raws);
+    assert!(results.iter().all(|r| r
+        .as_ref()
+        .is_err_and(|e| e.reason() == RejectReason::MempoolFull)));
+    // A refusal for another reason is not kept.
+    let bad = tx(4, 1, 0)[..20].to_vec();
+    let mut raws = raws.clone();
+    raws.push(&bad);
+    results.push(mp.check_tx(&bad));
+    mp.keep_refused(&raws, &results);
+    let hashes: Vec<_> = gossip.iter().map(|t| tx_hash(t)).collect();
+    let found = mp.lookup(&hashes);
+    for (f, t) in found.iter().zip(&gossip) {
+        assert_eq!(f.as_deref(), Some(t.as_slice()));
+    }
+    assert_eq!(mp.lookup(&[tx_hash(&bad)]), vec![None]);
+    // Kept aside only: not pending, not proposed.
+    assert_eq!(mp.size(), 16);
+    assert_eq!(mp.reap(100, usize::MAX).len(), 16);
+    // As many txs as the pool (16): the oldest go first.
+    let more: Vec<Vec<u8>> = (10..26).map(|s| tx(s, 1, 0)).collect();
+    let raws: Vec<&[u8]> = more.iter().map(|t| t.as_slice()).collect();
+    let results = mp.check_txs(&raws);
+    mp.keep_refused(&raws, &results);
+    assert_eq!(mp.lookup(&hashes).iter().filter(|f| f.is_some()).count(), 0);
+}
+
+#[test]
 fn reap_is_round_robin_over_senders_in_nonce_order_and_respects_limits() {
     let (mp, _) = setup(cfg());
     // Sender 0 floods first; sender 1 and 2 arrive later.

@@ -73,6 +73,7 @@ async fn ingest(
 fn check(mempool: &Mempool<StateDb>, stages: &StageLatencies, batch: &pb::TxBatch) {
     let raws: Vec<&[u8]> = batch.txs.iter().map(|t| t.as_slice()).collect();
     let results = mempool.check_txs(&raws);
+    mempool.keep_refused(&raws, &results);
     // Gossip stage: the sender's CheckTx-done time to admission here.
     let waits = results
         .iter()

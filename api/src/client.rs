@@ -19,8 +19,13 @@ pub async fn connect(addr: &str) -> Result<NodeClient<Channel>> {
         .connect()
         .await
         .with_context(|| format!("cannot connect to node at {url}"))?;
-    Ok(NodeClient::new(channel))
+    Ok(NodeClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES))
 }
+
+/// Largest answer the client takes: a block record (GetBlock) holds a whole block, up to
+/// `consensus.max_block_bytes` (12 MiB by default, at most a 16 MiB frame) plus its commit;
+/// tonic's default of 4 MiB failed the audit on the first block above it.
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 /// The gRPC address a running node wrote into its home.
 pub fn addr_from_home(home: &Path) -> Result<String> {

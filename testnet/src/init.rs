@@ -1,7 +1,7 @@
 //! `testnet init`: keys, one genesis, and a home per validator: on 127.0.0.1 on ports from
 //! the project's range, or on other hosts with their bundles (`--hosts`).
 
-use crate::options::{links_from, node_config, TestnetInit};
+use crate::options::{configs, TestnetInit};
 use anyhow::{bail, Result};
 use rand::rngs::OsRng;
 use tpslab_api::config::Config;
@@ -102,23 +102,9 @@ pub fn init(o: &TestnetInit) -> Result<TestnetFile> {
             balance: o.balance,
         },
     };
-    let peers: Vec<String> = keys
-        .iter()
-        .zip(&nodes)
-        .map(|(k, n)| {
-            format!(
-                "{}@{}",
-                hex::encode(k.verifying_key().as_bytes()),
-                n.p2p_addr
-            )
-        })
-        .collect();
-    for (i, (k, n)) in keys.iter().zip(&nodes).enumerate() {
-        let others = peers.iter().enumerate().filter(|(j, _)| *j != i);
-        let links = links_from(&o.links, n, keys.iter().zip(&nodes));
-        let peers = others.map(|(_, p)| p.clone()).collect();
-        let cfg = node_config(o, n, peers, links, |a| bind_addr(n, a));
-        write_home(k, n, &genesis, &cfg)?;
+    let configs = configs(o, &nodes, &keys, bind_addr);
+    for ((k, n), cfg) in keys.iter().zip(&nodes).zip(&configs) {
+        write_home(k, n, &genesis, cfg)?;
     }
     let file = TestnetFile {
         chain_id: o.chain_id.clone(),

@@ -53,7 +53,7 @@ pub fn parse_byzantine(s: &str) -> Result<Vec<(String, Behaviour)>> {
 
 /// A validator's config: the template with its name, addresses, peers and links. `bind`
 /// gives the address it binds for one it is reached at (they differ on a remote host).
-pub(crate) fn node_config(
+fn node_config(
     o: &TestnetInit,
     n: &TestnetNode,
     peers: Vec<String>,
@@ -75,9 +75,40 @@ pub(crate) fn node_config(
     cfg
 }
 
+/// Every validator's config: peers are every other validator (`PUBKEY@p2p_addr`), links as
+/// `--link` asks. `bind(node, addr)` gives the address a node binds for one it is reached at.
+pub(crate) fn configs(
+    o: &TestnetInit,
+    nodes: &[TestnetNode],
+    keys: &[SigningKey],
+    bind: impl Fn(&TestnetNode, &str) -> String,
+) -> Vec<Config> {
+    let peers: Vec<String> = keys
+        .iter()
+        .zip(nodes)
+        .map(|(k, n)| {
+            format!(
+                "{}@{}",
+                hex::encode(k.verifying_key().as_bytes()),
+                n.p2p_addr
+            )
+        })
+        .collect();
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let others = peers.iter().enumerate().filter(|(j, _)| *j != i);
+            let links = links_from(&o.links, n, keys.iter().zip(nodes));
+            let peers = others.map(|(_, p)| p.clone()).collect();
+            node_config(o, n, peers, links, |a| bind(n, a))
+        })
+        .collect()
+}
+
 /// The emulated links from node `n` to each other node, by public key hex, as its config
 /// holds them: each node shapes what it sends.
-pub(crate) fn links_from<'a>(
+fn links_from<'a>(
     links: &crate::links::Links,
     n: &TestnetNode,
     all: impl Iterator<Item = (&'a SigningKey, &'a TestnetNode)>,

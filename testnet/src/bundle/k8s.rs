@@ -6,7 +6,7 @@
 //! a peer's name at every dial).
 
 use crate::hosts::{GRPC_PORT, METRICS_PORT, P2P_PORT};
-use crate::options::{links_from, node_config, TestnetInit};
+use crate::options::{configs, TestnetInit};
 use anyhow::Result;
 use serde_json::{json, Value};
 use tpslab_api::genesis::Genesis;
@@ -48,25 +48,13 @@ pub(crate) fn write(
             ..n.clone()
         })
         .collect();
-    let peers: Vec<String> = keys
-        .iter()
-        .zip(&in_cluster)
-        .map(|(k, n)| {
-            format!(
-                "{}@{}",
-                hex::encode(k.verifying_key().as_bytes()),
-                n.p2p_addr
-            )
-        })
-        .collect();
-    for (i, (k, n)) in keys.iter().zip(&in_cluster).enumerate() {
-        let others = peers.iter().enumerate().filter(|(j, _)| *j != i);
-        let links = links_from(&o.links, n, keys.iter().zip(&in_cluster));
-        let bind = |a: &str| {
-            let port = a.rsplit_once(':').map_or("0", |(_, p)| p);
-            format!("0.0.0.0:{port}")
-        };
-        let cfg = node_config(o, n, others.map(|(_, p)| p.clone()).collect(), links, bind);
+    // Pods bind every interface: their IPs are the cluster's to choose.
+    let bind = |_: &TestnetNode, a: &str| {
+        let port = a.rsplit_once(':').map_or("0", |(_, p)| p);
+        format!("0.0.0.0:{port}")
+    };
+    let configs = configs(o, &in_cluster, keys, bind);
+    for ((k, n), cfg) in keys.iter().zip(&in_cluster).zip(&configs) {
         let secret = json!({
             "apiVersion": "v1",
             "kind": "Secret",

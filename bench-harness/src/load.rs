@@ -69,6 +69,10 @@ pub struct LoadConfig {
     /// Faults to inject during the window (`--perturb`); `targets` must exclude the nodes
     /// they touch.
     pub perturb: Option<Perturb>,
+    /// Every tx pays one of this many accounts (kvstore: writes one of this many keys), so
+    /// blocks have at most this many conflict groups; None: no two senders share state
+    /// (see [`txsource`]).
+    pub hot_accounts: Option<u64>,
 }
 
 /// A send this much after its intended time counts as late (tokio's timer has 1 ms
@@ -153,6 +157,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
         &cfg.targets[0],
         tx_count(cfg)?,
         cfg.tx_size,
+        cfg.hot_accounts,
     )
     .await?;
     let hashes: Arc<Vec<Hash>> = Arc::new(set.txs.iter().map(|t| tx_hash(t)).collect());
@@ -376,6 +381,7 @@ fn report(
         target_rate,
         concurrency,
         tx_size: cfg.tx_size,
+        hot_accounts: cfg.hot_accounts,
         targets: cfg.targets.len(),
         duration_secs: secs,
         sent,

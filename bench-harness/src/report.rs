@@ -19,6 +19,9 @@ pub struct LoadReport {
     pub concurrency: Option<usize>,
     /// Approximate size of each tx, bytes.
     pub tx_size: usize,
+    /// `--hot-accounts`: every tx paid one of this many accounts (None: senders shared no state).
+    #[serde(default)]
+    pub hot_accounts: Option<u64>,
     /// Number of nodes the load was spread over.
     pub targets: usize,
     /// Measured window, seconds (warm-up excluded).
@@ -163,8 +166,12 @@ impl LoadReport {
             (None, Some(c)) => format!("{c} in flight"),
             _ => "-".into(),
         };
+        let contention = self
+            .hot_accounts
+            .map(|h| format!(", {h} hot account(s)"))
+            .unwrap_or_default();
         let mut s = format!(
-            "{} workload, {} loop, ~{} B txs, {} target(s), {:.0} s window\n\n",
+            "{} workload, {} loop, ~{} B txs{contention}, {} target(s), {:.0} s window\n\n",
             self.workload, self.mode, self.tx_size, self.targets, self.duration_secs
         );
         s.push_str(&format!(

@@ -3,6 +3,12 @@
 //! `transfer`: signed transfers from the genesis test accounts, signed in parallel on every
 //! core. `kvstore`: unsigned `key=value` writes with a per-run key prefix, so repeated runs
 //! against one chain never collide with earlier txs.
+//!
+//! Contention: by default no two senders' txs touch the same state (each sender pays its own
+//! recipient, an account past the funded ones; each kvstore tx writes its own key), so the
+//! txs of a block fall into as many conflict groups as it has senders. `hot_accounts = N`
+//! makes every tx pay one of N recipients (kvstore: write one of N keys), so a block has at
+//! most N groups: what parallel execution can and cannot overlap.
 
 use anyhow::{Context, Result};
 use tpslab_api::client::connect;
@@ -34,36 +40,75 @@ pub async fn make(
     target: &str,
     n: u64,
     tx_size: usize,
+    hot_accounts: Option<u64>,
 ) -> Result<TxSet> {
+    if hot_accounts == Some(0) {
+        anyhow::bail!("--hot-accounts must be at least 1");
+    }
     match workload {
-        AppKind::Transfer => presign(genesis, target, n, tx_size).await,
+        AppKind::Transfer => presign(genesis, target, n, tx_size, hot_accounts).await,
         AppKind::KvStore => Ok(TxSet {
-            txs: kv_txs(n, tx_size),
+            txs: match hot_accounts {
+                None => kv_txs(n, tx_size),
+                Some(hot) => kv_hot_txs(n, tx_size, hot),
+            },
             senders: n.max(1),
         }),
     }
 }
 
+fn run_id() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Pads `tx` with `v` up to `tx_size` bytes.
+fn padded(mut tx: Vec<u8>, tx_size: usize) -> Vec<u8> {
+    let pad = tx_size.saturating_sub(tx.len());
+    tx.resize(tx.len() + pad, b'v');
+    tx
+}
+
 /// `n` kvstore txs `r<run>-<i>=<padding>` of `tx_size` bytes (or just the key if longer).
 pub fn kv_txs(n: u64, tx_size: usize) -> Vec<Vec<u8>> {
-    let run = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let run = run_id();
+    (0..n)
+        .map(|i| padded(format!("r{run:x}-{i}=").into_bytes(), tx_size))
+        .collect()
+}
+
+/// `n` kvstore txs writing `r<run>-hot<i % hot>`: the value starts with `i`, so each tx is
+/// distinct (a repeated tx would be refused as a duplicate).
+fn kv_hot_txs(n: u64, tx_size: usize, hot: u64) -> Vec<Vec<u8>> {
+    let run = run_id();
     (0..n)
         .map(|i| {
-            let mut tx = format!("r{run:x}-{i}=").into_bytes();
-            let pad = tx_size.saturating_sub(tx.len());
-            tx.resize(tx.len() + pad, b'v');
-            tx
+            padded(
+                format!("r{run:x}-hot{}={i}-", i % hot).into_bytes(),
+                tx_size,
+            )
         })
         .collect()
 }
 
-/// `n` signed transfers: sender `i % senders` at its next nonces, to the next account.
-async fn presign(genesis: &Genesis, target: &str, n: u64, tx_size: usize) -> Result<TxSet> {
+/// `n` signed transfers: sender `i % senders` at its next nonces, to its own recipient or to
+/// hot recipient `i % hot`. Recipients are the seed's accounts after the funded ones (never a
+/// sender), so they share state with no other sender.
+async fn presign(
+    genesis: &Genesis,
+    target: &str,
+    n: u64,
+    tx_size: usize,
+    hot: Option<u64>,
+) -> Result<TxSet> {
     let senders = genesis.accounts.count.min(n).max(1);
     let keys: Vec<_> = (0..senders)
         .map(|i| account_key(&genesis.accounts.seed, i))
+        .collect();
+    let funded = genesis.accounts.count;
+    let recipients: Vec<_> = (0..hot.unwrap_or(senders))
+        .map(|i| address_of(&account_key(&genesis.accounts.seed, funded + i)))
         .collect();
     // Continue from the chain's nonces, so repeated runs against one chain stay valid.
     let mut client = connect(target).await?;
@@ -86,16 +131,20 @@ async fn presign(genesis: &Genesis, target: &str, n: u64, tx_size: usize) -> Res
         let handles: Vec<_> = (0..n as usize)
             .step_by(chunk)
             .map(|start| {
-                let (keys, nonces, chain) = (&keys, &nonces, &chain);
+                let (keys, nonces, chain, recipients) = (&keys, &nonces, &chain, &recipients);
                 s.spawn(move || {
                     (start..(start + chunk).min(n as usize))
                         .map(|i| {
                             let s = i % keys.len();
+                            let to = match hot {
+                                Some(_) => recipients[i % recipients.len()],
+                                None => recipients[s],
+                            };
                             encode_transfer(
                                 &keys[s],
                                 Transfer {
                                     chain_id: chain.clone(),
-                                    to: address_of(&keys[(s + 1) % keys.len()]),
+                                    to,
                                     amount: 1,
                                     nonce: nonces[s] + (i / keys.len()) as u64,
                                     fee: 1,
@@ -126,5 +175,18 @@ mod tests {
         let set: std::collections::HashSet<_> = txs.iter().collect();
         assert_eq!(set.len(), 1000);
         assert!(tpslab_app::kvstore::parse_kv(&txs[0]).is_ok());
+    }
+
+    #[test]
+    fn hot_kv_txs_share_their_keys_and_stay_distinct() {
+        let txs = kv_hot_txs(1000, 512, 3);
+        assert!(txs.iter().all(|t| t.len() == 512));
+        let set: std::collections::HashSet<_> = txs.iter().collect();
+        assert_eq!(set.len(), 1000);
+        let keys: std::collections::HashSet<_> = txs
+            .iter()
+            .map(|t| tpslab_app::kvstore::parse_kv(t).unwrap().0.to_vec())
+            .collect();
+        assert_eq!(keys.len(), 3);
     }
 }

@@ -32,6 +32,7 @@ fn cfg(target: String, mode: Mode) -> LoadConfig {
         watch: Vec::new(),
         progress: false,
         perturb: None,
+        hot_accounts: None,
     }
 }
 

@@ -43,6 +43,11 @@ pub struct LoadTarget {
     /// Approximate size of each tx in bytes (CometBFT QA uses 1024).
     #[arg(long, default_value_t = 250)]
     tx_size: usize,
+    /// Contend on purpose: every tx pays one of N accounts (kvstore: writes one of N keys), so
+    /// a block's txs fall into at most N conflict groups for parallel-exec. Default: no two
+    /// senders share state.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    hot_accounts: Option<u64>,
     /// Measured window, e.g. 30s, 500ms, 2m.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     duration: Duration,
@@ -203,6 +208,7 @@ async fn resolve(t: &LoadTarget) -> Result<LoadConfig> {
         watch,
         progress: !t.no_progress,
         perturb: None,
+        hot_accounts: t.hot_accounts,
     })
 }
 
@@ -358,6 +364,7 @@ pub async fn bench(cmd: BenchCmd) -> Result<()> {
                 watch: Vec::new(),
                 progress: false,
                 perturb: None,
+                hot_accounts: None,
             })
             .await?;
             print!("{}", report.table());

@@ -192,6 +192,7 @@ pub(super) async fn search(
         watch: Vec::new(),
         progress: false,
         perturb: None,
+        hot_accounts: None,
     };
     let found = saturate(&SaturateConfig {
         load,

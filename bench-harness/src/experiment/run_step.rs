@@ -154,6 +154,7 @@ pub(super) async fn run_step(
         watch,
         progress: false,
         perturb,
+        hot_accounts: None,
     };
     // Kernel-side evidence for the whole load; a machine without root/BTF runs on without.
     let mut session = None;

@@ -172,6 +172,7 @@ fn load_to(targets: &[&TestnetNode], chain: &Chain, rate: u64, secs: Duration) -
         watch: Vec::new(),
         progress: false,
         perturb: None,
+        hot_accounts: None,
     }
 }
 

@@ -59,6 +59,9 @@ pub struct NodeResources {
     /// their length prefix; consensus, gossip and sync together).
     #[serde(default)]
     pub p2p_sent_bytes: Option<u64>,
+    /// Bytes of the txs it committed during the window (`consensus_committed_tx_bytes`).
+    #[serde(default)]
+    pub committed_tx_bytes: Option<u64>,
     /// Top functions of the CPU profile taken in the window (when asked for).
     #[serde(default)]
     pub profile_top: Vec<crate::profile::FunctionShare>,
@@ -138,10 +141,20 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// One sample of a node: CPU time, then height, allocations and lock wait from /metrics.
-/// A sample: CPU, then `consensus_height`, `process_allocations`, lock wait seconds and p2p
-/// bytes sent, as read from /metrics.
-type Point = (Sample, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+/// One sample of a node: its CPU time (from /proc) and counters from /metrics.
+struct Point {
+    cpu: Sample,
+    /// `consensus_height`.
+    height: Option<f64>,
+    /// `process_allocations`.
+    allocs: Option<f64>,
+    /// Mempool + state lock wait, seconds.
+    lock_wait: Option<f64>,
+    /// `p2p_message_send_bytes_total`.
+    sent: Option<f64>,
+    /// `consensus_committed_tx_bytes_total`.
+    tx_bytes: Option<f64>,
+}
 
 /// A node's stage histograms, fetched at the window's edges only (they are ~10 KB of JSON).
 async fn stage_snapshot(addr: &str) -> Option<StageSnapshot> {
@@ -289,17 +302,22 @@ async fn sample(n: &Watched, r: &mut NodeResources, tasks: &mut Vec<u64>) -> Poi
     if let Some(rss) = n.pid.and_then(rss_mib) {
         r.rss_peak_mib = Some(r.rss_peak_mib.map_or(rss, |p: f64| p.max(rss)));
     }
-    let mut height = None;
-    let mut allocs = None;
-    let mut lock_wait = None;
-    let mut sent = None;
+    let mut p = Point {
+        cpu: Sample { cpu, at: cpu_at },
+        height: None,
+        allocs: None,
+        lock_wait: None,
+        sent: None,
+        tx_bytes: None,
+    };
     if let Some(addr) = &n.metrics_addr {
         if let Ok(page) = http_get(addr, "/metrics").await {
-            height = metric(&page, "consensus_height");
-            allocs = metric(&page, "process_allocations");
-            lock_wait = metric(&page, "mempool_lock_wait_seconds_total")
+            p.height = metric(&page, "consensus_height");
+            p.allocs = metric(&page, "process_allocations");
+            p.lock_wait = metric(&page, "mempool_lock_wait_seconds_total")
                 .map(|m| m + metric(&page, "state_lock_wait_seconds").unwrap_or(0.0));
-            sent = metric(&page, "p2p_message_send_bytes_total");
+            p.sent = metric(&page, "p2p_message_send_bytes_total");
+            p.tx_bytes = metric(&page, "consensus_committed_tx_bytes_total");
             if let Some(t) = metric(&page, "tokio_alive_tasks") {
                 tasks.push(t as u64);
             }
@@ -311,30 +329,24 @@ async fn sample(n: &Watched, r: &mut NodeResources, tasks: &mut Vec<u64>) -> Poi
             }
         }
     }
-    (Sample { cpu, at: cpu_at }, height, allocs, lock_wait, sent)
+    p
 }
 
 impl NodeResources {
     /// The window's figures from its first and last samples.
     fn add_deltas(&mut self, a: &Point, b: &Point) {
-        let secs = (b.0.at - a.0.at).as_secs_f64();
-        if let (Some(c0), Some(c1)) = (a.0.cpu, b.0.cpu) {
+        let secs = (b.cpu.at - a.cpu.at).as_secs_f64();
+        if let (Some(c0), Some(c1)) = (a.cpu.cpu, b.cpu.cpu) {
             if secs > 0.0 {
                 self.cpu_pct = Some(100.0 * (c1 - c0) / secs);
             }
         }
-        if let (Some(h0), Some(h1)) = (a.1, b.1) {
-            self.blocks = Some((h1 - h0).max(0.0) as u64);
-        }
-        if let (Some(x0), Some(x1)) = (a.2, b.2) {
-            self.allocations = Some((x1 - x0).max(0.0) as u64);
-        }
-        if let (Some(w0), Some(w1)) = (a.3, b.3) {
-            self.lock_wait_ms = Some(1000.0 * (w1 - w0).max(0.0));
-        }
-        if let (Some(s0), Some(s1)) = (a.4, b.4) {
-            self.p2p_sent_bytes = Some((s1 - s0).max(0.0) as u64);
-        }
+        let delta = |f: fn(&Point) -> Option<f64>| Some((f(b)? - f(a)?).max(0.0));
+        self.blocks = delta(|p| p.height).map(|d| d as u64);
+        self.allocations = delta(|p| p.allocs).map(|d| d as u64);
+        self.lock_wait_ms = delta(|p| p.lock_wait).map(|d| 1000.0 * d);
+        self.p2p_sent_bytes = delta(|p| p.sent).map(|d| d as u64);
+        self.committed_tx_bytes = delta(|p| p.tx_bytes).map(|d| d as u64);
     }
 }
 

@@ -7,7 +7,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 type EvidenceFamily = Family<Vec<(String, String)>, Counter>;
 type StepFamily = Family<Vec<(String, String)>, Histogram, fn() -> Histogram>;
@@ -33,6 +33,9 @@ pub struct ConsensusMetrics {
     /// Txs committed (including ones that failed execution). A gauge, as in CometBFT, so the
     /// exported name is exactly `consensus_total_txs`.
     pub total_txs: Gauge,
+    /// Bytes of the committed txs: with `p2p_message_send_bytes`, how many times each tx
+    /// byte crossed the wire (what compact-blocks halves).
+    pub tx_bytes: Counter,
     /// Time to execute and durably commit a block.
     pub block_processing: Histogram,
     /// Distinct validators this node holds evidence against (two conflicting signed votes
@@ -63,6 +66,7 @@ impl Default for ConsensusMetrics {
             block_interval: seconds_histogram(),
             step_duration: Family::new_with_constructor(seconds_histogram),
             total_txs: Gauge::default(),
+            tx_bytes: Counter::default(),
             block_processing: seconds_histogram(),
             byzantine_validators: Gauge::default(),
             evidence: Family::default(),
@@ -107,6 +111,11 @@ impl ConsensusMetrics {
             self.total_txs.clone(),
         );
         r.register(
+            "consensus_committed_tx_bytes",
+            "Bytes of the committed txs",
+            self.tx_bytes.clone(),
+        );
+        r.register(
             "consensus_byzantine_validators",
             "Distinct validators this node holds equivocation evidence against",
             self.byzantine_validators.clone(),
@@ -149,10 +158,11 @@ impl ConsensusMetrics {
     }
 
     /// Records a commit.
-    pub fn on_commit(&self, height: u64, txs: usize, processing_secs: f64) {
+    pub fn on_commit(&self, height: u64, txs: usize, tx_bytes: usize, processing: Duration) {
         self.height.set(height as i64);
         self.total_txs.inc_by(txs as i64);
-        self.block_processing.observe(processing_secs);
+        self.tx_bytes.inc_by(tx_bytes as u64);
+        self.block_processing.observe(processing.as_secs_f64());
         let now = Instant::now();
         if let Some(prev) = self.last_commit.lock().replace(now) {
             self.block_interval.observe((now - prev).as_secs_f64());

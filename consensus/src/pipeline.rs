@@ -247,6 +247,7 @@ impl BlockPipeline {
             Some(hs) if hs.len() == block.txs.len() => hs,
             _ => block.txs.iter().map(|t| tx_hash(t)).collect(),
         };
+        let tx_bytes: usize = block.txs.iter().map(|t| t.len()).sum();
         let applied = self
             .parts
             .ledger
@@ -255,7 +256,7 @@ impl BlockPipeline {
         self.parts.last_commit = Some(commit);
         self.parts
             .metrics
-            .on_commit(height, tx_hashes.len(), started.elapsed().as_secs_f64());
+            .on_commit(height, tx_hashes.len(), tx_bytes, started.elapsed());
         self.parts
             .pool
             .committed(&tx_hashes, applied.touched.as_ref());

@@ -90,6 +90,27 @@ pub struct Evidence {
     pub block_interval_ms: Option<f64>,
     /// Kernel-side figures, when the eBPF probes ran.
     pub probes: Option<StepProbes>,
+    /// How many times each committed tx byte was sent to each peer (p2p bytes sent by all
+    /// validators / committed tx bytes x (validators - 1)): ~1 is gossip alone, ~2 is gossip
+    /// plus whole-tx proposals.
+    #[serde(default)]
+    pub wire_copies_per_tx: Option<f64>,
+}
+
+/// [`Evidence::wire_copies_per_tx`] of one window's node figures.
+pub fn wire_copies(resources: &[crate::monitor::NodeResources]) -> Option<f64> {
+    let n = resources.len();
+    let sent: u64 = resources
+        .iter()
+        .map(|r| r.p2p_sent_bytes)
+        .sum::<Option<u64>>()?;
+    let committed: u64 = resources
+        .iter()
+        .map(|r| r.committed_tx_bytes)
+        .sum::<Option<u64>>()?;
+    // Each validator committed the same txs: their mean is the window's tx bytes.
+    let tx_bytes = committed as f64 / n as f64;
+    (n >= 2 && tx_bytes >= 1.0).then(|| sent as f64 / (tx_bytes * (n - 1) as f64))
 }
 
 impl Evidence {
@@ -112,6 +133,7 @@ impl Evidence {
             stages: r.stages.clone(),
             block_interval_ms: Some(info.block_interval_ms as f64),
             probes: step.probes.clone(),
+            wire_copies_per_tx: wire_copies(&r.resources),
         }
     }
 

@@ -102,6 +102,7 @@ pub async fn measure(dir: &Path, secs: u64, profile: bool) -> Result<Evidence> {
         },
         block_interval_ms: Some(config.consensus.block_interval_ms as f64),
         probes: None,
+        wire_copies_per_tx: super::evidence::wire_copies(&resources),
     })
 }
 

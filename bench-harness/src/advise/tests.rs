@@ -178,3 +178,56 @@ fn cpu_shares_sort_functions_by_kind_of_work() {
     assert!((c.format - 0.05).abs() < 1e-9 && (c.covered - 0.75).abs() < 1e-9);
     assert_eq!(CpuShares::of(&[]), None);
 }
+
+/// A tuned chain (every toggle but `off`) whose only notable figure is the one given.
+fn tuned_but(off: &str, set: impl FnOnce(&mut Evidence)) -> Evidence {
+    let mut e = Evidence {
+        source: "synthetic".into(),
+        enabled: tpslab_types::tuning::CATALOGUE
+            .iter()
+            .map(|t| t.name.to_string())
+            .filter(|t| t != off)
+            .collect(),
+        ..Default::default()
+    };
+    set(&mut e);
+    e
+}
+
+#[test]
+fn whole_tx_proposals_point_at_compact_blocks_and_one_copy_does_not() {
+    let twice = tuned_but("compact-blocks", |e| e.wire_copies_per_tx = Some(2.1));
+    assert_eq!(advise(&twice).next(), Some("compact-blocks"));
+    let once = tuned_but("compact-blocks", |e| e.wire_copies_per_tx = Some(1.15));
+    assert_eq!(advise(&once).next(), None);
+}
+
+#[test]
+fn txs_verified_again_at_execution_point_at_parallel_exec_once_sig_cache_is_on() {
+    let again = tuned_but("parallel-exec", |e| e.verifications_per_tx = Some(1.4));
+    assert_eq!(advise(&again).next(), Some("parallel-exec"));
+    let once = tuned_but("parallel-exec", |e| e.verifications_per_tx = Some(1.02));
+    assert_eq!(advise(&once).next(), None);
+    // Without sig-cache, every block re-verifies: that is sig-cache's finding first.
+    let mut naive = again.clone();
+    naive.enabled.retain(|t| t != "sig-cache");
+    naive.verifications_per_tx = Some(1.9);
+    assert_eq!(advise(&naive).next(), Some("sig-cache"));
+}
+
+#[test]
+fn wire_copies_divide_bytes_sent_by_tx_bytes_per_peer() {
+    let node = |sent: u64, tx: u64| crate::monitor::NodeResources {
+        p2p_sent_bytes: Some(sent),
+        committed_tx_bytes: Some(tx),
+        ..Default::default()
+    };
+    // 4 validators committed 1 MB of txs each and sent 6 MB together: 2 copies per peer.
+    let four: Vec<_> = (0..4).map(|_| node(1_500_000, 1_000_000)).collect();
+    let c = super::evidence::wire_copies(&four).unwrap();
+    assert!((c - 2.0).abs() < 1e-9, "{c}");
+    assert_eq!(super::evidence::wire_copies(&four[..1]), None, "no peers");
+    let mut unknown = four.clone();
+    unknown[2].committed_tx_bytes = None;
+    assert_eq!(super::evidence::wire_copies(&unknown), None);
+}

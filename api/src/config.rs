@@ -79,7 +79,8 @@ pub struct Config {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ByzantineSection {
-    /// equivocate, double-propose, invalid-block, silent, garbage or withhold-txs.
+    /// equivocate, double-propose, invalid-block, silent, garbage, withhold-txs or
+    /// flood-tx-requests.
     pub behaviour: Behaviour,
     /// For invalid-block: the forgeries cycled through, one per proposal (default: all of
     /// tx-root, app-hash, height, time, oversize, bad-sig-tx).

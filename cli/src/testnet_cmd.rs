@@ -118,7 +118,7 @@ pub struct TestnetInitArgs {
     #[arg(long, default_value = "bft")]
     consensus: tpslab_types::EngineKind,
     /// Test only: make nodes lie, e.g. `node3=equivocate` or `node2=silent,node3=silent`
-    /// (equivocate, double-propose, invalid-block, silent, garbage, withhold-txs). They get a [byzantine]
+    /// (equivocate, double-propose, invalid-block, silent, garbage, withhold-txs, flood-tx-requests). They get a [byzantine]
     /// config section, are started with --allow-byzantine, get no load from `load
     /// --testnet`, and `testnet check --honest-only` leaves them out.
     #[arg(long)]

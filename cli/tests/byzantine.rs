@@ -188,6 +188,28 @@ fn one_proposer_of_four_withholding_a_tx_costs_rounds_not_the_chain() {
     }
 }
 
+#[test]
+fn one_validator_of_four_flooding_tx_requests_is_served_its_budget_and_no_more() {
+    // one_of_four: every accepted tx committed, the honest nodes agree.
+    let (_tmp, net, _) = one_of_four("flood-tx-requests");
+    let log3 = log(&net, 3);
+    assert!(!log3.contains("panicked"), "{log3}");
+    // node3 asked for every block's txs 8 times; past 4 blocks' worth a block, the
+    // honest nodes holding the block ignored it, and counted that.
+    let refused: Vec<f64> = (0..3)
+        .map(|n| {
+            metric(
+                &metrics(&net, n),
+                "consensus_compact_requests_refused_total ",
+            )
+        })
+        .collect();
+    assert!(
+        refused.iter().all(|r| *r >= 1.0),
+        "every honest node holds the blocks it commits, so each refused some: {refused:?}"
+    );
+}
+
 /// Height of `node`, 0 if unreachable.
 fn height(file: &TestnetFile, node: usize) -> u64 {
     let rt = tokio::runtime::Runtime::new().unwrap();

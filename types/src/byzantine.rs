@@ -26,17 +26,23 @@ pub enum Behaviour {
     /// else has, and never answers a peer's request for it: honest validators cannot
     /// rebuild the block, prevote nil when `timeout_propose` ends and go to the next round.
     WithholdTxs,
+    /// Asks the sender of every proposal, and every other peer, for all of the block's txs
+    /// eight times over (compact-blocks requests): honest validators serve each peer at most
+    /// four times a block's txs per block and ignore the rest, so the liar cannot use them
+    /// to amplify traffic.
+    FloodTxRequests,
 }
 
 impl Behaviour {
     /// Every behaviour, in documentation order.
-    pub const ALL: [Behaviour; 6] = [
+    pub const ALL: [Behaviour; 7] = [
         Behaviour::Equivocate,
         Behaviour::DoublePropose,
         Behaviour::InvalidBlock,
         Behaviour::Silent,
         Behaviour::Garbage,
         Behaviour::WithholdTxs,
+        Behaviour::FloodTxRequests,
     ];
 
     /// The config spelling.
@@ -48,6 +54,7 @@ impl Behaviour {
             Behaviour::Silent => "silent",
             Behaviour::Garbage => "garbage",
             Behaviour::WithholdTxs => "withhold-txs",
+            Behaviour::FloodTxRequests => "flood-tx-requests",
         }
     }
 }

@@ -83,6 +83,9 @@ fn sort_key(v: &Option<Hash>) -> [u8; 32] {
     v.map_or([0xff; 32], |h| h.0)
 }
 
+/// How many times a flooding validator asks for a proposal's txs.
+const FLOOD_ROUNDS: usize = 8;
+
 impl Reactor {
     /// The misbehaviour configured, if any.
     pub(super) fn behaviour(&self) -> Option<Behaviour> {
@@ -174,6 +177,22 @@ impl Reactor {
             "byzantine: proposing a forged block"
         );
         Ok((block, hash, None))
+    }
+
+    /// Flood mode: for a proposal of `txs` txs, asks every peer for all of them
+    /// [`FLOOD_ROUNDS`] times (twice what an honest validator serves a peer per block).
+    pub(super) fn flood_tx_requests(&self, height: u64, block_hash: &[u8], txs: usize) {
+        if self.behaviour() != Some(Behaviour::FloodTxRequests) || txs == 0 {
+            return;
+        }
+        let req = Msg::TxsRequest(pb::BlockTxsRequest {
+            height,
+            block_hash: block_hash.to_vec(),
+            indexes: (0..txs as u32).collect(),
+        });
+        for _ in 0..FLOOD_ROUNDS {
+            self.broadcast(req.clone());
+        }
     }
 
     /// Whether this validator keeps the txs its peers ask for to itself.

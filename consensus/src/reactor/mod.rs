@@ -269,6 +269,11 @@ impl Reactor {
         if height != self.height {
             return Ok(());
         }
+        if let Some(Msg::Proposal(p)) = &m.msg {
+            let txs = p.block.as_ref().map(|b| b.txs.len());
+            let txs = txs.or(p.compact.as_ref().map(|c| c.tx_hashes.len()));
+            self.flood_tx_requests(p.height, &p.block_hash, txs.unwrap_or(0));
+        }
         let (kind, round, checked) = match m.msg {
             Some(Msg::Proposal(p)) => {
                 (MessageKind::Proposal, p.round, self.check_proposal(peer, p))

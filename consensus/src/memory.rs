@@ -111,6 +111,10 @@ impl TxPool for MemPool {
         self.txs.lock().len()
     }
 
+    fn bytes(&self) -> usize {
+        self.txs.lock().iter().map(|t| t.len()).sum()
+    }
+
     fn lookup(&self, hashes: &[Hash]) -> Vec<Option<Arc<[u8]>>> {
         let txs = self.txs.lock();
         let by_hash: std::collections::HashMap<Hash, &Arc<[u8]>> =

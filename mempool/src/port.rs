@@ -19,6 +19,10 @@ impl<S: StateView + Send + Sync> TxPool for Mempool<S> {
         Mempool::size(self)
     }
 
+    fn bytes(&self) -> usize {
+        Mempool::bytes(self)
+    }
+
     fn lookup(&self, hashes: &[Hash]) -> Vec<Option<Arc<[u8]>>> {
         Mempool::lookup(self, hashes)
     }

@@ -157,6 +157,7 @@ pub(crate) fn bft_reactor(
                 precommit_delta: ms(c.timeout_precommit_delta_ms),
             },
             commit_pause: c.block_interval(),
+            adaptive_pause: crate::paths::adaptive_pause(cfg),
             max_frame_bytes: cfg.p2p.max_frame_bytes,
             compact_blocks: crate::paths::compact_blocks(cfg),
             byzantine: cfg.byzantine.as_ref().map(|b| Byzantine {

@@ -25,6 +25,12 @@ pub(crate) fn compact_blocks(cfg: &Config) -> bool {
     cfg.tuning.compact_blocks
 }
 
+/// adaptive-pause: whether the pause after a BFT commit follows the height's work and ends
+/// when a full block waits, or is always `block_interval_ms`.
+pub(crate) fn adaptive_pause(cfg: &Config) -> bool {
+    cfg.tuning.adaptive_pause
+}
+
 /// sig-cache: one cache of verified tx hashes, filled at CheckTx and read at execution; off,
 /// none exists (nothing fills or reads it).
 pub(crate) fn sig_cache(cfg: &Config) -> Option<Arc<SigCache>> {

@@ -121,6 +121,9 @@ pub trait TxPool: Send + Sync {
     /// Number of pending txs.
     fn size(&self) -> usize;
 
+    /// Total bytes of the pending txs.
+    fn bytes(&self) -> usize;
+
     /// The pending txs with these hashes, in the same order (None where not pending): how a
     /// peer rebuilds a compact block from its own pool.
     fn lookup(&self, hashes: &[Hash]) -> Vec<Option<Arc<[u8]>>>;

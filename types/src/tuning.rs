@@ -115,6 +115,13 @@ pub const CATALOGUE: &[Toggle] = &[
         models: "sequential DeliverTx (Cosmos SDK, CometBFT's ABCI); conflict-set scheduling (Solana's Sealevel account locks) and Aptos Block-STM's parallel execution with ordered commit",
         moves: "block processing time of blocks with unverified txs (1000 transfers: 17.6 -> 10.5 ms on 2 cores), consensus stage latency; nothing when every tx was verified at CheckTx",
     },
+    Toggle {
+        name: "adaptive-pause",
+        naive: "after every commit a BFT validator waits block_interval_ms (200 ms) before the next height, however long the height took and however many txs wait",
+        tuned: "the pause lasts as long as the height it follows took (its start to its commit), between 10 ms and block_interval_ms, and ends as soon as the mempool holds a full block: short on an idle chain, as long as the work on a busy one (blocks stay large), none while full blocks wait",
+        models: "CometBFT's fixed timeout_commit (1 s by default, tuned by hand per chain); proposing once a block is full (the solo and Raft engines, Narwhal's batch size trigger) and batch windows that follow the service time (Nagle-style adaptive batching)",
+        moves: "mempool stage latency below capacity (the pause is most of it), blocks per second when the mempool holds full blocks (kvstore near capacity); BFT only (Raft proposes as txs arrive)",
+    },
 ];
 
 /// Which toggles are on. Field names are the toggle names with `_`.
@@ -147,6 +154,8 @@ pub struct Tuning {
     pub compact_blocks: bool,
     /// See [`CATALOGUE`].
     pub parallel_exec: bool,
+    /// See [`CATALOGUE`].
+    pub adaptive_pause: bool,
 }
 
 impl Default for Tuning {
@@ -177,6 +186,7 @@ impl Tuning {
             zero_copy_net: false,
             compact_blocks: false,
             parallel_exec: false,
+            adaptive_pause: false,
         }
     }
 
@@ -196,6 +206,7 @@ impl Tuning {
             zero_copy_net: true,
             compact_blocks: true,
             parallel_exec: true,
+            adaptive_pause: true,
         }
     }
 
@@ -214,6 +225,7 @@ impl Tuning {
             "zero-copy-net" => &mut self.zero_copy_net,
             "compact-blocks" => &mut self.compact_blocks,
             "parallel-exec" => &mut self.parallel_exec,
+            "adaptive-pause" => &mut self.adaptive_pause,
             other => return Err(UnknownToggle(other.to_string())),
         })
     }

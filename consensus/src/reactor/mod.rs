@@ -28,6 +28,7 @@ use tracing::{debug, info, warn};
 
 mod block_sync;
 mod byzantine;
+mod pause;
 mod perform;
 mod rebuild;
 mod verify;
@@ -43,6 +44,9 @@ pub struct ReactorConfig {
     /// Pause after a commit before the next height starts (CometBFT's timeout_commit), so txs
     /// can gather for the next block.
     pub commit_pause: Duration,
+    /// adaptive-pause toggle: the pause follows the height's work (at most `commit_pause`)
+    /// and ends when the mempool holds a full block ([`pause`]).
+    pub adaptive_pause: bool,
     /// `p2p.max_frame_bytes`: block-sync responses are cut to fit it.
     pub max_frame_bytes: usize,
     /// compact-blocks toggle: our proposals carry tx hashes instead of txs (peers' compact
@@ -87,6 +91,10 @@ pub struct Reactor {
     /// After a commit: when `height` (already the next one) starts. A timer, not a sleep, so
     /// peers' gossip and next-height messages keep flowing during the pause.
     start_at: Option<tokio::time::Instant>,
+    /// adaptive-pause: what may end the pause before `start_at`.
+    early: Option<pause::Early>,
+    /// When the current height started (the adaptive pause after it follows its length).
+    height_started: Option<tokio::time::Instant>,
     /// Set when this validator is told to misbehave.
     byz: Option<ByzState>,
 }
@@ -163,6 +171,8 @@ impl Reactor {
             rx_timeouts,
             sync_asked: None,
             start_at: None,
+            early: None,
+            height_started: None,
             step_since: (crate::bft::Step::Unstarted, std::time::Instant::now()),
         })
     }
@@ -183,6 +193,9 @@ impl Reactor {
         let garbage = self.behaviour() == Some(tpslab_types::byzantine::Behaviour::Garbage);
         let mut fetch_tick = tokio::time::interval(rebuild::FETCH_RETRY);
         fetch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // adaptive-pause looks at the mempool this often while it pauses.
+        let mut pause_tick = tokio::time::interval(pause::CHECK_EVERY);
+        pause_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let start_at = self.start_at;
             let flush_at = self.byz.as_ref().and_then(|b| b.flush_at);
@@ -194,6 +207,11 @@ impl Reactor {
                 _ = tokio::time::sleep_until(start_at.unwrap_or_else(tokio::time::Instant::now)),
                     if start_at.is_some() => {
                     self.start_height(self.height).await?;
+                }
+                _ = pause_tick.tick(), if self.early.is_some() => {
+                    if self.pause_over() {
+                        self.start_height(self.height).await?;
+                    }
                 }
                 _ = status_tick.tick() => {
                     let msg = SyncMsg::Status(pb::SyncStatus { height: self.height - 1 });

@@ -247,7 +247,7 @@ impl Reactor {
         self.proposals_seen.clear();
         self.proposal_values.clear();
         self.byz_new_height();
-        self.start_at = Some(tokio::time::Instant::now() + self.cfg.commit_pause);
+        self.schedule_next_height();
         Ok(())
     }
 
@@ -294,6 +294,8 @@ impl Reactor {
     /// Moves consensus to `height` (after a commit or a sync) and replays buffered messages.
     pub(super) async fn start_height(&mut self, height: u64) -> ConsensusResult<()> {
         self.start_at = None;
+        self.early = None;
+        self.height_started = Some(tokio::time::Instant::now());
         self.height = height;
         self.blocks.clear();
         self.tx_hashes.clear();

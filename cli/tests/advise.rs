@@ -94,9 +94,16 @@ async fn advise_on_a_running_testnet_under_load_reads_its_figures_and_names_sig_
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // The generator pre-signs its txs first; start watching once they flow.
+    // The generator pre-signs its txs first; start watching once they flow (node0's
+    // committed-tx counter: reading the chain block by block would take longer each poll,
+    // and small blocks make many).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while txs_on_chain(&net.file.nodes[0].grpc_addr).await < 300 {
+    let metrics_addr = net.file.nodes[0].metrics_addr.clone();
+    let committed = || async {
+        let page = tpslab_bench::monitor::http_get(&metrics_addr, "/metrics").await;
+        page.map_or(0.0, |p| metric(&p, "consensus_total_txs "))
+    };
+    while committed().await < 300.0 {
         assert!(
             std::time::Instant::now() < deadline,
             "the load never reached the chain"

@@ -179,15 +179,21 @@ impl Reactor {
         Ok((block, hash, None))
     }
 
-    /// Flood mode: for a proposal of `txs` txs, asks every peer for all of them
+    /// Flood mode: for a proposal, asks every peer for all of its txs
     /// [`FLOOD_ROUNDS`] times (twice what an honest validator serves a peer per block).
-    pub(super) fn flood_tx_requests(&self, height: u64, block_hash: &[u8], txs: usize) {
-        if self.behaviour() != Some(Behaviour::FloodTxRequests) || txs == 0 {
+    pub(super) fn flood_tx_requests(&self, p: &pb::Proposal) {
+        if self.behaviour() != Some(Behaviour::FloodTxRequests) {
+            return;
+        }
+        let txs = p.block.as_ref().map(|b| b.txs.len());
+        let txs = txs.or(p.compact.as_ref().map(|c| c.tx_hashes.len()));
+        let txs = txs.unwrap_or(0);
+        if txs == 0 {
             return;
         }
         let req = Msg::TxsRequest(pb::BlockTxsRequest {
-            height,
-            block_hash: block_hash.to_vec(),
+            height: p.height,
+            block_hash: p.block_hash.clone(),
             indexes: (0..txs as u32).collect(),
         });
         for _ in 0..FLOOD_ROUNDS {

@@ -288,9 +288,7 @@ impl Reactor {
             return Ok(());
         }
         if let Some(Msg::Proposal(p)) = &m.msg {
-            let txs = p.block.as_ref().map(|b| b.txs.len());
-            let txs = txs.or(p.compact.as_ref().map(|c| c.tx_hashes.len()));
-            self.flood_tx_requests(p.height, &p.block_hash, txs.unwrap_or(0));
+            self.flood_tx_requests(p);
         }
         let (kind, round, checked) = match m.msg {
             Some(Msg::Proposal(p)) => {

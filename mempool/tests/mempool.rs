@@ -262,6 +262,52 @@ fn kvstore_txs_are_admitted_in_arrival_order() {
     assert_eq!(reason(mp.check_tx(b"k1=v")), RejectReason::Duplicate);
 }
 
+/// Committed kvstore txs leave the arrival queue lazily: one committed from the middle is never
+/// reaped again, and one committed, forgotten by the seen cache and submitted again is reaped
+/// once, at its new place.
+#[test]
+fn kvstore_commits_from_the_middle_and_readmissions_reap_once() {
+    let (mp, _) = setup(MempoolConfig {
+        app: AppKind::KvStore,
+        cache_size: 1,
+        ..cfg()
+    });
+    let a = mp.check_tx(b"a=1").unwrap();
+    let b = mp.check_tx(b"b=1").unwrap();
+    mp.check_tx(b"c=1").unwrap();
+    let reaped = |mp: &Mempool<MemState>| -> Vec<Vec<u8>> {
+        mp.reap(10, 1 << 20).iter().map(|t| t.to_vec()).collect()
+    };
+    mp.update(&[b], None);
+    assert_eq!(reaped(&mp), vec![b"a=1".to_vec(), b"c=1".to_vec()]);
+    // The cache remembers one hash: after d, b is new again. Its stale entry sits between a
+    // and c, its new one after d.
+    mp.check_tx(b"d=1").unwrap();
+    mp.check_tx(b"b=1").unwrap();
+    let [a1, b1, c1, d1] = [b"a=1", b"b=1", b"c=1", b"d=1"].map(|t| t.to_vec());
+    assert_eq!(reaped(&mp), vec![a1, c1.clone(), d1.clone(), b1]);
+    let stats = mp.update(&[a, b], None);
+    assert_eq!((stats.removed, stats.remaining), (2, 2));
+    assert_eq!(reaped(&mp), vec![c1.clone(), d1.clone()]);
+    // Many commits from the middle: what stays pending is reaped in order, nothing twice.
+    let hashes: Vec<_> = (0..3000)
+        .map(|i| mp.check_tx(format!("k{i}=v").as_bytes()).unwrap())
+        .collect();
+    let odd: Vec<_> = hashes.iter().skip(1).step_by(2).copied().collect();
+    mp.update(&odd, None);
+    let want: Vec<Vec<u8>> = [c1, d1]
+        .into_iter()
+        .chain((0..3000).step_by(2).map(|i| format!("k{i}=v").into_bytes()))
+        .collect();
+    assert_eq!(
+        mp.reap(5000, usize::MAX)
+            .iter()
+            .map(|t| t.to_vec())
+            .collect::<Vec<_>>(),
+        want
+    );
+}
+
 /// CheckTx one by one and in batches (sig-batch) give every crafted signature shape the same
 /// verdict, whatever the rest of the batch (see types/src/sig.rs for the rule).
 #[test]

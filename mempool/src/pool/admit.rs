@@ -272,9 +272,11 @@ impl<S: StateView> Mempool<S> {
             return Err(CheckTxError::Duplicate { hash });
         }
         self.check_room(inner, raw.len())?;
+        inner.seq += 1;
+        let seq = inner.seq;
         let Some(lane) = lane else {
-            inner.fifo.push_back(hash);
-            return Ok(self.store(inner, hash, raw, 0, 0));
+            inner.fifo.push_back((seq, hash));
+            return Ok(self.store(inner, hash, raw, (0, 0), seq));
         };
         let st = match inner.senders.get(&lane.sender) {
             Some(q) => q.state(),
@@ -282,8 +284,6 @@ impl<S: StateView> Mempool<S> {
         };
         check_nonce_and_funds(&lane, st)?;
         let cost = lane.cost.unwrap_or(u64::MAX);
-        inner.seq += 1;
-        let seq = inner.seq;
         let q = inner.senders.entry(lane.sender).or_insert(SenderQueue {
             first_seq: seq,
             next_nonce: st.next_nonce,
@@ -293,11 +293,20 @@ impl<S: StateView> Mempool<S> {
         q.next_nonce += 1;
         q.available -= cost;
         q.txs.push_back(hash);
-        Ok(self.store(inner, hash, raw, lane.nonce, cost))
+        Ok(self.store(inner, hash, raw, (lane.nonce, cost), seq))
     }
 
     /// Stores an admitted tx (already queued for its ordering); returns the new pool size.
-    fn store(&self, inner: &mut Inner, hash: Hash, raw: &[u8], nonce: u64, cost: u64) -> usize {
+    /// `lane` is the tx's (nonce, cost), zeros without a lane; `seq` its arrival number.
+    fn store(
+        &self,
+        inner: &mut Inner,
+        hash: Hash,
+        raw: &[u8],
+        lane: (u64, u64),
+        seq: u64,
+    ) -> usize {
+        let (nonce, cost) = lane;
         inner.txs.insert(
             hash,
             Entry {
@@ -306,6 +315,7 @@ impl<S: StateView> Mempool<S> {
                 cost,
                 admitted: Instant::now(),
                 proposed: false,
+                seq,
             },
         );
         inner.bytes += raw.len();

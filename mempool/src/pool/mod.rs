@@ -31,6 +31,8 @@ struct Entry {
     /// Whether it has been reaped into a proposal before (a failed round reaps it again; only
     /// the first time counts as its wait).
     proposed: bool,
+    /// Arrival number: a `fifo` entry stands for this tx only while the numbers match.
+    seq: u64,
 }
 
 /// One sender's pending txs, contiguous nonces from the committed nonce up.
@@ -57,8 +59,10 @@ impl SenderQueue {
 struct Inner {
     txs: HashMap<Hash, Entry>,
     senders: HashMap<Address, SenderQueue>,
-    /// kvstore txs in arrival order (they have no sender or nonce).
-    fifo: VecDeque<Hash>,
+    /// kvstore txs in arrival order (they have no sender or nonce), with their arrival
+    /// numbers. Committed ones leave lazily (see [`Mempool::update`]): an entry whose tx is
+    /// gone, or was admitted again since, is stale and skipped.
+    fifo: VecDeque<(u64, Hash)>,
     bytes: usize,
     seq: u64,
     seen: SeenCache,
@@ -184,9 +188,12 @@ impl<S: StateView> Mempool<S> {
         } = &mut *g;
         let mut out = Vec::with_capacity(max_txs.min(txs.len()));
         let mut bytes = 0usize;
-        // Takes `h` if it fits; false once the proposal is full.
-        let mut take = |h: &Hash| -> bool {
-            let Some(e) = txs.get_mut(h) else { return true };
+        // Takes `h` (if `seq` is its arrival number, when given) if it fits; false once the
+        // proposal is full.
+        let mut take = |h: &Hash, seq: Option<u64>| -> bool {
+            let Some(e) = txs.get_mut(h).filter(|e| seq.is_none_or(|s| s == e.seq)) else {
+                return true;
+            };
             if out.len() >= max_txs || bytes + e.raw.len() > max_bytes {
                 return false;
             }
@@ -199,7 +206,7 @@ impl<S: StateView> Mempool<S> {
             true
         };
         // An app's txs are all in lanes or all in the fifo.
-        let fifo_full = fifo.iter().any(|h| !take(h));
+        let fifo_full = fifo.iter().any(|(s, h)| !take(h, Some(*s)));
         if !fifo_full {
             let mut queues: Vec<&SenderQueue> = senders.values().collect();
             queues.sort_unstable_by_key(|q| q.first_seq);
@@ -208,7 +215,7 @@ impl<S: StateView> Mempool<S> {
                 for q in &queues {
                     let Some(h) = q.txs.get(round) else { continue };
                     any = true;
-                    if !take(h) {
+                    if !take(h, None) {
                         break 'rounds;
                     }
                 }
@@ -248,7 +255,17 @@ impl<S: StateView> Mempool<S> {
             seen,
             ..
         } = inner;
-        fifo.retain(|h| txs.contains_key(h));
+        // Proposals reap the oldest txs, so most committed ones are at the front; the rest
+        // (a peer's proposal orders txs as they reached it) stay as stale entries that reap
+        // skips, until they outnumber the pending txs. Removing each from the middle at once
+        // cost a lookup per pending tx per block (~5 % of a validator's CPU at 25k tx/s).
+        let live = |(s, h): &(u64, Hash)| txs.get(h).is_some_and(|e| e.seq == *s);
+        while fifo.front().is_some_and(|x| !live(x)) {
+            fifo.pop_front();
+        }
+        if fifo.len() > 2 * txs.len() + 1024 {
+            fifo.retain(live);
+        }
         senders.retain(|addr, q| {
             let before = q.txs.len();
             q.txs.retain(|h| txs.contains_key(h));

@@ -1,5 +1,6 @@
 //! Ports that cannot race: testnet ports come from the project's range below the ephemeral
-//! one; a node whose port is taken exits naming the address and `testnet up` says so; an
+//! one; a node whose port is taken exits naming the address and `testnet up` says so (also
+//! when what holds the port is another validator answering status calls); an
 //! experiment that cannot run a step still leaves results.json and report.html saying which
 //! step failed and why.
 
@@ -36,6 +37,37 @@ fn a_taken_port_is_named_when_the_testnet_starts() {
         assert!(err.contains(needle), "{needle}: {err}");
     }
     assert!(!err.contains("Stack backtrace"), "{err}");
+}
+
+/// Another testnet's validator already serves node0's gRPC address: `testnet up` must not
+/// take its answers for node0's (it used to report the testnet up while node0 had exited).
+#[test]
+fn another_validator_on_the_grpc_port_is_not_taken_for_the_node() {
+    let a_dir = tempfile::tempdir().unwrap();
+    let a = TestNet::up(a_dir.path().to_path_buf(), 1, 10, "");
+    let taken = &a.file.nodes[0].grpc_addr;
+    let dir = tempfile::tempdir().unwrap();
+    let file = testnet_init(dir.path(), 1);
+    let mine = &file.nodes[0].grpc_addr;
+    for f in [
+        file.nodes[0].home.join("config.toml"),
+        dir.path().join("testnet.json"),
+    ] {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(text.contains(mine.as_str()));
+        std::fs::write(&f, text.replace(mine.as_str(), taken)).unwrap();
+    }
+    let up = testnet_up_then_down(dir.path());
+    assert!(!up.status.success());
+    let err = String::from_utf8_lossy(&up.stderr);
+    assert!(
+        err.contains("node0 could not bind its port") || err.contains("another validator answers"),
+        "{err}"
+    );
+    assert!(err.contains(taken.as_str()), "{err}");
+    // The other testnet's validator still serves.
+    assert!(std::net::TcpStream::connect(taken.as_str()).is_ok());
+    drop(a);
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tpslab_api::client::connect;
 use tpslab_api::home::Home;
+use tpslab_api::keyfile;
 use tpslab_api::proto::StatusRequest;
 use tpslab_api::testnet_file::{load, TestnetFile, TestnetNode};
 
@@ -70,10 +71,20 @@ pub async fn up(dir: &Path, exe: &Path, timeout: Duration) -> Result<TestnetFile
     }
     let deadline = Instant::now() + timeout;
     for n in &t.nodes {
+        // Whoever answers must be this node: a node of an older testnet still running on the
+        // same ports (its dir deleted and initialised again) would answer too, while the one
+        // just started exits on the taken port or is slower to bind.
+        let own = keyfile::load(&Home(n.home.clone()).key())
+            .map(|k| k.verifying_key().to_bytes().to_vec())
+            .ok();
+        let mut stranger = false;
         loop {
             if let Ok(mut c) = connect(&n.grpc_addr).await {
-                if c.status(StatusRequest {}).await.is_ok() {
-                    break;
+                if let Ok(r) = c.status(StatusRequest {}).await {
+                    if own.as_ref().is_none_or(|k| *k == r.get_ref().validator) {
+                        break;
+                    }
+                    stranger = true;
                 }
             }
             if read_pid(n).is_some_and(|p| !alive(p)) {
@@ -90,6 +101,14 @@ pub async fn up(dir: &Path, exe: &Path, timeout: Duration) -> Result<TestnetFile
                     "{} exited at start: {cause} (log: {})",
                     n.name,
                     log.display()
+                );
+            }
+            if Instant::now() > deadline && stranger {
+                bail!(
+                    "{}: another validator answers on {}, not the one this testnet started \
+                     (a node of an older testnet still running there? stop it first)",
+                    n.name,
+                    n.grpc_addr
                 );
             }
             if Instant::now() > deadline {

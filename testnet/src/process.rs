@@ -103,15 +103,15 @@ pub async fn up(dir: &Path, exe: &Path, timeout: Duration) -> Result<TestnetFile
                     log.display()
                 );
             }
-            if Instant::now() > deadline && stranger {
-                bail!(
-                    "{}: another validator answers on {}, not the one this testnet started \
-                     (a node of an older testnet still running there? stop it first)",
-                    n.name,
-                    n.grpc_addr
-                );
-            }
             if Instant::now() > deadline {
+                if stranger {
+                    bail!(
+                        "{}: another validator answers on {}, not the one this testnet started \
+                         (a node of an older testnet still running there? stop it first)",
+                        n.name,
+                        n.grpc_addr
+                    );
+                }
                 bail!("{} did not become healthy in {timeout:?}", n.name);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -185,9 +185,9 @@ impl Reactor {
         if self.behaviour() != Some(Behaviour::FloodTxRequests) {
             return;
         }
-        let txs = p.block.as_ref().map(|b| b.txs.len());
-        let txs = txs.or(p.compact.as_ref().map(|c| c.tx_hashes.len()));
-        let txs = txs.unwrap_or(0);
+        let txs = (p.block.as_ref().map(|b| b.txs.len()))
+            .or(p.compact.as_ref().map(|c| c.tx_hashes.len()))
+            .unwrap_or(0);
         if txs == 0 {
             return;
         }

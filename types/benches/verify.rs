@@ -1,5 +1,5 @@
 //! ed25519 verification cost per signature under the project's rule (ed25519-zebra, ZIP-215)
-//! one by one and batched, next to ed25519-dalek's `verify_strict` and `verify_batch` (the
+//! one by one and batched (keys cached across batches), ed25519-zebra's own batch verifier, and ed25519-dalek's `verify_strict` and `verify_batch` (the
 //! rule used before, which let single and batch verdicts differ). Run by hand:
 //! `cargo bench -p tpslab-types --bench verify`.
 
@@ -43,6 +43,21 @@ fn bench(c: &mut Criterion) {
     g.bench_function("rule_batch", |b| {
         b.iter(|| assert!(sig::verify_many(&items, true).iter().all(|ok| *ok)))
     });
+    // The same equation by ed25519-zebra's verifier, which decompresses every key each batch
+    // (the rule's batch path keeps keys decompressed across batches).
+    g.bench_function("zebra_batch", |b| {
+        b.iter(|| {
+            let mut v = ed25519_zebra::batch::Verifier::new();
+            for i in 0..N {
+                v.queue((
+                    ed25519_zebra::VerificationKeyBytes::from(pks[i]),
+                    ed25519_zebra::Signature::from_bytes(&sigs[i]),
+                    &msgs[i][..],
+                ));
+            }
+            v.verify(rand::thread_rng()).unwrap()
+        })
+    });
     g.bench_function("dalek_verify_strict", |b| {
         b.iter(|| {
             for i in 0..N {
@@ -58,5 +73,35 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Per-signature cost of the batch path by batch size (distinct keys): what coalescing small
+/// gossip batches would buy.
+fn by_batch_size(c: &mut Criterion) {
+    let max = 1024;
+    let keys: Vec<_> = (0..max as u64).map(|i| account_key("bench", i)).collect();
+    let msgs: Vec<Vec<u8>> = (0..max).map(|i| vec![i as u8; 150]).collect();
+    let sigs: Vec<[u8; 64]> = keys
+        .iter()
+        .zip(&msgs)
+        .map(|(k, m)| k.sign(m).to_bytes())
+        .collect();
+    let pks: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let mut g = c.benchmark_group("rule_batch_by_size");
+    g.sample_size(20);
+    for n in [4usize, 16, 64, 256, 1024] {
+        let items: Vec<sig::Item<'_>> = (0..n)
+            .map(|i| sig::Item {
+                pk: &pks[i],
+                sig: &sigs[i],
+                msg: &msgs[i],
+            })
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(n.to_string(), |b| {
+            b.iter(|| assert!(sig::verify_many(&items, true).iter().all(|ok| *ok)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, by_batch_size);
 criterion_main!(benches);

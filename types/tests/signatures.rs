@@ -327,3 +327,40 @@ fn non_canonical_keys_are_refused_on_every_path() {
         assert!(!got[3] && got.iter().filter(|ok| **ok).count() == 8);
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Batches in which keys repeat (their coefficients are summed onto one point) and random
+    /// bytes of signatures, messages or keys are flipped: each item gets its single verdict,
+    /// which is the reference rule's.
+    #[test]
+    fn repeated_keys_and_flipped_bytes_get_the_single_verdict(
+        picks in proptest::collection::vec((0u64..3, 1u8..=255, 0usize..6, 0usize..64), 2..40)
+    ) {
+        let vs: Vec<Vector> = picks
+            .iter()
+            .enumerate()
+            .map(|(j, &(k, flip, place, pos))| {
+                let key = account_key("repeat", k);
+                let mut v = Vector {
+                    pk: key.verifying_key().to_bytes(),
+                    msg: format!("message {j}").into_bytes(),
+                    sig: [0; 64],
+                };
+                v.sig = craft::sign(&key, &v.msg, Shape::Honest, j as u64);
+                match place {
+                    0 => v.sig[pos] ^= flip,
+                    1 => { let n = v.msg.len(); v.msg[pos % n] ^= flip }
+                    2 => v.pk[pos % 32] ^= flip,
+                    _ => {}
+                }
+                v
+            })
+            .collect();
+        let refs: Vec<&Vector> = vs.iter().collect();
+        let want: Vec<bool> = vs.iter().map(|v| reference(&v.pk, &v.sig, &v.msg)).collect();
+        proptest::prop_assert_eq!(verdicts(&refs, true), want.clone());
+        proptest::prop_assert_eq!(verdicts(&refs, false), want);
+    }
+}

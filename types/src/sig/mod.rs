@@ -13,16 +13,21 @@
 //! - the equation is the cofactored one, `[8][S]B = [8]R + [8][k]A`, with
 //!   `k = SHA-512(R_bytes || A_bytes || msg)`.
 //!
+//! Single signatures are checked by ed25519-zebra; batches by the same equation written out in
+//! [`batch`], so that keys come decompressed from a cache.
+//!
 //! Because the single and the batch equation are both cofactored, a batch passes exactly when
 //! every member passes alone (up to the 2^-128 chance of random coefficients cancelling a real
 //! error). ed25519-dalek's `verify_strict` (cofactorless, refuses any small-order R) and its
 //! `verify_batch` (cofactorless, deterministic coefficients) disagree on a signature whose R
 //! has a torsion component, which is how the sig-batch toggle used to fork the chain.
 
+mod batch;
+mod key_cache;
+
 use crate::{TypesError, TypesResult};
 use curve25519_dalek::constants::EIGHT_TORSION;
-use ed25519_zebra::batch;
-use ed25519_zebra::{Signature, VerificationKey, VerificationKeyBytes};
+use ed25519_zebra::{Signature, VerificationKey};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -148,7 +153,7 @@ pub struct Item<'a> {
 
 /// Verifies every item; `out[i]` is exactly what [`verify`] says of item `i`, whatever the
 /// other items are. With `batch`, items with acceptable keys are checked in one cofactored
-/// batch and, only if it fails, one by one to find the bad ones.
+/// batch ([`batch`]) and, only if it fails, one by one to find the bad ones.
 pub fn verify_many(items: &[Item<'_>], batch: bool) -> Vec<bool> {
     if !batch || items.len() < 2 {
         return items
@@ -165,20 +170,18 @@ pub fn verify_many(items: &[Item<'_>], batch: bool) -> Vec<bool> {
         return ok;
     }
     count(SigPath::TxBatch, idx.len() as u64);
-    let mut verifier = batch::Verifier::new();
-    for &i in &idx {
-        let it = &items[i];
-        verifier.queue((
-            VerificationKeyBytes::from(*it.pk),
-            Signature::from_bytes(it.sig),
-            it.msg,
-        ));
-    }
-    if verifier.verify(rand::thread_rng()).is_err() {
-        for &i in &idx {
-            let it = &items[i];
-            ok[i] = verify(it.pk, it.sig, it.msg, SigPath::TxFallback).is_ok();
-        }
+    let members: Vec<&Item<'_>> = idx.iter().map(|&i| &items[i]).collect();
+    let verdict = batch::verify(&members);
+    for (&i, v) in idx.iter().zip(&verdict) {
+        ok[i] = match v {
+            batch::Verdict::Refused => false,
+            batch::Verdict::InBatch(true) => true,
+            // The batch failed: find its bad members one by one.
+            batch::Verdict::InBatch(false) => {
+                let it = &items[i];
+                verify(it.pk, it.sig, it.msg, SigPath::TxFallback).is_ok()
+            }
+        };
     }
     ok
 }

@@ -217,6 +217,7 @@ impl Node {
                 mempool.clone(),
                 telemetry.stages.clone(),
                 paths::CheckPlace::of(&cfg),
+                paths::check_gather(&cfg),
             );
             match genesis.consensus {
                 EngineKind::Bft => Engine::Bft {
@@ -305,6 +306,7 @@ impl Node {
                 )
             }),
             check_place: paths::CheckPlace::of(&cfg),
+            check_gather: paths::check_gather(&cfg),
             telemetry: telemetry.clone(),
             admin: crate::admin::Admin::new(cfg.api.admin_token.clone()),
         };

@@ -6,7 +6,7 @@ use crate::telemetry::Telemetry;
 use futures::FutureExt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -46,6 +46,9 @@ pub struct NodeApi {
     /// crypto-pool toggle: where CheckTx of streamed txs runs (each chunk of what has
     /// arrived: inline on the I/O thread, or on the blocking pool).
     pub check_place: CheckPlace,
+    /// sig-batch: how long a stream's chunk gathers txs (with crypto-pool's pool; None: what
+    /// has arrived).
+    pub check_gather: Option<Duration>,
     /// Where the API times the check_tx and notify stages, reads the current round, and
     /// monitors the tasks it spawns (stream handlers, subscriptions).
     pub telemetry: Telemetry,
@@ -192,13 +195,15 @@ impl Node for NodeApi {
         let api = self.clone();
         let monitor = self.telemetry.tasks.api_stream.clone();
         let place = self.check_place;
-        // Inline, each tx is checked as it arrives; a pool task takes what has arrived.
-        let limit = match place {
-            CheckPlace::IoThread => 1,
-            CheckPlace::Pool => CHECK_CHUNK,
+        // Inline, each tx is checked as it arrives; a pool task takes what has arrived, or
+        // what arrives within the gather window.
+        let (limit, gather) = match place {
+            CheckPlace::IoThread => (1, None),
+            CheckPlace::Pool => (CHECK_CHUNK, self.check_gather),
         };
         tokio::spawn(monitor.instrument(async move {
             while let Some(item) = input.next().await {
+                let until = gather.map(|w| tokio::time::Instant::now() + w);
                 let mut chunk = Vec::new();
                 let mut received = Vec::new();
                 let mut failed = None;
@@ -215,7 +220,13 @@ impl Node for NodeApi {
                         }
                     }
                     if chunk.len() < limit {
-                        next = input.next().now_or_never().flatten();
+                        next = match until {
+                            Some(t) => tokio::time::timeout_at(t, input.next())
+                                .await
+                                .ok()
+                                .flatten(),
+                            None => input.next().now_or_never().flatten(),
+                        };
                     }
                 }
                 let a = api.clone();

@@ -8,6 +8,8 @@ use crate::paths::CheckPlace;
 use bytes::Bytes;
 use prost::Message;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio::sync::mpsc;
 use tpslab_mempool::Mempool;
 use tpslab_p2p::{Channel, Event};
@@ -20,22 +22,21 @@ use tpslab_types::stages::{since_unix_nanos, Stage, StageLatencies};
 const INGEST_QUEUE: usize = 4096;
 /// Events queued for the consensus engine.
 const ENGINE_QUEUE: usize = 1024;
-/// Most gossiped txs checked in one go. Frames already queued are checked together, so a
-/// signature batch spans hundreds of txs rather than one frame's dozen (the batch path costs
-/// ~24 us per signature at 16, ~17 us at 256: `cargo bench -p tpslab-types --bench verify`).
-/// Only frames that have already arrived are merged; none waits for another.
+/// Most gossiped txs checked in one go (when frames are gathered).
 const INGEST_CHUNK: usize = 1024;
 
 /// Splits `rx_net`: tx gossip to `mempool`'s CheckTx (on the blocking pool when
-/// `crypto_pool`), the rest to the returned receiver, for the consensus engine.
+/// `crypto_pool`; the frames of `gather` checked together when set, sig-batch's tuned path,
+/// else each alone), the rest to the returned receiver, for the consensus engine.
 pub fn route(
     mut rx_net: mpsc::Receiver<Event>,
     mempool: Arc<Mempool<StateDb>>,
     stages: Arc<StageLatencies>,
     place: CheckPlace,
+    gather: Option<Duration>,
 ) -> mpsc::Receiver<Event> {
     let (tx_ingest, rx_ingest) = mpsc::channel::<Bytes>(INGEST_QUEUE);
-    tokio::spawn(ingest(rx_ingest, mempool, stages, place));
+    tokio::spawn(ingest(rx_ingest, mempool, stages, place, gather));
     let (tx, rx) = mpsc::channel(ENGINE_QUEUE);
     tokio::spawn(async move {
         while let Some(ev) = rx_net.recv().await {
@@ -58,23 +59,30 @@ pub fn route(
     rx
 }
 
-/// Checks each gossiped batch, with the batches queued behind it. Duplicates and txs this node
-/// already has are expected, not errors; a frame that does not decode is dropped.
+/// Checks gossiped frames: each alone, or those arriving within `gather` of the first
+/// together. Duplicates and txs this node already has are expected, not errors; a frame that
+/// does not decode is dropped.
 async fn ingest(
     mut rx: mpsc::Receiver<Bytes>,
     mempool: Arc<Mempool<StateDb>>,
     stages: Arc<StageLatencies>,
     place: CheckPlace,
+    gather: Option<Duration>,
 ) {
     while let Some(payload) = rx.recv().await {
         let mut batch = pb::TxBatch::default();
-        let mut next = Some(payload);
-        while let Some(payload) = next.take() {
-            if let Ok(frame) = pb::TxBatch::decode(payload) {
-                append(&mut batch, frame);
-            }
-            if batch.txs.len() < INGEST_CHUNK {
-                next = rx.try_recv().ok();
+        if let Ok(frame) = pb::TxBatch::decode(payload) {
+            append(&mut batch, frame);
+        }
+        if let Some(window) = gather {
+            let until = Instant::now() + window;
+            while batch.txs.len() < INGEST_CHUNK {
+                let Ok(Some(payload)) = tokio::time::timeout_at(until, rx.recv()).await else {
+                    break;
+                };
+                if let Ok(frame) = pb::TxBatch::decode(payload) {
+                    append(&mut batch, frame);
+                }
             }
         }
         if batch.txs.is_empty() {

@@ -20,7 +20,7 @@ pub mod transfer;
 
 pub use code::TxCode;
 pub use kvstore::KvStore;
-pub use registry::{visit, AppVisitor};
+pub use registry::{signed, visit, AppVisitor};
 pub use state::{BlockState, Lane, LaneState, StateKey};
 pub use transfer::Transfer;
 

@@ -18,3 +18,15 @@ pub fn visit<V: AppVisitor>(kind: AppKind, visitor: V) -> V::Output {
         AppKind::KvStore => visitor.visit(KvStore),
     }
 }
+
+/// Whether `kind`'s txs carry signatures (what CheckTx and execution verify).
+pub fn signed(kind: AppKind) -> bool {
+    struct Signed;
+    impl AppVisitor for Signed {
+        type Output = bool;
+        fn visit<A: App>(self, _app: A) -> bool {
+            A::SIGNED
+        }
+    }
+    visit(kind, Signed)
+}

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod alloc;
 mod engines;
 pub mod frame_check;
+mod gather;
 pub mod gossip;
 pub mod heap;
 mod http;

@@ -62,17 +62,11 @@ pub(crate) fn exec(cfg: &Config, chain_id: &str, sig_cache: Option<Arc<SigCache>
     ExecParams::new(chain_id, cfg.app, &cfg.tuning, sig_cache)
 }
 
-/// How long sig-batch's CheckTx gathers txs before verifying them in one batch: gossip frames
-/// from every peer, and streamed API txs (with crypto-pool; inline, each tx is checked as it
-/// arrives). A peer's frame holds its last few milliseconds of txs, a dozen at 10k tx/s, and
-/// the batch path's cost per signature falls with the batch's size (~17 us at 16, ~12 us at
-/// 1024: `cargo bench -p tpslab-types --bench verify`, group rule_batch_by_size).
-const CHECK_GATHER: Duration = Duration::from_millis(10);
-
-/// sig-batch: CheckTx gathers txs for [`CHECK_GATHER`] (off: each frame or chunk of what has
-/// arrived is checked at once).
+/// sig-batch: CheckTx gathers gossip frames from every peer, and streamed API txs with
+/// crypto-pool, for up to [`crate::gather::WINDOW`] while txs come fast (off, or an app
+/// without signatures: each frame, or each chunk of what has arrived, is checked at once).
 pub(crate) fn check_gather(cfg: &Config) -> Option<Duration> {
-    cfg.tuning.sig_batch.then_some(CHECK_GATHER)
+    (cfg.tuning.sig_batch && tpslab_app::signed(cfg.app)).then_some(crate::gather::WINDOW)
 }
 
 /// gossip-batch: txs gossiped in batches (off: one frame per tx).
@@ -154,7 +148,13 @@ mod tests {
         assert!(e.sig_cache.is_none());
         assert_eq!(CheckPlace::of(&cfg), CheckPlace::IoThread);
         assert!(!state_db(&cfg).read_cache && !gossip_batch(&cfg) && !quiet_log(&cfg));
+        assert_eq!(check_gather(&cfg), None);
         cfg.tuning = Tuning::tuned();
+        assert_eq!(check_gather(&cfg), Some(crate::gather::WINDOW));
+        // Gathering is for signature batches: a kvstore chain has none to make.
+        cfg.app = tpslab_types::AppKind::KvStore;
+        assert_eq!(check_gather(&cfg), None);
+        cfg.app = tpslab_types::AppKind::Transfer;
         let cache = sig_cache(&cfg);
         assert!(cache.is_some());
         let e = exec(&cfg, "c", cache);

@@ -1,5 +1,6 @@
 //! The gRPC API (`proto/api.proto`), served by tonic.
 
+use crate::gather::Gatherer;
 use crate::gossip::TxGossip;
 use crate::paths::CheckPlace;
 use crate::telemetry::Telemetry;
@@ -46,8 +47,8 @@ pub struct NodeApi {
     /// crypto-pool toggle: where CheckTx of streamed txs runs (each chunk of what has
     /// arrived: inline on the I/O thread, or on the blocking pool).
     pub check_place: CheckPlace,
-    /// sig-batch: how long a stream's chunk gathers txs (with crypto-pool's pool; None: what
-    /// has arrived).
+    /// sig-batch: how long a stream's chunk may gather txs (with crypto-pool's pool; None:
+    /// what has arrived).
     pub check_gather: Option<Duration>,
     /// Where the API times the check_tx and notify stages, reads the current round, and
     /// monitors the tasks it spawns (stream handlers, subscriptions).
@@ -57,7 +58,7 @@ pub struct NodeApi {
 }
 
 /// Most streamed txs checked in one go (one blocking-pool task with crypto-pool on).
-const CHECK_CHUNK: usize = 256;
+const CHECK_CHUNK: usize = 1024;
 
 /// The gRPC status of a CheckTx rejection (the table in `proto/api.proto`).
 pub fn status_code(e: &CheckTxError) -> Code {
@@ -202,8 +203,10 @@ impl Node for NodeApi {
             CheckPlace::Pool => (CHECK_CHUNK, self.check_gather),
         };
         tokio::spawn(monitor.instrument(async move {
+            let mut gatherer = gather.map(Gatherer::new);
             while let Some(item) = input.next().await {
-                let until = gather.map(|w| tokio::time::Instant::now() + w);
+                let now = tokio::time::Instant::now();
+                let until = gatherer.as_ref().and_then(|g| g.until(now));
                 let mut chunk = Vec::new();
                 let mut received = Vec::new();
                 let mut failed = None;
@@ -228,6 +231,9 @@ impl Node for NodeApi {
                             None => input.next().now_or_never().flatten(),
                         };
                     }
+                }
+                if let Some(g) = gatherer.as_mut() {
+                    g.taken(chunk.len(), tokio::time::Instant::now());
                 }
                 let a = api.clone();
                 let check = move || match chunk.as_slice() {

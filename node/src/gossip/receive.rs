@@ -4,13 +4,14 @@
 //! (the stage table showed it waiting for whole block commits); signature checks are slow,
 //! so they stay off the engine's task too.
 
+use crate::gather::Gatherer;
 use crate::paths::CheckPlace;
 use bytes::Bytes;
 use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tpslab_mempool::Mempool;
 use tpslab_p2p::{Channel, Event};
 use tpslab_statedb::StateDb;
@@ -59,8 +60,8 @@ pub fn route(
     rx
 }
 
-/// Checks gossiped frames: each alone, or those arriving within `gather` of the first
-/// together. Duplicates and txs this node already has are expected, not errors; a frame that
+/// Checks gossiped frames: each alone, or (`gather`) those queued and, while txs come fast,
+/// those arriving within the window of the first, together. Duplicates and txs this node already has are expected, not errors; a frame that
 /// does not decode is dropped.
 async fn ingest(
     mut rx: mpsc::Receiver<Bytes>,
@@ -69,13 +70,13 @@ async fn ingest(
     place: CheckPlace,
     gather: Option<Duration>,
 ) {
+    let mut gatherer = gather.map(Gatherer::new);
     while let Some(payload) = rx.recv().await {
         let mut batch = pb::TxBatch::default();
         if let Ok(frame) = pb::TxBatch::decode(payload) {
             append(&mut batch, frame);
         }
-        if let Some(window) = gather {
-            let until = Instant::now() + window;
+        if let Some(until) = gatherer.as_ref().and_then(|g| g.until(Instant::now())) {
             while batch.txs.len() < INGEST_CHUNK {
                 let Ok(Some(payload)) = tokio::time::timeout_at(until, rx.recv()).await else {
                     break;
@@ -84,6 +85,16 @@ async fn ingest(
                     append(&mut batch, frame);
                 }
             }
+        }
+        // What queued meanwhile goes along too, waiting or not.
+        while batch.txs.len() < INGEST_CHUNK && gatherer.is_some() {
+            let Ok(payload) = rx.try_recv() else { break };
+            if let Ok(frame) = pb::TxBatch::decode(payload) {
+                append(&mut batch, frame);
+            }
+        }
+        if let Some(g) = gatherer.as_mut() {
+            g.taken(batch.txs.len(), Instant::now());
         }
         if batch.txs.is_empty() {
             continue;
@@ -98,7 +109,9 @@ async fn ingest(
 fn append(batch: &mut pb::TxBatch, mut frame: pb::TxBatch) {
     frame.checked_unix_nanos.resize(frame.txs.len(), 0);
     batch.txs.append(&mut frame.txs);
-    batch.checked_unix_nanos.append(&mut frame.checked_unix_nanos);
+    batch
+        .checked_unix_nanos
+        .append(&mut frame.checked_unix_nanos);
 }
 
 fn check(mempool: &Mempool<StateDb>, stages: &StageLatencies, batch: &pb::TxBatch) {
@@ -132,7 +145,10 @@ mod tests {
         append(&mut batch, frame(&[b"a", b"b"], &[1]));
         append(&mut batch, frame(&[b"c"], &[3, 99, 98]));
         append(&mut batch, frame(&[b"d"], &[4]));
-        assert_eq!(batch.txs, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec()]);
+        assert_eq!(
+            batch.txs,
+            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec()]
+        );
         assert_eq!(batch.checked_unix_nanos, vec![1, 0, 3, 4]);
     }
 }

@@ -80,9 +80,7 @@ pub(super) fn verify(items: &[&Item<'_>]) -> Vec<Verdict> {
         return verdicts;
     }
     let sum = EdwardsPoint::vartime_multiscalar_mul(
-        std::iter::once(&b_coeff)
-            .chain(&a_coeffs)
-            .chain(&r_coeffs),
+        std::iter::once(&b_coeff).chain(&a_coeffs).chain(&r_coeffs),
         std::iter::once(&ED25519_BASEPOINT_POINT)
             .chain(&a_points)
             .chain(&r_points),
@@ -139,7 +137,10 @@ mod tests {
     fn honest_batches_hold_with_repeated_keys() {
         for (keys, n) in [(1, 5), (3, 40), (300, 300)] {
             let got = run(&signed(keys, n));
-            assert!(got.iter().all(|v| *v == Verdict::InBatch(true)), "{keys} keys, {n} sigs");
+            assert!(
+                got.iter().all(|v| *v == Verdict::InBatch(true)),
+                "{keys} keys, {n} sigs"
+            );
         }
     }
 

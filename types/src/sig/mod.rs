@@ -170,7 +170,6 @@ pub fn verify_many(items: &[Item<'_>], batch: bool) -> Vec<bool> {
         return ok;
     }
     count(SigPath::TxBatch, idx.len() as u64);
-    if std::env::var_os("TPSLAB_DBG_BATCH").is_some() { eprintln!("DBGBATCH {}", idx.len()); }
     let members: Vec<&Item<'_>> = idx.iter().map(|&i| &items[i]).collect();
     let verdict = batch::verify(&members);
     for (&i, v) in idx.iter().zip(&verdict) {

@@ -205,8 +205,9 @@ impl Node for NodeApi {
         tokio::spawn(monitor.instrument(async move {
             let mut gatherer = gather.map(Gatherer::new);
             while let Some(item) = input.next().await {
-                let now = tokio::time::Instant::now();
-                let until = gatherer.as_ref().and_then(|g| g.until(now));
+                let until = gatherer
+                    .as_ref()
+                    .and_then(|g| g.until(tokio::time::Instant::now()));
                 let mut chunk = Vec::new();
                 let mut received = Vec::new();
                 let mut failed = None;

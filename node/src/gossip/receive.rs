@@ -61,8 +61,8 @@ pub fn route(
 }
 
 /// Checks gossiped frames: each alone, or (`gather`) those queued and, while txs come fast,
-/// those arriving within the window of the first, together. Duplicates and txs this node already has are expected, not errors; a frame that
-/// does not decode is dropped.
+/// those arriving within the window of the first, together. Duplicates and txs this node
+/// already has are expected, not errors; a frame that does not decode is dropped.
 async fn ingest(
     mut rx: mpsc::Receiver<Bytes>,
     mempool: Arc<Mempool<StateDb>>,
@@ -73,27 +73,21 @@ async fn ingest(
     let mut gatherer = gather.map(Gatherer::new);
     while let Some(payload) = rx.recv().await {
         let mut batch = pb::TxBatch::default();
-        if let Ok(frame) = pb::TxBatch::decode(payload) {
-            append(&mut batch, frame);
-        }
-        if let Some(until) = gatherer.as_ref().and_then(|g| g.until(Instant::now())) {
-            while batch.txs.len() < INGEST_CHUNK {
-                let Ok(Some(payload)) = tokio::time::timeout_at(until, rx.recv()).await else {
-                    break;
-                };
-                if let Ok(frame) = pb::TxBatch::decode(payload) {
-                    append(&mut batch, frame);
+        append(&mut batch, payload);
+        if let Some(g) = gatherer.as_mut() {
+            if let Some(until) = g.until(Instant::now()) {
+                while batch.txs.len() < INGEST_CHUNK {
+                    let Ok(Some(payload)) = tokio::time::timeout_at(until, rx.recv()).await else {
+                        break;
+                    };
+                    append(&mut batch, payload);
                 }
             }
-        }
-        // What queued meanwhile goes along too, waiting or not.
-        while batch.txs.len() < INGEST_CHUNK && gatherer.is_some() {
-            let Ok(payload) = rx.try_recv() else { break };
-            if let Ok(frame) = pb::TxBatch::decode(payload) {
-                append(&mut batch, frame);
+            // What queued meanwhile goes along too, waited or not.
+            while batch.txs.len() < INGEST_CHUNK {
+                let Ok(payload) = rx.try_recv() else { break };
+                append(&mut batch, payload);
             }
-        }
-        if let Some(g) = gatherer.as_mut() {
             g.taken(batch.txs.len(), Instant::now());
         }
         if batch.txs.is_empty() {
@@ -104,9 +98,13 @@ async fn ingest(
     }
 }
 
-/// Appends `frame` to `batch`, one CheckTx-done stamp per tx (a peer may send fewer or more
-/// stamps than txs; 0 is "unknown"), so every stamp stays with its own tx.
-fn append(batch: &mut pb::TxBatch, mut frame: pb::TxBatch) {
+/// Appends the txs of the frame `payload` to `batch` (nothing if it does not decode), one
+/// CheckTx-done stamp per tx: a peer may send fewer or more stamps than txs (0 is "unknown"),
+/// and every stamp must stay with its own tx.
+fn append(batch: &mut pb::TxBatch, payload: Bytes) {
+    let Ok(mut frame) = pb::TxBatch::decode(payload) else {
+        return;
+    };
     frame.checked_unix_nanos.resize(frame.txs.len(), 0);
     batch.txs.append(&mut frame.txs);
     batch
@@ -131,19 +129,22 @@ fn check(mempool: &Mempool<StateDb>, stages: &StageLatencies, batch: &pb::TxBatc
 mod tests {
     use super::*;
 
-    fn frame(txs: &[&[u8]], stamps: &[u64]) -> pb::TxBatch {
-        pb::TxBatch {
+    fn frame(txs: &[&[u8]], stamps: &[u64]) -> Bytes {
+        let f = pb::TxBatch {
             txs: txs.iter().map(|t| t.to_vec()).collect(),
             checked_unix_nanos: stamps.to_vec(),
-        }
+        };
+        Bytes::from(f.encode_to_vec())
     }
 
-    /// A frame with missing or extra stamps cannot shift the stamps of the frames merged after it.
+    /// A frame with missing or extra stamps cannot shift the stamps of the frames merged
+    /// after it, and one that does not decode adds nothing.
     #[test]
     fn merged_frames_keep_each_tx_with_its_own_stamp() {
         let mut batch = pb::TxBatch::default();
         append(&mut batch, frame(&[b"a", b"b"], &[1]));
         append(&mut batch, frame(&[b"c"], &[3, 99, 98]));
+        append(&mut batch, Bytes::from_static(b"\xff\xff\xff"));
         append(&mut batch, frame(&[b"d"], &[4]));
         assert_eq!(
             batch.txs,

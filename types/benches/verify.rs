@@ -1,6 +1,7 @@
-//! ed25519 verification cost per signature under the project's rule (ed25519-zebra, ZIP-215)
-//! one by one and batched (keys cached across batches), ed25519-zebra's own batch verifier, and ed25519-dalek's `verify_strict` and `verify_batch` (the
-//! rule used before, which let single and batch verdicts differ). Run by hand:
+//! ed25519 verification cost per signature under the project's rule (ZIP-215) one by one and
+//! batched (keys cached across batches), next to ed25519-zebra's own batch verifier and
+//! ed25519-dalek's `verify_strict` and `verify_batch` (the rule used before, which let single
+//! and batch verdicts differ). Run by hand:
 //! `cargo bench -p tpslab-types --bench verify`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -10,22 +11,48 @@ use tpslab_types::sig::{self, SigPath};
 
 const N: usize = 64;
 
+/// `n` signatures of 150-byte messages, each by its own key.
+struct Signed {
+    keys: Vec<ed25519_dalek::SigningKey>,
+    msgs: Vec<Vec<u8>>,
+    sigs: Vec<[u8; 64]>,
+    pks: Vec<[u8; 32]>,
+}
+
+impl Signed {
+    fn new(n: usize) -> Signed {
+        let keys: Vec<_> = (0..n as u64).map(|i| account_key("bench", i)).collect();
+        let msgs: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 150]).collect();
+        let sigs = keys
+            .iter()
+            .zip(&msgs)
+            .map(|(k, m)| k.sign(m).to_bytes())
+            .collect();
+        let pks = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+        Signed {
+            keys,
+            msgs,
+            sigs,
+            pks,
+        }
+    }
+
+    /// The first `n` as items for [`sig::verify_many`].
+    fn items(&self, n: usize) -> Vec<sig::Item<'_>> {
+        (0..n)
+            .map(|i| sig::Item {
+                pk: &self.pks[i],
+                sig: &self.sigs[i],
+                msg: &self.msgs[i],
+            })
+            .collect()
+    }
+}
+
 fn bench(c: &mut Criterion) {
-    let keys: Vec<_> = (0..N as u64).map(|i| account_key("bench", i)).collect();
-    let msgs: Vec<Vec<u8>> = (0..N).map(|i| vec![i as u8; 150]).collect();
-    let sigs: Vec<[u8; 64]> = keys
-        .iter()
-        .zip(&msgs)
-        .map(|(k, m)| k.sign(m).to_bytes())
-        .collect();
-    let pks: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
-    let items: Vec<sig::Item<'_>> = (0..N)
-        .map(|i| sig::Item {
-            pk: &pks[i],
-            sig: &sigs[i],
-            msg: &msgs[i],
-        })
-        .collect();
+    let s = Signed::new(N);
+    let (keys, msgs, sigs, pks) = (&s.keys, &s.msgs, &s.sigs, &s.pks);
+    let items = s.items(N);
     let dalek_keys: Vec<VerifyingKey> = keys.iter().map(|k| k.verifying_key()).collect();
     let dalek_sigs: Vec<Signature> = sigs.iter().map(Signature::from_bytes).collect();
     let msg_refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
@@ -76,25 +103,11 @@ fn bench(c: &mut Criterion) {
 /// Per-signature cost of the batch path by batch size (distinct keys): what coalescing small
 /// gossip batches would buy.
 fn by_batch_size(c: &mut Criterion) {
-    let max = 1024;
-    let keys: Vec<_> = (0..max as u64).map(|i| account_key("bench", i)).collect();
-    let msgs: Vec<Vec<u8>> = (0..max).map(|i| vec![i as u8; 150]).collect();
-    let sigs: Vec<[u8; 64]> = keys
-        .iter()
-        .zip(&msgs)
-        .map(|(k, m)| k.sign(m).to_bytes())
-        .collect();
-    let pks: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let s = Signed::new(1024);
     let mut g = c.benchmark_group("rule_batch_by_size");
     g.sample_size(20);
     for n in [4usize, 16, 64, 256, 1024] {
-        let items: Vec<sig::Item<'_>> = (0..n)
-            .map(|i| sig::Item {
-                pk: &pks[i],
-                sig: &sigs[i],
-                msg: &msgs[i],
-            })
-            .collect();
+        let items = s.items(n);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(n.to_string(), |b| {
             b.iter(|| assert!(sig::verify_many(&items, true).iter().all(|ok| *ok)))

@@ -18,6 +18,7 @@ mod counters;
 pub mod experiment;
 pub mod http;
 pub mod load;
+pub mod machine;
 pub mod monitor;
 pub mod perturb;
 pub mod profile;

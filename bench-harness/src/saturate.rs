@@ -56,6 +56,10 @@ pub struct SaturateReport {
     pub steps: Vec<Step>,
     /// Index into `steps` of the last step that kept up (None: not even the first).
     pub saturation: Option<usize>,
+    /// This machine's signature cost, us per transfer tx (one by one, batched), measured
+    /// before the first step: a capacity quoted without it cannot be set beside another
+    /// machine's.
+    pub verify_us: (f64, f64),
 }
 
 impl SaturateReport {
@@ -99,6 +103,10 @@ impl SaturateReport {
                 self.steps.iter().map(|s| s.rate).min().unwrap_or(0)
             )),
         }
+        s.push_str(&format!(
+            "this machine: {}\n",
+            crate::machine::verify_line(self.verify_us)
+        ));
         s
     }
 }
@@ -108,6 +116,7 @@ impl SaturateReport {
 pub async fn saturate(cfg: &SaturateConfig) -> Result<SaturateReport> {
     anyhow::ensure!(cfg.factor > 1.0, "--factor must be above 1");
     anyhow::ensure!(cfg.start_rate > 0, "--start-rate must be positive");
+    let verify_us = crate::machine::verify_us();
     let mut steps: Vec<Step> = Vec::new();
     let mut saturation = None;
     // The highest rate kept up and the lowest not, as far as known.
@@ -135,7 +144,11 @@ pub async fn saturate(cfg: &SaturateConfig) -> Result<SaturateReport> {
         }
     }
     let (Some(mut lo), Some(mut hi)) = (lo, hi) else {
-        return Ok(SaturateReport { steps, saturation });
+        return Ok(SaturateReport {
+            steps,
+            saturation,
+            verify_us,
+        });
     };
     for _ in 0..cfg.bisect {
         if hi - lo <= (lo / 50).max(1) {
@@ -151,7 +164,11 @@ pub async fn saturate(cfg: &SaturateConfig) -> Result<SaturateReport> {
         }
         steps.push(step);
     }
-    Ok(SaturateReport { steps, saturation })
+    Ok(SaturateReport {
+        steps,
+        saturation,
+        verify_us,
+    })
 }
 
 /// One open-loop run at `rate`, judged against the keep-up rule.

@@ -140,6 +140,15 @@ async fn saturate_finds_the_consumers_limit() {
         r.table()
     );
     assert!(r.table().contains("saturation point: "));
+    // The machine's signature cost is on record beside the capacity.
+    assert!(
+        r.verify_us.0 > 0.0 && r.verify_us.1 > 0.0,
+        "{:?}",
+        r.verify_us
+    );
+    assert!(r
+        .table()
+        .contains("this machine: a transfer's signature verifies in"));
 }
 
 /// A capacity search of a consumer capped at 1000 tx/s (past the cap its queue grows, and

@@ -300,6 +300,10 @@ fn quick_experiment_end_to_end() {
     assert!(html.contains("Committed TPS") && html.contains("Latency CDF"));
     assert!(html.contains("<td>baseline</td>") && html.contains("<td>tuned</td>"));
     assert!(html.contains("Kernel-side evidence per step"));
+    assert!(
+        html.contains("signature verifies in"),
+        "the CPU's calibration"
+    );
     // A stage-latency table per step.
     assert!(html.contains("Where txs wait: stage latencies per step"));
     assert_eq!(
@@ -400,6 +404,16 @@ fn quick_experiment_end_to_end() {
     );
     assert!(slow_disk.status.success());
     assert!(String::from_utf8_lossy(&slow_disk.stdout).contains("warning: the disks differ"));
+    // So is the CPU's signature speed; a slower CPU of the same model name gets a warning.
+    let verify = r["info"]["verify_us"].as_array().unwrap();
+    let (single, batched) = (verify[0].as_f64().unwrap(), verify[1].as_f64().unwrap());
+    assert!(single > 0.0 && batched > 0.0, "{verify:?}");
+    let slow_cpu = variant(
+        &|v| v["info"]["verify_us"] = serde_json::json!([single * 2.0, batched * 2.0]),
+        "verify.json",
+    );
+    assert!(slow_cpu.status.success());
+    assert!(String::from_utf8_lossy(&slow_cpu.stdout).contains("warning: the CPUs differ"));
     // Not a results file: a clear error.
     let bad = run(&[
         "experiment",

@@ -5,7 +5,8 @@ use anyhow::{bail, Result};
 
 /// Side-by-side of two runs by step name; a >10% TPS drop or P99 rise is flagged. Refused
 /// when the runs' parameters or CPU model differ (their rows would not measure the same
-/// thing); a warning when their disks' fsync latency differs by more than 50%.
+/// thing); a warning when their disks' fsync latency differs by more than 50%, or their
+/// CPUs' signature checks by more than 25% (hosts reporting one CPU model have differed 2x).
 pub fn compare(a: &ExperimentResults, b: &ExperimentResults) -> Result<String> {
     refuse_unlike(&a.info, &b.info)?;
     let mut s = format!(
@@ -23,6 +24,13 @@ pub fn compare(a: &ExperimentResults, b: &ExperimentResults) -> Result<String> {
         if (fa - fb).abs() > 0.5 * fa.min(fb) {
             s.push_str(&format!(
                 "warning: the disks differ: fsync P50 {fa:.0} us (A) vs {fb:.0} us (B); steps with per-tx syncs are not comparable\n\n"
+            ));
+        }
+    }
+    if let (Some((_, va)), Some((_, vb))) = (a.info.verify_us, b.info.verify_us) {
+        if (va - vb).abs() > 0.25 * va.min(vb) {
+            s.push_str(&format!(
+                "warning: the CPUs differ: a transfer's batched signature check costs {va:.1} us (A) vs {vb:.1} us (B); the tuned steps' TPS follow it\n\n"
             ));
         }
     }

@@ -206,6 +206,12 @@ fn header(r: &ExperimentResults) -> String {
         i.fsync_us.map_or("-".into(), |f| format!("{:.0}", f.0)),
         i.fsync_us.map_or("-".into(), |f| format!("{:.0}", f.1)),
     ));
+    if let Some(v) = i.verify_us {
+        html.push_str(&format!(
+            "<p>CPU: {}.</p>\n",
+            esc(&crate::machine::verify_line(v))
+        ));
+    }
     if let Some(f) = &r.failed {
         html.push_str(&format!(
             "<p><b>The run stopped at step {} ({} attempt(s)):</b> {}. The steps below are the ones that finished.</p>\n",

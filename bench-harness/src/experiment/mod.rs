@@ -10,7 +10,6 @@ mod faults;
 mod flames;
 mod html;
 pub use html::write as write_report;
-mod machine;
 mod probes;
 mod repeats;
 mod results;
@@ -206,7 +205,10 @@ pub async fn run(cfg: &ExperimentConfig) -> Result<ExperimentResults> {
     std::fs::create_dir_all(&cfg.out)
         .with_context(|| format!("cannot create {}", cfg.out.display()))?;
     if results.info.fsync_us.is_none() {
-        results.info.fsync_us = machine::fsync_latency(&cfg.out);
+        results.info.fsync_us = crate::machine::fsync_latency(&cfg.out);
+    }
+    if results.info.verify_us.is_none() {
+        results.info.verify_us = Some(crate::machine::verify_us());
     }
     let mut order = results.runs_done();
     for unit in units(&steps, cfg) {

@@ -119,6 +119,10 @@ pub struct RunInfo {
     /// The data disk: synced 4 KiB writes in the out dir at the start, P50 and P99, us.
     #[serde(default)]
     pub fsync_us: Option<(f64, f64)>,
+    /// The CPU: transfer signature verification at the start, us per tx one by one and in
+    /// batches of 256 ([`crate::machine::verify_us`]).
+    #[serde(default)]
+    pub verify_us: Option<(f64, f64)>,
     /// The validators' build: profile and allocator (`release, system allocator`).
     #[serde(default)]
     pub build: String,
@@ -235,8 +239,9 @@ impl ExperimentResults {
                 drain_secs: cfg.drain.as_secs_f64(),
                 resumed_unix: Vec::new(),
                 fsync_us: None,
+                verify_us: None,
                 build: cfg.build.clone(),
-                binary_sha256: super::machine::file_sha256(&cfg.exe),
+                binary_sha256: crate::machine::file_sha256(&cfg.exe),
                 repeats: cfg.repeats,
                 capacity_plan: cfg.capacity.plan.to_string(),
                 slo_p99_ms: cfg.capacity.slo_p99_ms,

@@ -95,7 +95,9 @@ pub struct LoadArgs {
 #[derive(Subcommand)]
 pub enum BenchCmd {
     /// Step the offered rate up until committed TPS stops following it or P99 passes a
-    /// bound; report the saturation point.
+    /// bound; report the saturation point, and the machine it was measured on (CPU model,
+    /// cores, and how fast this CPU verifies a transfer's signature: capacities measured on
+    /// different CPUs compare only with that line beside them).
     Saturate(SaturateArgs),
     /// The generator's own maximum send rate, against an in-process node that accepts every
     /// tx and commits it within 10 ms (real gRPC over loopback).

@@ -1,10 +1,15 @@
-//! The sharded-state toggle cuts measured lock wait: the same workload (a reader thread doing
+//! What the sharded-state toggle does to lock wait: the same workload (a reader thread doing
 //! CheckTx-style account reads while blocks that each write thousands of accounts commit) on
-//! the read cache behind one global lock and behind sharded locks.
+//! the read cache behind one global lock and behind sharded locks, interleaved pairs, summed.
+//! `cargo bench -p tpslab-statedb --bench lock_wait [-- PAIRS]` prints both waits and their
+//! ratio. It asserts only that every account reads back right; the ratio is evidence, not a
+//! test (it is timing, on a shared 2-core machine): an earlier host measured them ~16x apart,
+//! a Zen 3 host 2-7x from run to run, and once only 1.75x (0.051 s vs 0.029 s over 3 pairs,
+//! while CI ran; a sharded collision costs a futex wake-up, which a busy VM makes slow). That the layouts differ in who
+//! blocks whom is tested deterministically in `cache.rs`.
 //!
 //! One reader, so reader and committer fit this machine's 2 cores: with more runnable threads
-//! than cores, a lock holder preempted mid-write dominates the wait in both layouts (2 readers
-//! measured ~0.2 s global vs ~0.1 s sharded; 1 reader ~0.075 s vs ~0.0045 s).
+//! than cores, a lock holder preempted mid-write dominates the wait in both layouts.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,21 +128,19 @@ fn lock_wait(sharded: bool) -> f64 {
     db.lock_wait_seconds()
 }
 
-#[test]
-fn sharded_state_cuts_lock_wait() {
-    // Three interleaved pairs, summed: one pair alone was at the mercy of whatever else the
-    // 2-core machine ran at that moment (CI once saw the order reversed while a build ran).
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this once with no args.
+    let pairs = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse::<u32>().ok())
+        .unwrap_or(3);
     let (mut global, mut sharded) = (0.0, 0.0);
-    for _ in 0..3 {
+    for _ in 0..pairs {
         global += lock_wait(false);
         sharded += lock_wait(true);
     }
     println!(
-        "state cache lock wait over 3 runs: global lock {global:.4} s, sharded {sharded:.4} s"
-    );
-    assert!(global > 0.0, "the global lock was never contended");
-    assert!(
-        sharded < global / 2.0,
-        "sharded {sharded} s vs global {global} s"
+        "state cache lock wait over {pairs} pairs: global lock {global:.4} s, sharded {sharded:.4} s ({:.1}x less)",
+        global / sharded.max(1e-9)
     );
 }

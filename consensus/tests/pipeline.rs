@@ -28,6 +28,7 @@ fn node_tuned(dir: &std::path::Path, max_txs: usize, tuning: Tuning) -> TestNode
             sync_writes: false,
             read_cache: tuning.read_cache,
             sharded_state: tuning.sharded_state,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -17,6 +17,7 @@ pub(crate) fn state_db(cfg: &Config) -> StateDbOptions {
         sync_writes: cfg.storage.sync_writes,
         read_cache: cfg.tuning.read_cache,
         sharded_state: cfg.tuning.sharded_state,
+        ..StateDbOptions::default()
     }
 }
 

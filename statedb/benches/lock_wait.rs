@@ -58,6 +58,7 @@ fn lock_wait(sharded: bool) -> f64 {
             sync_writes: false,
             read_cache: true,
             sharded_state: sharded,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -19,7 +19,7 @@ mod parallel;
 mod raft_log;
 mod write_set;
 
-pub use db::{StateDb, StateDbOptions};
+pub use db::{StateDb, StateDbOptions, STATE_WRITE_BUFFER};
 pub use error::{StateError, StateResult};
 pub use execute::{execute_block, execute_block_with, ExecOptions, ExecOutcome, TxCode};
 pub use tpslab_types::ports::Committed;

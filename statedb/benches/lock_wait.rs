@@ -5,8 +5,8 @@
 //! ratio. It asserts only that every account reads back right; the ratio is evidence, not a
 //! test (it is timing, on a shared 2-core machine): an earlier host measured them ~16x apart,
 //! a Zen 3 host 2-7x from run to run, and once only 1.75x (0.051 s vs 0.029 s over 3 pairs,
-//! while CI ran; a sharded collision costs a futex wake-up, which a busy VM makes slow). That the layouts differ in who
-//! blocks whom is tested deterministically in `cache.rs`.
+//! while CI ran; a sharded collision costs a futex wake-up, which a busy VM makes slow). That
+//! the layouts differ in who blocks whom is tested deterministically in `cache.rs`.
 //!
 //! One reader, so reader and committer fit this machine's 2 cores: with more runnable threads
 //! than cores, a lock holder preempted mid-write dominates the wait in both layouts.

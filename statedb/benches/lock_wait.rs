@@ -11,70 +11,29 @@
 //! One reader, so reader and committer fit this machine's 2 cores: with more runnable threads
 //! than cores, a lock holder preempted mid-write dominates the wait in both layouts.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tpslab_statedb::{StateDb, StateDbOptions, WriteSet};
-use tpslab_types::{pb, Account, Address, AppKind, Hash};
+use support::{addr, funded_db, record};
+use tpslab_statedb::{StateDbOptions, WriteSet};
+use tpslab_types::{Account, Hash};
 
-const CHAIN: &str = "lock-chain";
 const ACCOUNTS: u32 = 20_000;
 const BLOCKS: u64 = 30;
 const WRITES_PER_BLOCK: u32 = 5_000;
 
-fn addr(i: u32) -> Address {
-    // Spread like hash outputs: the shard is picked from the first bytes.
-    let h = i.wrapping_mul(2_654_435_761).to_le_bytes();
-    let mut a = [0u8; 20];
-    a[..4].copy_from_slice(&h);
-    a[4..8].copy_from_slice(&i.to_le_bytes());
-    Address(a)
-}
-
-fn record(height: u64) -> pb::BlockRecord {
-    pb::BlockRecord {
-        block: Some(pb::Block {
-            header: Some(pb::Header {
-                chain_id: CHAIN.into(),
-                height,
-                ..Default::default()
-            }),
-            txs: vec![],
-            last_commit: None,
-        }),
-        block_hash: vec![height as u8; 32],
-        commit: None,
-        result_app_hash: vec![1; 32],
-        tx_codes: vec![],
-    }
-}
-
 /// Seconds spent waiting on the state cache locks over the workload.
 fn lock_wait(sharded: bool) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let db = StateDb::open(
-        dir.path(),
-        &StateDbOptions {
-            sync_writes: false,
+    let (_dir, db) = funded_db(
+        ACCOUNTS,
+        StateDbOptions {
             read_cache: true,
             sharded_state: sharded,
             ..Default::default()
         },
-    )
-    .unwrap();
-    let genesis: BTreeMap<Address, Account> = (0..ACCOUNTS)
-        .map(|i| {
-            (
-                addr(i),
-                Account {
-                    balance: 1_000,
-                    nonce: 0,
-                },
-            )
-        })
-        .collect();
-    db.init_genesis(AppKind::Transfer, CHAIN, 0, &genesis)
-        .unwrap();
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..1)
         .map(|r| {
@@ -115,7 +74,7 @@ fn lock_wait(sharded: bool) -> f64 {
             kv: BTreeMap::new(),
             persisted: false,
         };
-        db.commit_block(&record(height), height, &ws).unwrap();
+        db.commit_block(&record(height, &[]), height, &ws).unwrap();
     }
     stop.store(true, Ordering::Relaxed);
     for r in readers {

@@ -6,40 +6,16 @@
 //! and the process's CPU time per block (the latter includes RocksDB's background flushes and
 //! compactions). Evidence, not a test: it asserts nothing about time.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use tpslab_statedb::{StateDb, StateDbOptions, WriteSet, STATE_WRITE_BUFFER};
-use tpslab_types::{pb, Account, Address, AppKind};
+use support::{addr, funded_db, record};
+use tpslab_statedb::{StateDbOptions, WriteSet, STATE_WRITE_BUFFER};
+use tpslab_types::Account;
 
-const CHAIN: &str = "memtable-chain";
 const ACCOUNTS: u32 = 10_000;
 const TXS: u32 = 1_000;
-
-fn addr(i: u32) -> Address {
-    let h = i.wrapping_mul(2_654_435_761).to_le_bytes();
-    let mut a = [0u8; 20];
-    a[..4].copy_from_slice(&h);
-    a[4..8].copy_from_slice(&i.to_le_bytes());
-    Address(a)
-}
-
-fn record(height: u64, txs: &[Vec<u8>]) -> pb::BlockRecord {
-    pb::BlockRecord {
-        block: Some(pb::Block {
-            header: Some(pb::Header {
-                chain_id: CHAIN.into(),
-                height,
-                ..Default::default()
-            }),
-            txs: txs.to_vec(),
-            last_commit: None,
-        }),
-        block_hash: vec![height as u8; 32],
-        commit: None,
-        result_app_hash: vec![1; 32],
-        tx_codes: vec![],
-    }
-}
 
 /// This process's user + system CPU time, seconds (Linux; None elsewhere).
 fn cpu_seconds() -> Option<f64> {
@@ -52,29 +28,13 @@ fn cpu_seconds() -> Option<f64> {
 
 /// Milliseconds per timed block: (commit wall time, process CPU time).
 fn run(write_buffer: usize, warm_blocks: u64, timed_blocks: u64) -> (f64, Option<f64>) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = StateDb::open(
-        dir.path(),
-        &StateDbOptions {
-            sync_writes: false,
+    let (_dir, db) = funded_db(
+        ACCOUNTS,
+        StateDbOptions {
             state_write_buffer: write_buffer,
             ..Default::default()
         },
-    )
-    .unwrap();
-    let genesis: BTreeMap<Address, Account> = (0..ACCOUNTS)
-        .map(|i| {
-            (
-                addr(i),
-                Account {
-                    balance: 1_000,
-                    nonce: 0,
-                },
-            )
-        })
-        .collect();
-    db.init_genesis(AppKind::Transfer, CHAIN, 0, &genesis)
-        .unwrap();
+    );
     let txs: Vec<Vec<u8>> = (0..TXS).map(|i| vec![i as u8; 250]).collect();
     let mut x: u32 = 12_345;
     let (mut wall, mut cpu0) = (Duration::ZERO, None);

@@ -72,11 +72,11 @@ impl<S: StateView> Mempool<S> {
     }
 
     fn check_one<A: App>(&self, app: &A, raw: &[u8]) -> Result<Hash, CheckTxError> {
-        let r = self.precheck(app, raw, None).and_then(|tx| {
+        let r = self.precheck(app, raw, None).and_then(|(tx, hash)| {
             if A::SIGNED && !app.verify_one(&tx) {
                 return Err(CheckTxError::Invalid(TypesError::BadSignature));
             }
-            self.admit(app, raw, &tx)
+            self.admit(app, raw, &tx, hash)
         });
         self.count(&r);
         r
@@ -89,7 +89,7 @@ impl<S: StateView> Mempool<S> {
         // Earlier txs of the batch count as pending for the nonce and balance prechecks of
         // later ones from the same sender, as they would one by one.
         let mut overlay = Ahead::default();
-        let pre: Vec<Result<A::Tx<'_>, CheckTxError>> = raws
+        let pre: Vec<Result<(A::Tx<'_>, Hash), CheckTxError>> = raws
             .iter()
             .map(|r| self.precheck(app, r, Some(&mut overlay)))
             .collect();
@@ -121,11 +121,13 @@ impl<S: StateView> Mempool<S> {
                 k += 1;
                 continue;
             }
-            let refs: Vec<&A::Tx<'_>> = pick.iter().filter_map(|&i| pre[i].as_ref().ok()).collect();
-            let verified = app.verify(&refs, true);
-            for (&i, (ok, tx)) in pick.iter().zip(verified.into_iter().zip(refs)) {
+            let refs: Vec<&(A::Tx<'_>, Hash)> =
+                pick.iter().filter_map(|&i| pre[i].as_ref().ok()).collect();
+            let txs: Vec<&A::Tx<'_>> = refs.iter().map(|(tx, _)| tx).collect();
+            let verified = app.verify(&txs, true);
+            for (&i, (ok, (tx, hash))) in pick.iter().zip(verified.into_iter().zip(refs)) {
                 out[i] = Some(if ok {
-                    self.admit(app, raws[i], tx)
+                    self.admit(app, raws[i], tx, *hash)
                 } else {
                     Err(CheckTxError::Invalid(TypesError::BadSignature))
                 });
@@ -148,12 +150,13 @@ impl<S: StateView> Mempool<S> {
     /// admitted spends no verification at all. `insert` checks room, nonce and balance again
     /// under the lock (they may have changed). `overlay` (batches): what the earlier txs of
     /// the batch that passed will have done to the pool by the time this one is admitted.
+    /// Returns the decoded tx and its hash.
     fn precheck<'r, A: App>(
         &self,
         app: &A,
         raw: &'r [u8],
         mut overlay: Option<&mut Ahead>,
-    ) -> Result<A::Tx<'r>, CheckTxError> {
+    ) -> Result<(A::Tx<'r>, Hash), CheckTxError> {
         if raw.len() > self.cfg.max_tx_bytes {
             return Err(CheckTxError::TooLarge {
                 size: raw.len(),
@@ -199,7 +202,7 @@ impl<S: StateView> Mempool<S> {
         if let Some(o) = overlay {
             o.hashes.insert(hash);
         }
-        Ok(tx)
+        Ok((tx, hash))
     }
 
     /// A sender lane's committed state.
@@ -227,9 +230,15 @@ impl<S: StateView> Mempool<S> {
         }
     }
 
-    /// After the signature verified: record it, insert, wake the producer.
-    fn admit<A: App>(&self, app: &A, raw: &[u8], tx: &A::Tx<'_>) -> Result<Hash, CheckTxError> {
-        let hash = app.hash(tx);
+    /// After the signature verified: record it, insert, wake the producer. `hash` is the
+    /// one precheck computed (kvstore hashes on demand: 512 B of SHA-256 each time).
+    fn admit<A: App>(
+        &self,
+        app: &A,
+        raw: &[u8],
+        tx: &A::Tx<'_>,
+        hash: Hash,
+    ) -> Result<Hash, CheckTxError> {
         if let Some(c) = self.sig_cache.as_ref().filter(|_| A::SIGNED) {
             c.insert(hash);
         }

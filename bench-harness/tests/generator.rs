@@ -124,6 +124,7 @@ async fn saturate_finds_the_consumers_limit() {
         keep_up: 0.9,
         max_p99_ms: 400.0,
         bisect: 0,
+        confirm: 0,
         min_rate: 50,
         settle: Duration::from_secs(1),
     })
@@ -165,6 +166,7 @@ async fn search_capped_consumer(start_rate: u64) -> (f64, tpslab_bench::saturate
         keep_up: 0.97,
         max_p99_ms: 300.0,
         bisect: 5,
+        confirm: 0,
         min_rate: 50,
         settle: Duration::from_secs(1),
     })

@@ -131,6 +131,10 @@ pub struct SaturateArgs {
     /// (stops within 2%); 0 keeps the capacity as coarse as --factor.
     #[arg(long, default_value_t = 4)]
     bisect: u32,
+    /// Run a rate that did not keep up again, up to this many times, before counting it as
+    /// saturated: one transient P99 spike otherwise ends a search early (every try is listed).
+    #[arg(long, default_value_t = 1)]
+    confirm: u32,
     /// Before each step, wait at most this long for the nodes' mempools to empty (what a
     /// saturated step left behind would load the next one).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
@@ -339,6 +343,7 @@ pub async fn bench(cmd: BenchCmd) -> Result<()> {
                 keep_up: a.keep_up,
                 max_p99_ms: a.max_p99_ms,
                 bisect: a.bisect,
+                confirm: a.confirm,
                 min_rate: a.min_rate,
                 settle: a.settle,
             })

@@ -20,6 +20,9 @@ const KEEP_UP: f64 = 0.95;
 const FACTOR: f64 = 1.5;
 /// Bisection trials after the coarse steps (fewer once within 2 %).
 const BISECT: u32 = 4;
+/// Each rate is tried once: an experiment's run-to-run spread shows in its repeats
+/// (`--repeats`), and a retry per failed rate would lengthen every step's search.
+const CONFIRM: u32 = 0;
 /// The search's lowest rate, tx/s.
 const MIN_RATE: u64 = 50;
 
@@ -203,6 +206,7 @@ pub(super) async fn search(
         keep_up: KEEP_UP,
         max_p99_ms: cap.slo_p99_ms,
         bisect: BISECT,
+        confirm: CONFIRM,
         settle: Duration::from_secs(30),
     })
     .await;

@@ -291,6 +291,27 @@ mod tests {
         }
     }
 
+    fn step(rate: u64, kept_up: bool) -> Step {
+        Step {
+            rate,
+            kept_up,
+            report: LoadReport::default(),
+        }
+    }
+
+    /// A report of these tries (rate, kept up), as `bench saturate` prints it.
+    fn table(tries: &[(u64, bool)], saturation: usize) -> String {
+        SaturateReport {
+            steps: tries
+                .iter()
+                .map(|&(rate, kept_up)| step(rate, kept_up))
+                .collect(),
+            saturation: Some(saturation),
+            verify_us: (50.0, 20.0),
+        }
+        .table()
+    }
+
     /// Searches a chain whose capacity is 10,000 tx/s but whose first try at 4,000 tx/s hits
     /// a transient spike; the rates tried, and the capacity found.
     async fn flaky_search(confirm: u32) -> (Vec<(u64, bool)>, Option<u64>) {
@@ -300,13 +321,7 @@ mod tests {
                 tries_at_4000 += 1;
             }
             let kept_up = rate <= 10_000 && !(rate == 4_000 && tries_at_4000 == 1);
-            async move {
-                Ok(Step {
-                    rate,
-                    kept_up,
-                    report: LoadReport::default(),
-                })
-            }
+            async move { Ok(step(rate, kept_up)) }
         })
         .await
         .unwrap();
@@ -337,35 +352,12 @@ mod tests {
             ]
         );
         assert_eq!(found, Some(8_000));
-        let report = SaturateReport {
-            steps: tried
-                .iter()
-                .map(|&(rate, kept_up)| Step {
-                    rate,
-                    kept_up,
-                    report: LoadReport::default(),
-                })
-                .collect(),
-            saturation: Some(4),
-            verify_us: (50.0, 20.0),
-        };
-        assert!(report.table().contains("saturation point: 0 committed TPS"));
+        assert!(table(&tried, 4).contains("saturation point: 0 committed TPS"));
     }
 
-    #[tokio::test]
-    async fn a_spike_retried_at_the_top_rate_is_not_a_saturation() {
-        let report = SaturateReport {
-            steps: [(1_000, true), (2_000, false), (2_000, true)]
-                .iter()
-                .map(|&(rate, kept_up)| Step {
-                    rate,
-                    kept_up,
-                    report: LoadReport::default(),
-                })
-                .collect(),
-            saturation: Some(2),
-            verify_us: (50.0, 20.0),
-        };
-        assert!(report.table().contains("saturation point: not reached"));
+    #[test]
+    fn a_spike_retried_at_the_top_rate_is_not_a_saturation() {
+        let tries = [(1_000, true), (2_000, false), (2_000, true)];
+        assert!(table(&tries, 2).contains("saturation point: not reached"));
     }
 }
